@@ -1,0 +1,1 @@
+"""Benchmarks: latency, throughput, memory, parameters, FLOPs and quality of every backend."""

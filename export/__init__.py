@@ -1,0 +1,1 @@
+"""Export: checkpoint -> ONNX / ORT / TensorRT artifacts with stored reference outputs."""

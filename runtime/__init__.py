@@ -1,0 +1,1 @@
+"""Device runtime: runs exported engines without torch (numpy, pillow, click, onnxruntime)."""

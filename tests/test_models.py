@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from runtime.errors import UserError
+from train.models import DynamicConv2d, create_model, list_models
+
+ALL_MODELS = ["dyconvsr", "dyconvsr_static", "srcnn", "dcnn", "dyconvsr_tiny", "srcnn_tiny", "dcnn_tiny"]
+
+
+def test_registry_lists_every_family() -> None:
+    assert set(ALL_MODELS) <= set(list_models())
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("size", [(16, 16), (17, 23), (13, 11), (1, 1)])
+def test_output_is_exactly_scale_times_input(name: str, scale: int, size: tuple[int, int]) -> None:
+    model = create_model(name, scale=scale).eval()
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (2, 3, size[0] * scale, size[1] * scale)
+    assert torch.isfinite(y).all()
+
+
+def test_dyconvsr_x2_has_the_authors_parameter_count() -> None:
+    params = sum(p.numel() for p in create_model("dyconvsr", scale=2).parameters())
+    assert abs(params - 60_000) <= 0.02 * 60_000
+    assert params == 59_970  # the authors' code, counted from its layer shapes
+
+
+def test_static_twin_differs_only_in_the_dynamic_layer() -> None:
+    dynamic = create_model("dyconvsr", scale=2)
+    static = create_model("dyconvsr_static", scale=2)
+    assert isinstance(dynamic.body, DynamicConv2d)
+    assert not any(isinstance(m, DynamicConv2d) for m in static.modules())
+    # K=4 kernels with bias plus the attention MLP (32*8 + 8*4) minus one plain 3x3 conv with bias.
+    plain = 32 * 32 * 9 + 32
+    bank = 4 * (32 * 32 * 9 + 32) + 32 * 8 + 8 * 4
+    assert sum(p.numel() for p in dynamic.parameters()) - sum(p.numel() for p in static.parameters()) == bank - plain
+
+
+@pytest.mark.parametrize(
+    "switch", [{"high_frequency": False}, {"spatial_attention": False}, {"repeat_skip": False}, {"dynamic": False}]
+)
+def test_ablation_switches_change_the_network(switch: dict) -> None:
+    x = torch.rand(1, 3, 12, 12)
+    full = create_model("dyconvsr", scale=2).eval()
+    ablated = create_model("dyconvsr", scale=2, **switch).eval()
+    own = ablated.state_dict()
+    shared = {k: v for k, v in full.state_dict().items() if k in own and own[k].shape == v.shape}
+    ablated.load_state_dict(shared, strict=False)
+    with torch.no_grad():
+        assert ablated(x).shape == full(x).shape
+        assert not torch.allclose(ablated(x), full(x))
+
+
+def test_repeat_skip_is_nearest_neighbour_upsampling() -> None:
+    # With every learned branch zeroed the network is exactly its skip connection.
+    model = create_model("dyconvsr", scale=3, high_frequency=False, spatial_attention=False).eval()
+    torch.nn.init.zeros_(model.tail.weight)
+    torch.nn.init.zeros_(model.tail.bias)
+    x = torch.rand(1, 3, 6, 8)
+    with torch.no_grad():
+        y = model(x)
+    expected = torch.nn.functional.interpolate(x, scale_factor=3, mode="nearest")
+    torch.testing.assert_close(y, expected)
+
+
+def test_blur_is_a_fixed_buffer_not_a_parameter() -> None:
+    model = create_model("dyconvsr", scale=2)
+    names = {n for n, _ in model.named_parameters()}
+    assert not any("blur" in n for n in names)
+    assert "blur.kernel" in dict(model.named_buffers())
+    assert torch.isclose(model.blur.kernel[0, 0].sum(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("name", ["srcnn", "dcnn"])
+def test_y_channel_models_keep_bicubic_chroma(name: str) -> None:
+    # A grey input has neutral chroma; the output must stay grey (R = G = B).
+    model = create_model(name, scale=2).eval()
+    x = torch.rand(1, 1, 10, 10).expand(1, 3, 10, 10)
+    with torch.no_grad():
+        y = model(x)
+    torch.testing.assert_close(y[:, 0], y[:, 1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(y[:, 1], y[:, 2], atol=1e-5, rtol=0)
+
+
+def test_srcnn_is_9_1_5_with_64_and_32_maps() -> None:
+    model = create_model("srcnn", scale=2)
+    assert model.conv1.weight.shape == (64, 1, 9, 9)
+    assert model.conv2.weight.shape == (32, 64, 1, 1)
+    assert model.conv3.weight.shape == (1, 32, 5, 5)
+
+
+def test_dcnn_one_set_of_weights_serves_every_scale() -> None:
+    model = create_model("dcnn", scale=2).eval()
+    x = torch.rand(1, 3, 9, 7)
+    shapes = []
+    for scale in (2, 3, 4):
+        model.set_scale(scale)
+        with torch.no_grad():
+            shapes.append(tuple(model(x).shape))
+    assert shapes == [(1, 3, 18, 14), (1, 3, 27, 21), (1, 3, 36, 28)]
+
+
+def test_dcnn_filters_depend_on_the_input() -> None:
+    model = create_model("dcnn", scale=2).eval()
+    smooth = torch.full((1, 64, 8, 8), 0.2)
+    busy = torch.rand(1, 64, 8, 8)
+    assert not torch.allclose(model.conv2.attention(smooth), model.conv2.attention(busy))
+
+
+@pytest.mark.parametrize("name", ["dyconvsr", "dyconvsr_static", "srcnn", "dcnn"])
+def test_gradients_reach_every_parameter(name: str) -> None:
+    model = create_model(name, scale=2, temperature=1.0) if name in ("dyconvsr", "dcnn") else create_model(name, scale=2)
+    model.train()
+    x = torch.rand(2, 3, 12, 12)
+    loss = (model(x) - torch.rand(2, 3, 24, 24)).abs().mean()
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert p.grad.abs().sum() > 0, pname
+
+
+def test_unknown_model_name_is_a_clear_error() -> None:
+    with pytest.raises(UserError, match=r"unknown model 'dyconv'; available: .*dyconvsr"):
+        create_model("dyconv")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scale": 5}, r"scale must be one of 2, 3, 4; got 5"),
+        ({"colour": True}, r"unknown argument\(s\) colour; accepted: scale"),
+        ({"channels": 0}, r"channels must be >= 1, got 0"),
+        ({"num_kernels": 0}, r"num_kernels must be >= 1, got 0"),
+    ],
+)
+def test_bad_config_is_a_clear_error(kwargs: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        create_model("dyconvsr", **kwargs)

@@ -1,0 +1,1 @@
+"""Training side: PyTorch models, data, training, evaluation and checkpoints."""

@@ -1,0 +1,122 @@
+"""Checkpoints: weights in safetensors plus a JSON config that rebuilds the model.
+
+A checkpoint ``weights/dyconvsr_x2`` is the pair ``dyconvsr_x2.safetensors`` +
+``dyconvsr_x2.json``. The JSON holds the registry name, the constructor arguments and training
+metadata; loading needs nothing else and never unpickles anything.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from runtime.errors import UserError
+from runtime.files import atomic_path, atomic_write_bytes, sha256_file
+
+from .models import create_model
+
+FORMAT = "dyconvsr-toolchain/checkpoint-v1"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the rebuilt model (in eval mode) and what its JSON said."""
+
+    model: nn.Module
+    name: str
+    kwargs: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def checkpoint_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(weights, config) paths for a checkpoint given as stem, ``.safetensors`` or ``.json``."""
+    p = Path(path)
+    stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Atomic safetensors write of detached, contiguous CPU copies."""
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str], model: nn.Module, metadata: dict[str, Any] | None = None
+) -> Path:
+    """Save ``model`` (built by ``create_model``) as ``<path>.safetensors`` + ``<path>.json``.
+
+    Returns the JSON path. The weights are written first, the JSON last, so a config never points
+    at weights that are not fully on disk.
+    """
+    config = getattr(model, "config", None)
+    if config is None:
+        raise UserError("model has no .config; build it with train.models.create_model(name, ...)")
+    weights_path, config_path = checkpoint_paths(path)
+    save_tensors(weights_path, model.state_dict(), metadata={"format": FORMAT, "model": config.name})
+    document = {
+        "format": FORMAT,
+        "model": config.to_dict(),
+        "weights": weights_path.name,
+        "weights_sha256": sha256_file(weights_path),
+        "metadata": metadata or {},
+    }
+    atomic_write_bytes(config_path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+    return config_path
+
+
+def read_checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    _, config_path = checkpoint_paths(path)
+    if not config_path.is_file():
+        raise UserError(f"checkpoint config {config_path} not found (expected <name>.json beside <name>.safetensors)")
+    try:
+        document = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"checkpoint config {config_path} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        got = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise UserError(f"checkpoint config {config_path} has format {got!r}; expected {FORMAT!r}")
+    model = document.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(
+        model.get("kwargs", {}), dict
+    ):
+        raise UserError(f"checkpoint config {config_path}: 'model' must be {{'name': str, 'kwargs': dict}}")
+    return document
+
+
+def load_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> Checkpoint:
+    """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU)."""
+    weights_path, config_path = checkpoint_paths(path)
+    document = read_checkpoint_config(path)
+    if not weights_path.is_file():
+        raise UserError(f"checkpoint weights {weights_path} not found (named by {config_path})")
+    if verify and document.get("weights_sha256") not in (None, sha256_file(weights_path)):
+        raise UserError(f"checkpoint weights {weights_path} do not match the sha256 in {config_path}")
+    name, kwargs = document["model"]["name"], document["model"].get("kwargs", {})
+    model = create_model(name, **kwargs)
+    state = load_file(str(weights_path), device="cpu")
+    missing, unexpected = _state_mismatch(model, state)
+    if missing or unexpected:
+        raise UserError(
+            f"checkpoint {weights_path} does not fit model {name!r} {kwargs}: "
+            f"missing {missing or 'none'}, unexpected {unexpected or 'none'}"
+        )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first_line = str(exc).strip().splitlines()[-1].strip()
+        raise UserError(f"checkpoint {weights_path} does not fit model {name!r}: {first_line}") from None
+    model.eval()
+    return Checkpoint(model, name, dict(kwargs), document.get("metadata", {}), config_path)
+
+
+def _state_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    expected = set(model.state_dict())
+    return sorted(expected - set(state)), sorted(set(state) - expected)
