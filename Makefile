@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= cpu,train,dev
 
-.PHONY: setup demo test models clean
+.PHONY: setup demo test models train export bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,17 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(PY) -m train models
+
+# Quick training profile on the embedded images (scikit-image); see `python -m train fit --help`.
+train: setup
+	$(PY) -m train fit --profile quick
+
+# Export every shipped checkpoint in weights/ to artifacts/<name>/.
+export: setup
+	$(PY) -m export
+
+bench: setup
+	$(PY) -m benchmarks.run
 
 models: setup
 	$(PY) -m train models --all
