@@ -1,0 +1,158 @@
+"""runtime.metrics against scikit-image, published numbers and properties that must hold."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import color, data
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from runtime.errors import UserError
+from runtime.images import find_images
+from runtime.metrics import (
+    crop_border,
+    ms_ssim,
+    noise_visibility,
+    psnr,
+    score_pair,
+    ssim,
+    weighted_psnr,
+    y_channel,
+)
+from runtime.resize import imresize
+
+
+def _skimage_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    return structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+    )
+
+
+@pytest.fixture(scope="module")
+def real_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
+    """(degraded, original) uint8 RGB pairs from real photographs: bicubic x3 round trip and JPEG-ish noise."""
+    rng = np.random.default_rng(0)
+    pairs = []
+    for image in (data.astronaut()[:240, :300], data.coffee()[:180, :270], data.chelsea()[:150, :210]):
+        blurred = imresize(imresize(image, 1 / 3), 3)[: image.shape[0], : image.shape[1]]
+        noisy = np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8)
+        pairs += [(blurred, image), (noisy, image)]
+    return pairs
+
+
+def test_y_channel_matches_skimage_bt601(real_pairs) -> None:
+    for _, image in real_pairs:
+        expected = color.rgb2ycbcr(image)[..., 0]  # skimage: Y in [16, 235] from uint8 RGB
+        np.testing.assert_allclose(y_channel(image), expected, atol=1e-9)
+
+
+def test_psnr_matches_skimage_on_y_and_rgb(real_pairs) -> None:
+    for degraded, original in real_pairs:
+        a, b = y_channel(degraded), y_channel(original)
+        assert psnr(a, b) == pytest.approx(peak_signal_noise_ratio(b, a, data_range=255), abs=1e-10)
+        assert psnr(degraded, original) == pytest.approx(
+            peak_signal_noise_ratio(original, degraded, data_range=255), abs=1e-10
+        )
+
+
+def test_ssim_matches_skimage_gaussian_window(real_pairs) -> None:
+    for degraded, original in real_pairs:
+        a, b = y_channel(degraded), y_channel(original)
+        assert ssim(a, b) == pytest.approx(_skimage_ssim(a, b), abs=1e-10)
+
+
+def test_score_pair_crops_border_and_matches_skimage(real_pairs) -> None:
+    degraded, original = real_pairs[0]
+    scores = score_pair(degraded, original, border=3)
+    a, b = y_channel(degraded)[3:-3, 3:-3], y_channel(original)[3:-3, 3:-3]
+    assert scores.psnr_y == pytest.approx(peak_signal_noise_ratio(b, a, data_range=255), abs=1e-10)
+    assert scores.ssim_y == pytest.approx(_skimage_ssim(a, b), abs=1e-10)
+    assert scores.psnr_rgb == pytest.approx(
+        peak_signal_noise_ratio(original[3:-3, 3:-3], degraded[3:-3, 3:-3], data_range=255), abs=1e-10
+    )
+    # Garbage confined to the 3-pixel border changes nothing.
+    spoiled = degraded.copy()
+    spoiled[:3] = 0
+    spoiled[:, -3:] = 255
+    assert score_pair(spoiled, original, border=3) == scores
+
+
+def test_identical_images() -> None:
+    image = data.astronaut()
+    scores = score_pair(image, image, border=2)
+    assert scores.psnr_y == float("inf") and scores.psnr_rgb == float("inf") and scores.wpsnr_y == float("inf")
+    assert scores.ssim_y == pytest.approx(1.0) and scores.msssim_y == pytest.approx(1.0)
+
+
+def test_ms_ssim_is_one_for_identical_and_falls_with_noise() -> None:
+    rng = np.random.default_rng(3)
+    y = y_channel(data.astronaut())
+    assert ms_ssim(y, y) == pytest.approx(1.0, abs=1e-12)
+    values = [ms_ssim(y + rng.normal(0, sigma, y.shape), y) for sigma in (2, 8, 25)]
+    assert 1.0 > values[0] > values[1] > values[2] > 0.0
+
+
+def test_ms_ssim_single_scale_is_ssim() -> None:
+    y = y_channel(data.coffee())
+    other = y_channel(imresize(imresize(data.coffee(), 1 / 2), 2))
+    assert ms_ssim(other, y, weights=(1.0,)) == pytest.approx(ssim(other, y), abs=1e-12)
+
+
+def test_ms_ssim_small_image_uses_fewer_scales() -> None:
+    rng = np.random.default_rng(4)
+    small = rng.random((40, 40)) * 255
+    value = ms_ssim(small + rng.normal(0, 5, small.shape), small)
+    assert 0.0 < value < 1.0
+    with pytest.raises(UserError, match="at least 11x11"):
+        ms_ssim(small[:8, :8], small[:8, :8])
+
+
+def test_weighted_psnr_properties() -> None:
+    rng = np.random.default_rng(5)
+    flat = np.full((64, 64), 120.0)
+    noise = rng.normal(0, 4, flat.shape)
+    # A flat reference has NVF = 1 everywhere: WPSNR is PSNR.
+    assert weighted_psnr(flat, flat + noise) == pytest.approx(psnr(flat + noise, flat))
+    # Half texture, half flat: the same error counts less on the texture.
+    reference = flat.copy()
+    reference[:, :32] += rng.normal(0, 40, (64, 32))
+    on_texture, on_flat = np.zeros_like(flat), np.zeros_like(flat)
+    on_texture[8:56, 8:24] = 10.0
+    on_flat[8:56, 40:56] = 10.0
+    assert psnr(reference + on_texture, reference) == pytest.approx(psnr(reference + on_flat, reference))
+    assert weighted_psnr(reference, reference + on_texture) > weighted_psnr(reference, reference + on_flat) + 10
+    nvf = noise_visibility(reference)
+    assert nvf.min() > 0 and nvf.max() <= 1
+    assert weighted_psnr(reference, reference + noise) >= psnr(reference + noise, reference)
+
+
+def test_errors_name_what_was_received() -> None:
+    with pytest.raises(UserError, match=r"\(4, 4\) vs \(4, 5\)"):
+        psnr(np.zeros((4, 4)), np.zeros((4, 5)))
+    with pytest.raises(UserError, match="too small for a border crop of 3"):
+        crop_border(np.zeros((6, 20)), 3)
+    with pytest.raises(UserError, match="HxWx3"):
+        score_pair(np.zeros((20, 20)), np.zeros((20, 20)), 2)
+
+
+# Bicubic columns of the dynamic-CNN paper's Table 1 (Set5 averages): independent numbers that
+# our resize + metrics must reproduce (the paper's pipeline rounds Y to uint8; ours does not).
+PUBLISHED_SET5_BICUBIC = {2: (0.9299, 0.9942), 3: (0.8686, 0.9784), 4: (0.8113, 0.9618)}
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_set5_bicubic_ssim_and_ms_ssim_match_published(shared_data, scale: int) -> None:
+    folder = shared_data / "set5"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not present")
+    values = []
+    for path in find_images(folder):
+        with Image.open(path) as handle:
+            image = np.asarray(handle.convert("RGB"))
+        hr = image[: image.shape[0] // scale * scale, : image.shape[1] // scale * scale]
+        scores = score_pair(imresize(imresize(hr, 1 / scale), scale), hr, border=scale)
+        values.append((scores.ssim_y, scores.msssim_y))
+    ssim_mean, msssim_mean = np.mean(values, axis=0)
+    published_ssim, published_msssim = PUBLISHED_SET5_BICUBIC[scale]
+    assert ssim_mean == pytest.approx(published_ssim, abs=0.001)
+    assert msssim_mean == pytest.approx(published_msssim, abs=0.0005)
