@@ -6,6 +6,7 @@ import click
 from runtime.errors import cli_errors
 
 from .complexity import human, measure
+from .fit import PROFILES, config_from, fit
 from .models import create_model, describe_model, list_models
 
 
@@ -31,3 +32,41 @@ def models_command(size: int, scales: tuple[str, ...], include_tiny: bool) -> No
             c = measure(create_model(name, scale=scale), size, size)
             click.echo(f"{name:<18}{'x' + str(scale):>6}{c.params:>12,}{human(c.macs, 'MAC'):>20}  "
                        f"{describe_model(name)}")
+
+
+@main.command("fit")
+@click.option("--profile", type=click.Choice(sorted(PROFILES)), default=None,
+              help="Preset: 'quick' (minutes on a CPU), 'cpu' (the shipped weights' run), "
+                   "'paper' (DyConvSR paper), 'srcnn' (dynamic-CNN paper recipe). Default: paper settings.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML file with TrainConfig keys; flags override it, it overrides the profile.")
+@click.option("--model", default=None, help="Registry name (see `python -m train models`). Default: dyconvsr.")
+@click.option("--scale", type=click.IntRange(2, 4), default=None, help="Upscaling factor. Default: 2.")
+@click.option("--train-scales", default=None, help="Comma-separated scales mixed in one stream (DCNN), e.g. 2,3,4.")
+@click.option("--data", multiple=True, type=click.Path(file_okay=False), help="HR image folder (repeatable).")
+@click.option("--embedded/--no-embedded", default=None, help="Also train on the scikit-image photos (default on).")
+@click.option("--precrop", is_flag=True, default=None, help="Pre-crop 300x300 windows (step 150), cached on disk.")
+@click.option("--hr-patch", type=click.IntRange(min=8), default=None, help="HR crop size.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--iterations", type=click.IntRange(min=1), default=None, help="Optimizer steps in total.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate.")
+@click.option("--seed", type=int, default=None)
+@click.option("--threads", type=click.IntRange(min=0), default=None, help="torch threads (0 = default).")
+@click.option("--val-every", type=click.IntRange(min=1), default=None, help="Validate every N steps.")
+@click.option("--out", default=None, help="Run folder (last/best checkpoints, metrics.jsonl).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last saved state.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@cli_errors
+def fit_command(profile, config_file, train_scales, resume, quiet, **flags) -> None:
+    """Train a model. Run under `torchrun --nproc_per_node N -m train fit ...` for data parallelism."""
+    if train_scales is not None:
+        try:
+            flags["train_scales"] = [int(s) for s in train_scales.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated integers, got {train_scales!r}") from None
+    flags["data"] = list(flags["data"]) or None
+    config = config_from(profile, config_file, flags)
+    result = fit(config, resume=resume, progress=not quiet)
+    best = f"{result.best_psnr:.3f} dB at step {result.best_step}" if result.best_psnr is not None else "n/a"
+    click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; best val Y-PSNR {best}; "
+               f"checkpoints in {result.out}/best and {result.out}/last")

@@ -1,0 +1,294 @@
+"""The training loop: both papers' recipes, resumable, seeded, optionally data-parallel.
+
+- DyConvSR family (``dyconvsr``, ``dyconvsr_static``): random HR crops with rotations/flips, LR
+  made online, AdamW (0.9, 0.999), lr 1e-3, StepLR x0.5, L1 loss, temperature annealed 30 -> 1.
+- SRCNN / DCNN: 33x33 Y sub-images of blurred-subsampled-upscaled inputs (x2/x3/x4 mixed for the
+  DCNN, one scale for the static SRCNN), Gaussian init (std 0.001), MSE, per-layer learning rates
+  (first two layers vs the last; the paper's 1e-4 / 1e-5 with SGD, here with Adam by default so
+  CPU budgets converge; ``optimizer = "sgd"`` restores the paper's).
+
+Training runs for a number of iterations (one batch each); batches are a pure function of
+(seed, step, rank), so a resumed run continues exactly where an uninterrupted one would be.
+Under ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel on the gloo backend.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from runtime.errors import UserError
+
+from .checkpoint import save_checkpoint
+from .data import NamedImage, PatchSampler, SubImageSampler, embedded_images, folder_images, precrop
+from .models import create_model, dynamic_convs, set_formulation, set_temperature, temperature_schedule
+from .state import TrainingState, has_training_state, load_training_state, save_training_state
+from .validate import validation_psnr
+
+PATCH_FAMILIES = ("dyconvsr", "dyconvsr_static", "dyconvsr_tiny")
+SUBIMAGE_FAMILIES = ("srcnn", "dcnn", "srcnn_tiny", "dcnn_tiny")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; a TOML file and CLI flags fill it, defaults are the paper's."""
+
+    model: str = "dyconvsr"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    scale: int = 2
+    # Multi-scale training (DCNN): the scales mixed in one stream; empty = [scale].
+    train_scales: list[int] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)  # HR folders
+    embedded: bool = True  # add the scikit-image training images
+    precrop: bool = False  # sliding-window 300x300/150 crops cached under cache_dir
+    cache_dir: str = "cache"
+    hr_patch: int = 256
+    batch_size: int = 64
+    iterations: int = 100_000
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    lr: float = 1e-3
+    last_layer_lr: float | None = None  # SRCNN/DCNN recipe: the reconstruction layer's rate
+    weight_decay: float = 0.0
+    lr_step: int = 20_000  # StepLR period in iterations (paper: 20 of 100 epochs)
+    lr_gamma: float = 0.5
+    loss: str = "l1"  # l1 | mse
+    init_std: float | None = None  # Gaussian init (SRCNN recipe: 0.001)
+    temperature_start: float = 30.0
+    temperature_end: float = 1.0
+    anneal_fraction: float = 0.1
+    seed: int = 0
+    threads: int = 0  # 0 = torch's default
+    val_every: int = 1000
+    save_every: int = 500
+    log_every: int = 10
+    out: str = "runs/dyconvsr_x2"
+
+    @property
+    def scales(self) -> list[int]:
+        return list(self.train_scales) or [self.scale]
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # The DyConvSR paper's recipe (batch 64 of 256x256 HR crops; 100 epochs ~ 100k iterations).
+    "paper": {},
+    # A usable model on 2 CPU cores in a few minutes, on the embedded images.
+    "quick": {"hr_patch": 96, "batch_size": 16, "iterations": 600, "lr_step": 400, "val_every": 200,
+              "save_every": 100, "anneal_fraction": 0.2},
+    # The long CPU run behind the shipped weights.
+    "cpu": {"hr_patch": 128, "batch_size": 32, "iterations": 40_000, "lr_step": 10_000, "val_every": 1000,
+            "save_every": 250, "anneal_fraction": 0.05},
+    # The dynamic-CNN paper's recipe (SRCNN-style): MSE, Gaussian init, per-layer rates.
+    "srcnn": {"hr_patch": 33, "batch_size": 128, "iterations": 30_000, "optimizer": "adam", "lr": 1e-4,
+              "last_layer_lr": 1e-5, "lr_step": 10_000, "loss": "mse", "init_std": 1e-3, "val_every": 1000,
+              "save_every": 500},
+}
+
+
+def config_from(profile: str | None, file: str | None, overrides: dict[str, Any]) -> TrainConfig:
+    """Defaults <- profile <- TOML file <- flags; unknown keys are errors, not silently ignored."""
+    values: dict[str, Any] = {}
+    if profile is not None:
+        if profile not in PROFILES:
+            raise UserError(f"unknown profile {profile!r}; available: {', '.join(PROFILES)}")
+        values.update(PROFILES[profile])
+    if file is not None:
+        try:
+            values.update(tomllib.loads(Path(file).read_text()))
+        except FileNotFoundError:
+            raise UserError(f"config file {file} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"config file {file} is not valid TOML: {exc}") from None
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return TrainConfig(**values)
+
+
+@dataclass
+class FitResult:
+    out: Path
+    steps: int
+    best_psnr: float | None
+    best_step: int | None
+    last_loss: float
+    seconds: float
+
+
+# ---- set-up helpers -----------------------------------------------------------------------------
+def _training_images(config: TrainConfig) -> list[NamedImage]:
+    images: list[NamedImage] = embedded_images("train") if config.embedded else []
+    for folder in config.data:
+        images.extend(folder_images(folder))
+    if not images:
+        raise UserError("no training images: give --data FOLDER or keep the embedded images")
+    if config.precrop:
+        images = precrop(images, config.cache_dir)
+    return images
+
+
+def _build_model(config: TrainConfig) -> nn.Module:
+    kwargs = dict(config.model_kwargs)
+    kwargs.setdefault("scale", config.scale)
+    if config.init_std is not None:
+        kwargs.setdefault("init_std", config.init_std)
+    model = create_model(config.model, **kwargs)
+    set_temperature(model, config.temperature_start)
+    return model
+
+
+def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    if config.last_layer_lr is None or not hasattr(model, "conv3"):
+        return [{"params": list(model.parameters()), "lr": config.lr}]
+    last = set(id(p) for p in model.conv3.parameters())
+    return [
+        {"params": [p for p in model.parameters() if id(p) not in last], "lr": config.lr},
+        {"params": list(model.conv3.parameters()), "lr": config.last_layer_lr},
+    ]
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = _parameter_groups(model, config)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, betas=(0.9, 0.999), weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=0.9, weight_decay=config.weight_decay)
+    raise UserError(f"optimizer must be one of adamw, adam, sgd; got {config.optimizer!r}")
+
+
+def _loss(config: TrainConfig):
+    if config.loss == "l1":
+        return F.l1_loss
+    if config.loss == "mse":
+        return F.mse_loss
+    raise UserError(f"loss must be l1 or mse; got {config.loss!r}")
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _log(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+# ---- the loop -----------------------------------------------------------------------------------
+def fit(config: TrainConfig, resume: bool = False, progress: bool = True) -> FitResult:
+    """Train per ``config``; writes ``<out>/last``, ``<out>/best``, ``metrics.jsonl``, ``config.json``."""
+    rank, world = _distributed()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    last, best = out / "last", out / "best"
+    if has_training_state(last) and not resume:
+        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not has_training_state(last):
+        raise UserError(f"nothing to resume in {out} (no last.state.json)")
+    out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(config.seed)
+    model = _build_model(config)
+    set_formulation(model, "grouped")
+    optimizer = _optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    state = TrainingState(0, None, None, {})
+    if resume:
+        state = load_training_state(last, model, optimizer, scheduler)
+
+    images = _training_images(config)
+    sub_image = config.model in SUBIMAGE_FAMILIES
+    if sub_image:
+        sampler: PatchSampler | SubImageSampler = SubImageSampler(
+            images, config.scales, config.batch_size, size=config.hr_patch, seed=config.seed, rank=rank
+        )
+    else:
+        sampler = PatchSampler(images, config.scale, config.hr_patch, config.batch_size, seed=config.seed, rank=rank)
+    val_images = embedded_images("val")
+    loss_fn = _loss(config)
+    has_dynamic = bool(dynamic_convs(model))
+    network: nn.Module = _YOnly(model) if sub_image else model
+    if world > 1:
+        network = nn.parallel.DistributedDataParallel(network)
+    metadata = {"train_config": asdict(config), "world_size": world}
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+
+    start = time.perf_counter()
+    last_loss = math.nan
+    bar = tqdm(
+        total=config.iterations, initial=state.step, disable=not progress or rank != 0, unit="it", dynamic_ncols=True
+    )
+    pixels = 0
+    tick = time.perf_counter()
+    model.train()
+    while state.step < config.iterations:
+        if has_dynamic:
+            set_temperature(
+                model,
+                temperature_schedule(
+                    state.step / config.iterations, config.anneal_fraction, config.temperature_start, config.temperature_end
+                ),
+            )
+        inputs, targets = sampler.batch(state.step)
+        loss = loss_fn(network(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        state.step += 1
+        last_loss = float(loss.detach())
+        if not math.isfinite(last_loss):
+            raise UserError(f"loss became {last_loss} at step {state.step}; lower the learning rate (--lr)")
+        pixels += targets.numel() // targets.shape[1]
+        if rank == 0:
+            now = time.perf_counter()
+            bar.set_postfix(loss=f"{last_loss:.4f}", mpx_s=f"{pixels / max(now - tick, 1e-9) / 1e6:.2f}")
+            bar.update(1)
+            record: dict[str, Any] = {"step": state.step, "loss": last_loss, "lr": scheduler.get_last_lr()[0]}
+            if has_dynamic:
+                record["temperature"] = float(dynamic_convs(model)[0].attention.temperature)
+            if state.step % config.val_every == 0 or state.step == config.iterations:
+                psnr = validation_psnr(model, val_images, config.scale)
+                model.train()
+                record["val_psnr_y"] = psnr
+                if state.best_score is None or psnr > state.best_score:
+                    state.best_score, state.best_step = psnr, state.step
+                    save_checkpoint(best, model, metadata={**metadata, "step": state.step, "val_psnr_y": psnr})
+                bar.write(f"step {state.step}: loss {last_loss:.4f}, val Y-PSNR {psnr:.3f} dB (best {state.best_score:.3f})")
+            if state.step % config.log_every == 0 or "val_psnr_y" in record:
+                _log(out / "metrics.jsonl", record)
+            if state.step % config.save_every == 0 or state.step == config.iterations:
+                save_training_state(last, model, optimizer, scheduler, state, metadata)
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    return FitResult(out, state.step, state.best_score, state.best_step, last_loss, time.perf_counter() - start)
+
+
+class _YOnly(nn.Module):
+    """Runs a Y-channel model's ``forward_y`` as ``forward``, so DDP's hooks see the call."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_y(y)
