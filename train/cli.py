@@ -55,9 +55,11 @@ def models_command(size: int, scales: tuple[str, ...], include_tiny: bool) -> No
 @click.option("--val-every", type=click.IntRange(min=1), default=None, help="Validate every N steps.")
 @click.option("--out", default=None, help="Run folder (last/best checkpoints, metrics.jsonl).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last saved state.")
+@click.option("--stop-at", type=click.IntRange(min=1), default=None,
+              help="Stop this invocation after step N (state saved; --resume continues).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @cli_errors
-def fit_command(profile, config_file, train_scales, resume, quiet, **flags) -> None:
+def fit_command(profile, config_file, train_scales, resume, stop_at, quiet, **flags) -> None:
     """Train a model. Run under `torchrun --nproc_per_node N -m train fit ...` for data parallelism."""
     if train_scales is not None:
         try:
@@ -66,7 +68,11 @@ def fit_command(profile, config_file, train_scales, resume, quiet, **flags) -> N
             raise click.BadParameter(f"expected comma-separated integers, got {train_scales!r}") from None
     flags["data"] = list(flags["data"]) or None
     config = config_from(profile, config_file, flags)
-    result = fit(config, resume=resume, progress=not quiet)
+    result = fit(config, resume=resume, progress=not quiet, stop_at=stop_at)
     best = f"{result.best_psnr:.3f} dB at step {result.best_step}" if result.best_psnr is not None else "n/a"
     click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; best val Y-PSNR {best}; "
                f"checkpoints in {result.out}/best and {result.out}/last")
+
+
+from .evaluate_cli import evaluate_command  # noqa: E402  (registered last: it imports the library modules)
+main.add_command(evaluate_command)

@@ -191,8 +191,14 @@ def _log(path: Path, record: dict[str, Any]) -> None:
 
 
 # ---- the loop -----------------------------------------------------------------------------------
-def fit(config: TrainConfig, resume: bool = False, progress: bool = True) -> FitResult:
-    """Train per ``config``; writes ``<out>/last``, ``<out>/best``, ``metrics.jsonl``, ``config.json``."""
+def fit(
+    config: TrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None
+) -> FitResult:
+    """Train per ``config``; writes ``<out>/last``, ``<out>/best``, ``metrics.jsonl``, ``config.json``.
+
+    ``stop_at`` ends this invocation after that step (state saved), e.g. to fit a time-boxed
+    session; ``resume=True`` later continues exactly where it stopped.
+    """
     rank, world = _distributed()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -239,7 +245,8 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True) -> Fit
     pixels = 0
     tick = time.perf_counter()
     model.train()
-    while state.step < config.iterations:
+    end = config.iterations if stop_at is None else min(stop_at, config.iterations)
+    while state.step < end:
         if has_dynamic:
             set_temperature(
                 model,
@@ -275,7 +282,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True) -> Fit
                 bar.write(f"step {state.step}: loss {last_loss:.4f}, val Y-PSNR {psnr:.3f} dB (best {state.best_score:.3f})")
             if state.step % config.log_every == 0 or "val_psnr_y" in record:
                 _log(out / "metrics.jsonl", record)
-            if state.step % config.save_every == 0 or state.step == config.iterations:
+            if state.step % config.save_every == 0 or state.step == end:
                 save_training_state(last, model, optimizer, scheduler, state, metadata)
     bar.close()
     if world > 1:

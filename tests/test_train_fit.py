@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from runtime.errors import UserError
+from train.checkpoint import load_checkpoint
+from train.data import PatchSampler, embedded_images
+from train.fit import config_from, fit
+from train.models import create_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(out: Path, **overrides):
+    settings = {"model": "dyconvsr_tiny", "hr_patch": 32, "batch_size": 4, "iterations": 12, "lr_step": 8,
+                "val_every": 6, "save_every": 3, "log_every": 1, "threads": 1, "out": str(out)}
+    settings.update(overrides)
+    return config_from(None, None, settings)
+
+
+def test_training_reduces_the_loss_on_held_out_patches(tmp_path: Path) -> None:
+    images = embedded_images("val")
+    probe_lr, probe_hr = PatchSampler(images, 2, 32, 16, seed=99).batch(0)
+    result = fit(tiny_config(tmp_path / "run", iterations=60, lr_step=1000, val_every=30), progress=False)
+    trained = load_checkpoint(result.out / "last").model
+    torch.manual_seed(0)  # fit() seeds the same way before building the model
+    untrained = create_model("dyconvsr_tiny", scale=2, temperature=30.0).eval()
+    with torch.no_grad():
+        before = (untrained(probe_lr) - probe_hr).abs().mean()
+        after = (trained(probe_lr) - probe_hr).abs().mean()
+    assert after < 0.8 * before
+    log = [json.loads(line) for line in (result.out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 61))
+    assert log[0]["temperature"] > log[-1]["temperature"] == 1.0
+    assert {"val_psnr_y"} <= set(log[29]) and result.best_psnr is not None
+    assert load_checkpoint(result.out / "best").metadata["val_psnr_y"] == pytest.approx(result.best_psnr)
+
+
+def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
+    straight = fit(tiny_config(tmp_path / "a"), progress=False)
+    fit(tiny_config(tmp_path / "b"), progress=False, stop_at=5)
+    with pytest.raises(UserError, match="already holds a run; pass --resume"):
+        fit(tiny_config(tmp_path / "b"), progress=False)
+    resumed = fit(tiny_config(tmp_path / "b"), resume=True, progress=False)
+    assert resumed.steps == straight.steps == 12
+    a = load_file(str(tmp_path / "a" / "last.safetensors"))
+    b = load_file(str(tmp_path / "b" / "last.safetensors"))
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert load_file(str(tmp_path / "a" / "last.optim.safetensors")).keys() == load_file(
+        str(tmp_path / "b" / "last.optim.safetensors")
+    ).keys()
+
+
+def test_killed_run_resumes_to_the_same_state(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "train", "fit", "--model", "dyconvsr_tiny", "--hr-patch", "32",
+            "--batch-size", "4", "--iterations", "40", "--threads", "1", "--val-every", "1000", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run([*args, "--out", str(tmp_path / "a")], check=True, env=env, cwd=REPO, timeout=300,
+                   capture_output=True)
+    config = tmp_path / "save_often.toml"
+    config.write_text("save_every = 1\n")
+    victim = subprocess.Popen([*args, "--config", str(config), "--out", str(tmp_path / "b")], env=env, cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "b" / "last.state.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (state.is_file() and json.loads(state.read_text())["step"] >= 3):
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = json.loads(state.read_text())["step"]
+    assert 3 <= killed_at < 40, "the run must be killed mid-way for this test to mean anything"
+    subprocess.run([*args, "--config", str(config), "--out", str(tmp_path / "b"), "--resume"], check=True, env=env,
+                   cwd=REPO, timeout=300, capture_output=True)
+    a = load_file(str(tmp_path / "a" / "last.safetensors"))
+    b = load_file(str(tmp_path / "b" / "last.safetensors"))
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_data_parallel_training_with_two_processes(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+         "-m", "train", "fit", "--model", "dyconvsr_tiny", "--hr-patch", "32", "--batch-size", "2",
+         "--iterations", "6", "--threads", "1", "--val-every", "3", "--quiet", "--out", str(tmp_path / "ddp")],
+        capture_output=True, text=True, cwd=REPO, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    checkpoint = load_checkpoint(tmp_path / "ddp" / "last")
+    assert checkpoint.metadata["world_size"] == 2 and checkpoint.metadata["step"] == 6
+    steps = [json.loads(line)["step"] for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [3, 6]  # validation steps are always logged, and only by rank 0
+
+
+def test_multiscale_dcnn_recipe_trains(tmp_path: Path) -> None:
+    config = config_from("srcnn", None, {"model": "dcnn_tiny", "train_scales": [2, 3, 4], "batch_size": 8,
+                                         "iterations": 4, "val_every": 4, "save_every": 4, "threads": 1,
+                                         "init_std": None, "lr": 1e-3, "out": str(tmp_path / "d")})
+    result = fit(config, progress=False)
+    checkpoint = load_checkpoint(result.out / "last")
+    assert checkpoint.name == "dcnn_tiny" and checkpoint.metadata["train_config"]["train_scales"] == [2, 3, 4]
+
+
+def test_bad_settings_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="unknown training setting"):
+        config_from(None, None, {"learning_rate": 1.0})
+    with pytest.raises(UserError, match="unknown profile 'fast'"):
+        config_from("fast", None, {})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("lr = [")
+    with pytest.raises(UserError, match="not valid TOML"):
+        config_from(None, str(bad), {})
+    with pytest.raises(UserError, match="nothing to resume"):
+        fit(tiny_config(tmp_path / "none"), resume=True, progress=False)
