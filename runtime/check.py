@@ -1,0 +1,237 @@
+"""``python -m runtime.check ARTIFACT_DIR``: prove every engine in an artifact on this device.
+
+Verifies each file's sha256 against the manifest, runs every engine variant present (plus the
+tiled path) on the stored reference inputs, compares with the stored PyTorch reference outputs
+and prints a table. :func:`check_artifact` returns a :class:`CheckReport` whose truth value is
+the verdict; the CLI exits 1 when it is false.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import UserError, cli_errors
+from .manifest import Manifest, Reference, Variant, read_manifest, verify_files
+from .parity import FP32_TOLERANCE, REDUCED_PRECISION_TOLERANCE, compare, merge, tolerance_for
+from .runners import BACKENDS, Runner, RunnerConfig, backend_for, make_runner
+from .runners.tensorrt import PlanOrigin
+from .upscaler import Upscaler
+
+PASS, FAIL, SKIP = "pass", "FAIL", "skip"
+DEFAULT_CHECK_TILE = 16  # small enough to split every stored reference into several tiles
+
+
+@dataclass
+class CheckRow:
+    """One engine (or the tiled path) against the references."""
+
+    name: str
+    engine: str
+    status: str
+    parity: dict | None = None  # runtime.manifest.Parity as a dict (JSON-ready)
+    note: str = ""
+
+    def __bool__(self) -> bool:
+        return self.status != FAIL
+
+
+@dataclass
+class CheckReport:
+    artifact: str
+    model: str
+    scale: int
+    file_problems: list[str] = field(default_factory=list)
+    rows: list[CheckRow] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        ran = [row for row in self.rows if row.status != SKIP]
+        return not self.file_problems and bool(ran) and all(ran)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def table(self) -> str:
+        header = ("variant", "runs on", "max|diff|", "mean|diff|", "PSNR dB", "finite", "tolerance", "verdict")
+        lines = [header]
+        for row in self.rows:
+            p = row.parity
+            if p is None:
+                lines.append((row.name, row.engine, "-", "-", "-", "-", "-", f"{row.status}: {row.note}" if row.note else row.status))
+                continue
+            tol = ", ".join(f"{k.replace('_db', '').replace('_abs_diff', '|d|')} {v:g}" for k, v in p["tolerance"].items())
+            verdict = f"{row.status}: {row.note}" if row.note else row.status
+            lines.append((row.name, row.engine, _num(p["max_abs_diff"]), _num(p["mean_abs_diff"]),
+                          _db(p["psnr_db"]), "yes" if p["finite"] else "NO", tol, verdict))
+        widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+        text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1] for line in lines]
+        files = (
+            f"files: {len(self.file_problems)} problem(s): " + "; ".join(self.file_problems)
+            if self.file_problems else "files: every sha256 matches the manifest"
+        )
+        verdict = "PASS" if self.passed else "FAIL"
+        return "\n".join([f"{self.model} x{self.scale}  {self.artifact}", files, *text, f"verdict: {verdict}"])
+
+
+def _num(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.2e}"
+
+
+def _db(value: float) -> str:
+    return "inf" if math.isinf(value) and value > 0 else f"{value:.1f}"
+
+
+def _load_references(folder: Path, references: list[Reference]) -> list[tuple[np.ndarray, np.ndarray]]:
+    pairs = []
+    for ref in references:
+        try:
+            pairs.append((np.load(folder / ref.input), np.load(folder / ref.output)))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"reference {ref.input} / {ref.output} unreadable: {exc}") from None
+    if not pairs:
+        raise UserError(f"{folder}: the manifest lists no reference inputs to check against")
+    return pairs
+
+
+def _variant_config(variant: Variant, config: RunnerConfig) -> RunnerConfig:
+    try:
+        backend_for(variant.file, config)
+        return config
+    except UserError:  # e.g. --backend openvino on a .plan: that variant runs on its own backend
+        return replace(config, backend="auto", provider="auto", strict=None)
+
+
+def _run_batched(runner: Runner, batch: np.ndarray, chunk: int | None) -> np.ndarray:
+    dtype = runner.inputs[0].dtype
+    if not chunk or chunk >= batch.shape[0]:
+        return runner.infer(batch.astype(dtype, copy=False))
+    parts = [runner.infer(batch[i : i + chunk].astype(dtype, copy=False)) for i in range(0, batch.shape[0], chunk)]
+    return np.concatenate(parts)
+
+
+def _reduced(config: RunnerConfig, variant_precision: str) -> bool:
+    hint = (config.precision or "").lower()
+    return variant_precision == "fp32" and config.backend == "openvino" and hint not in ("", "f32", "fp32")
+
+
+def check_variant(folder: Path, manifest: Manifest, variant: Variant, config: RunnerConfig,
+                  pairs: list[tuple[np.ndarray, np.ndarray]]) -> CheckRow:
+    config = _variant_config(variant, config)
+    tolerance = REDUCED_PRECISION_TOLERANCE if _reduced(config, variant.precision) else tolerance_for(variant, variant.precision)
+    try:
+        runner = make_runner(folder / variant.file, config, PlanOrigin.from_notes(variant.notes))
+        with runner:
+            results, skipped = [], []
+            fixed = runner.inputs[0].shape[-2:]
+            chunk = variant.batch or runner.inputs[0].shape[0]
+            for x, y in pairs:
+                if None not in fixed and tuple(x.shape[-2:]) != tuple(fixed):
+                    skipped.append(f"{x.shape[-1]}x{x.shape[-2]}")
+                    continue
+                results.append(compare(_run_batched(runner, x, chunk), y, tolerance, _peak(manifest)))
+            engine = runner.description
+    except UserError as exc:
+        if variant.kind == "tensorrt" and ("needs TensorRT" in str(exc) or "CUDA runtime" in str(exc)):
+            return CheckRow(variant.file, "tensorrt", SKIP, note=str(exc).split(":")[0])
+        return CheckRow(variant.file, backend_for(variant.file, config), FAIL, note=_short(exc))
+    except Exception as exc:  # an engine failing at run time is a verdict, not a crash
+        return CheckRow(variant.file, backend_for(variant.file, config), FAIL, note=_short(exc))
+    if not results:
+        return CheckRow(variant.file, engine, SKIP, note=f"fixed input {fixed}: no reference of that size")
+    note = f"references {', '.join(skipped)} skipped (fixed shape)" if skipped else ""
+    merged = merge(results)
+    return CheckRow(variant.file, engine, PASS if merged else FAIL, asdict(merged), note)
+
+
+def check_tiled(folder: Path, manifest: Manifest, config: RunnerConfig, tile: int,
+                pairs: list[tuple[np.ndarray, np.ndarray]]) -> CheckRow:
+    """The tiling graphs with tiles smaller than each reference, against the untiled reference."""
+    assert manifest.tiling is not None
+    name = f"tiled ({manifest.tiling.main}, tile {tile})"
+    tolerance = REDUCED_PRECISION_TOLERANCE if _reduced(config, "fp32") else FP32_TOLERANCE
+    try:
+        with Upscaler(folder, config=config, tile=tile) as upscaler:
+            results = []
+            for x, y in pairs:
+                for sample, expected in zip(x, y):
+                    out = upscaler.upscale_array(np.ascontiguousarray(sample.transpose(1, 2, 0), dtype=np.float32))
+                    results.append(compare(out.transpose(2, 0, 1), expected, tolerance, _peak(manifest)))
+            upscaler._tiling()  # noqa: SLF001 - to name where the tiles ran
+            engine = upscaler._tiling()[1].description  # noqa: SLF001
+    except UserError as exc:
+        return CheckRow(name, config.backend, FAIL, note=_short(exc))
+    except Exception as exc:  # noqa: BLE001 - a verdict, not a crash
+        return CheckRow(name, config.backend, FAIL, note=_short(exc))
+    merged = merge(results)
+    return CheckRow(name, engine, PASS if merged else FAIL, asdict(merged))
+
+
+def _short(exc: Exception, limit: int = 200) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _peak(manifest: Manifest) -> float:
+    low, high = manifest.output.value_range
+    return float(high - low) or 1.0
+
+
+def check_artifact(folder: str | Path, config: RunnerConfig = RunnerConfig(), tile: int = DEFAULT_CHECK_TILE,
+                   variants: list[str] | None = None) -> CheckReport:
+    """Verify files and run every variant (or those named) plus the tiled path; see :class:`CheckReport`."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    report = CheckReport(str(folder), manifest.model_name, manifest.scale, verify_files(folder, manifest))
+    pairs = _load_references(folder, manifest.references)
+    chosen = [manifest.variant(name) for name in variants] if variants else manifest.variants
+    for variant in chosen:
+        report.rows.append(check_variant(folder, manifest, variant, config, pairs))
+    if manifest.tiling is not None and not variants:
+        report.rows.append(check_tiled(folder, manifest, config, tile, pairs))
+    return report
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("artifact_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="Run ONNX variants with ONNX Runtime or OpenVINO; .plan files always use TensorRT.")
+@click.option("--provider", default="auto", show_default=True,
+              help="ONNX Runtime providers in order (tensorrt,cuda,cpu) or an OpenVINO device (CPU, GPU, NPU).")
+@click.option("--strict/--no-strict", default=None, help="Fail if the named provider is not the one running (default: on when --provider is given).")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="Intra-op threads (0 = library default).")
+@click.option("--precision", default=None, help="OpenVINO inference precision hint: f32, bf16, f16 (checked against a PSNR floor).")
+@click.option("--variant", "variants", multiple=True, help="Check only this variant file (repeatable).")
+@click.option("--tile", type=click.IntRange(min=1), default=DEFAULT_CHECK_TILE, show_default=True,
+              help="Tile size for the tiled-path check (smaller than the references, so they split).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as JSON to this file.")
+@cli_errors
+def main(artifact_dir: Path, backend: str, provider: str, strict: bool | None, threads: int,
+         precision: str | None, variants: tuple[str, ...], tile: int, json_path: Path | None) -> None:
+    """Check ARTIFACT_DIR on this device: sha256 of every file, then every engine variant (and the
+    seamless-tiling graphs) on the stored reference inputs against the stored PyTorch outputs.
+
+    fp32 engines must match within max |diff| <= 1e-4 on [0, 1] images; fp16/int8 engines must
+    reach the PSNR floor recorded in the manifest; NaN/Inf always fail. Exits 0 when every engine
+    that could run here passed, 1 otherwise (TensorRT plans are skipped where there is no GPU).
+    """
+    config = RunnerConfig(backend=backend, provider=provider, threads=threads, strict=strict, precision=precision)
+    report = check_artifact(artifact_dir, config, tile, list(variants) or None)
+    print(report.table())
+    if json_path is not None:
+        from .files import atomic_write_bytes
+
+        atomic_write_bytes(json_path, (json.dumps(asdict(report), indent=2, default=str) + "\n").encode())
+    if not report:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Comparing an engine's output with the PyTorch reference: a result whose truth is the verdict."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .manifest import Parity, Variant
+from .metrics import psnr as psnr_db
+
+FP32_TOLERANCE = {"max_abs_diff": 1e-4}
+# For reduced precision without a floor recorded in the manifest (e.g. OpenVINO bf16 of an fp32 graph).
+REDUCED_PRECISION_TOLERANCE = {"min_psnr_db": 40.0}
+
+
+def tolerance_for(variant: Variant | None, precision: str = "fp32") -> dict[str, float]:
+    """The manifest's recorded tolerance, else the design's default for the precision."""
+    if variant is not None and variant.parity is not None and variant.parity.tolerance:
+        return dict(variant.parity.tolerance)
+    return dict(FP32_TOLERANCE if precision in ("fp32", "f32") else REDUCED_PRECISION_TOLERANCE)
+
+
+def compare(output: np.ndarray, reference: np.ndarray, tolerance: dict[str, float], peak: float = 1.0) -> Parity:
+    """max/mean |diff|, PSNR and NaN/Inf of ``output`` against ``reference``; ``bool(result)`` is the verdict.
+
+    ``tolerance`` keys: ``max_abs_diff``, ``mean_abs_diff`` (upper bounds), ``min_psnr_db`` (lower
+    bound). Any NaN/Inf in the output fails, whatever the tolerance. Shapes must match.
+    """
+    if output.shape != reference.shape:
+        return Parity(math.inf, math.inf, -math.inf, False, dict(tolerance), False)
+    finite = bool(np.isfinite(output).all())
+    diff = np.abs(output.astype(np.float64) - reference.astype(np.float64))
+    max_diff = float(diff.max()) if finite else math.inf
+    mean_diff = float(diff.mean()) if finite else math.inf
+    psnr = float(psnr_db(output, reference, data_range=peak)) if finite else -math.inf
+    passed = finite
+    passed &= max_diff <= tolerance.get("max_abs_diff", math.inf)
+    passed &= mean_diff <= tolerance.get("mean_abs_diff", math.inf)
+    passed &= psnr >= tolerance.get("min_psnr_db", -math.inf)
+    return Parity(max_diff, mean_diff, psnr, finite, dict(tolerance), bool(passed))
+
+
+def merge(results: list[Parity]) -> Parity:
+    """Several comparisons (one per reference) as one: worst case of each measure."""
+    if not results:
+        raise ValueError("nothing to merge")
+    return Parity(
+        max(r.max_abs_diff for r in results),
+        max(r.mean_abs_diff for r in results),
+        min(r.psnr_db for r in results),
+        all(r.finite for r in results),
+        results[0].tolerance,
+        all(r.passed for r in results),
+    )

@@ -1,0 +1,143 @@
+"""The one interface every engine runner implements (Polygraphy style).
+
+A runner is a context manager that loads an engine on ``__enter__`` and releases it on
+``__exit__``; inside, ``infer(batch) -> batch`` runs a single-input, single-output engine and
+``run(feeds) -> outputs`` runs any engine (the tiling graphs take extra ``pooled_<i>`` inputs).
+Inputs are validated against what the engine declares before anything runs, so a wrong rank,
+channel count or dtype fails with a message naming what was received and what is expected.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from types import TracebackType
+
+import numpy as np
+
+from ..errors import UserError
+
+BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """How to run an engine; every field has a default that works on a plain CPU.
+
+    ``provider``: for ONNX Runtime a comma list of execution providers in priority order
+    (``tensorrt``, ``cuda``, ``cpu`` or full names such as ``CUDAExecutionProvider``), or
+    ``auto`` for the best available; for OpenVINO a device (``CPU``, ``GPU``, ``NPU``, ``AUTO``);
+    ignored by TensorRT. ``strict`` (default: on whenever a provider is named) fails when the
+    engine does not run where asked instead of falling back silently. ``precision`` is an
+    OpenVINO inference precision hint (``f32``, ``bf16``, ``f16``). ``threads`` 0 = library default.
+    """
+
+    backend: str = "auto"
+    provider: str = "auto"
+    threads: int = 0
+    strict: bool | None = None
+    precision: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise UserError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
+        if self.threads < 0:
+            raise UserError(f"threads must be >= 0 (0 = library default); got {self.threads}")
+
+    @property
+    def is_strict(self) -> bool:
+        return self.provider != "auto" if self.strict is None else self.strict
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """An engine input or output as the engine declares it; ``None`` marks a dynamic axis."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+
+    def describe(self) -> str:
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.name}: {self.dtype} [{dims}]"
+
+
+def check_feed(info: TensorInfo, array: np.ndarray) -> None:
+    """Raise :class:`UserError` unless ``array`` fits ``info`` (rank, static dims, dtype)."""
+    if not isinstance(array, np.ndarray):
+        raise UserError(f"input {info.name!r} must be a numpy array; got {type(array).__name__}")
+    if array.ndim != len(info.shape):
+        layout = " (N, C, H, W)" if len(info.shape) == 4 else ""
+        raise UserError(
+            f"input {info.name!r} must have rank {len(info.shape)}{layout}; got shape {tuple(array.shape)}"
+        )
+    if array.dtype != info.dtype:
+        raise UserError(f"input {info.name!r} must be {info.dtype}; got {array.dtype}")
+    for axis, (want, got) in enumerate(zip(info.shape, array.shape)):
+        if want is not None and want != got:
+            what = "channels" if axis == 1 and len(info.shape) == 4 else f"size of axis {axis}"
+            raise UserError(
+                f"input {info.name!r} must have {what} = {want}; got shape {tuple(array.shape)} "
+                f"(engine expects {info.describe()})"
+            )
+    if 0 in array.shape:
+        raise UserError(f"input {info.name!r} is empty: shape {tuple(array.shape)}")
+
+
+class Runner(abc.ABC):
+    """Base class: subclasses implement ``_load``, ``_unload``, ``_run`` and fill the specs."""
+
+    def __init__(self, path: str, config: RunnerConfig) -> None:
+        self.path = path
+        self.config = config
+        self.inputs: list[TensorInfo] = []
+        self.outputs: list[TensorInfo] = []
+        self._active = False
+
+    # ---- what subclasses provide --------------------------------------------------------
+    @abc.abstractmethod
+    def _load(self) -> None:
+        """Load the engine, fill ``inputs``/``outputs``, enforce strictness."""
+
+    @abc.abstractmethod
+    def _unload(self) -> None: ...
+
+    @abc.abstractmethod
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run validated feeds; return outputs in ``self.outputs`` order."""
+
+    @property
+    @abc.abstractmethod
+    def description(self) -> str:
+        """Where the engine actually runs, e.g. ``onnxruntime CPUExecutionProvider, 2 threads``."""
+
+    # ---- the interface ------------------------------------------------------------------
+    def __enter__(self) -> Runner:
+        self._load()
+        self._active = True
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._active = False
+        self._unload()
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self._active:
+            raise RuntimeError(f"{type(self).__name__} used outside its `with` block")
+        expected = {info.name for info in self.inputs}
+        if set(feeds) != expected:
+            raise UserError(
+                f"{self.path}: engine inputs are {', '.join(sorted(expected))}; got {', '.join(sorted(feeds)) or 'none'}"
+            )
+        for info in self.inputs:
+            check_feed(info, feeds[info.name])
+        results = self._run(feeds)
+        return {info.name: result for info, result in zip(self.outputs, results)}
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run a single-input, single-output engine on one (N, C, H, W) batch."""
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            names = ", ".join(i.name for i in self.inputs)
+            raise UserError(f"{self.path}: infer() needs one input and one output; engine takes {names} (use run())")
+        return self.run({self.inputs[0].name: batch})[self.outputs[0].name]

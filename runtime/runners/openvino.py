@@ -1,0 +1,95 @@
+"""OpenVINO runner (optional ``openvino`` extra): runs the ONNX graphs on Intel CPUs, GPUs, NPUs.
+
+On CPUs with AVX512-BF16/AMX, ``precision="bf16"`` runs the fp32 ONNX graph in bfloat16.
+Strict mode checks that the device exists and that the compiled model kept the precision asked.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+from .base import Runner, RunnerConfig, TensorInfo
+
+PRECISIONS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
+
+
+def import_openvino():  # noqa: ANN201 - the module type is only known once imported
+    try:
+        import openvino
+    except ImportError:
+        raise UserError(
+            "the OpenVINO backend needs the optional extra: pip install 'dyconvsr-toolchain[openvino]'"
+        ) from None
+    return openvino
+
+
+class OpenVinoRunner(Runner):
+    def __init__(self, path: str, config: RunnerConfig = RunnerConfig()) -> None:
+        super().__init__(path, config)
+        self.compiled = None
+        self.request = None
+        self.device = "CPU" if config.provider == "auto" else config.provider.upper()
+        self.precision: str | None = None
+
+    def _load(self) -> None:
+        ov = import_openvino()
+        core = ov.Core()
+        if self.device not in core.available_devices and self.device.split(".")[0] not in ("AUTO", "MULTI", "HETERO"):
+            raise UserError(
+                f"OpenVINO device {self.device!r} not available; this machine has {', '.join(core.available_devices)}"
+            )
+        properties: dict[str, object] = {}
+        if self.config.threads:
+            properties["INFERENCE_NUM_THREADS"] = self.config.threads
+        wanted = None
+        if self.config.precision:
+            wanted = PRECISIONS.get(self.config.precision.lower())
+            if wanted is None:
+                raise UserError(
+                    f"OpenVINO precision must be one of {', '.join(sorted(set(PRECISIONS)))}; got {self.config.precision!r}"
+                )
+            properties["INFERENCE_PRECISION_HINT"] = wanted
+        try:
+            self.compiled = core.compile_model(core.read_model(self.path), self.device, properties)
+        except RuntimeError as exc:
+            raise UserError(f"{self.path}: OpenVINO cannot compile it for {self.device} ({str(exc).splitlines()[0]})") from None
+        try:
+            self.precision = _short_type(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        except RuntimeError:  # some devices do not report it
+            self.precision = None
+        if self.config.is_strict and wanted and self.precision not in (None, wanted):
+            raise UserError(
+                f"OpenVINO on {self.device} runs {self.precision}, not the requested {wanted} "
+                "(the device lacks support); drop --precision or pass --no-strict"
+            )
+        self.request = self.compiled.create_infer_request()
+        self.inputs = [_info(port) for port in self.compiled.inputs]
+        self.outputs = [_info(port) for port in self.compiled.outputs]
+
+    def _unload(self) -> None:
+        self.request = None
+        self.compiled = None
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        assert self.request is not None and self.compiled is not None
+        results = self.request.infer(feeds)
+        # Copies: the request reuses its output buffers on the next call.
+        return [np.array(results[port]) for port in self.compiled.outputs]
+
+    @property
+    def description(self) -> str:
+        threads = f", {self.config.threads} threads" if self.config.threads else ""
+        return f"openvino {self.device} {self.precision or ''}{threads}".replace("  ", " ")
+
+
+def _short_type(value: object) -> str:
+    text = str(value).lower()
+    for name, short in (("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "f16"), ("f16", "f16"), ("float32", "f32"), ("f32", "f32")):
+        if name in text:
+            return short
+    return text
+
+
+def _info(port) -> TensorInfo:  # noqa: ANN001 - an openvino port
+    shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+    return TensorInfo(port.get_any_name(), shape, np.dtype(port.get_element_type().to_dtype()))

@@ -1,0 +1,198 @@
+"""TensorRT runner for serialised ``.plan`` engines (needs an NVIDIA GPU and the tensorrt wheel).
+
+A plan only runs on the TensorRT version and GPU (compute capability) it was built with, and
+TensorRT's own failure is a vague log line, so the runner compares what the manifest recorded
+at build time with what is here before deserialising, and refuses a mismatch by name.
+Device memory goes through a tiny ctypes binding to the CUDA runtime, so no pycuda/torch is needed.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from .base import Runner, RunnerConfig, TensorInfo
+
+# Manifest ``Variant.notes`` keys export may use for the build environment of a plan.
+VERSION_KEYS = ("tensorrt_version", "tensorrt", "trt_version")
+GPU_KEYS = ("gpu_name", "gpu", "device_name")
+CAPABILITY_KEYS = ("compute_capability", "sm")
+
+
+@dataclass(frozen=True)
+class PlanOrigin:
+    """Where a plan was built, as recorded by export (any field may be unknown)."""
+
+    tensorrt_version: str | None = None
+    gpu_name: str | None = None
+    compute_capability: str | None = None
+
+    @classmethod
+    def from_notes(cls, notes: dict[str, Any]) -> PlanOrigin:
+        def first(keys: tuple[str, ...]) -> str | None:
+            return next((str(notes[k]) for k in keys if notes.get(k) not in (None, "")), None)
+
+        return cls(first(VERSION_KEYS), first(GPU_KEYS), first(CAPABILITY_KEYS))
+
+
+def check_plan_origin(origin: PlanOrigin, trt_version: str, gpu_name: str | None, capability: str | None) -> None:
+    """Refuse a plan built for another TensorRT version or GPU (raises :class:`UserError`)."""
+    if origin.tensorrt_version and origin.tensorrt_version != trt_version:
+        raise UserError(
+            f"plan built with TensorRT {origin.tensorrt_version}, this machine has TensorRT {trt_version}: "
+            "plans are not portable across versions; rebuild it here (python -m export --tensorrt) or use model.onnx"
+        )
+    if origin.compute_capability and capability and origin.compute_capability != capability:
+        raise UserError(
+            f"plan built for compute capability {origin.compute_capability} ({origin.gpu_name or 'unknown GPU'}), "
+            f"this GPU is {gpu_name} with {capability}; rebuild the plan on this GPU or use model.onnx"
+        )
+    if origin.gpu_name and gpu_name and origin.gpu_name != gpu_name and not origin.compute_capability:
+        raise UserError(
+            f"plan built on {origin.gpu_name}, this GPU is {gpu_name}; rebuild the plan here or use model.onnx"
+        )
+
+
+class _Cuda:
+    """The handful of CUDA runtime calls a plan needs, through ctypes."""
+
+    H2D, D2H = 1, 2
+
+    def __init__(self) -> None:
+        names = [ctypes.util.find_library("cudart"), "libcudart.so", "libcudart.so.12", "libcudart.so.11.0", "cudart64_12.dll"]
+        for name in filter(None, names):
+            try:
+                self.lib = ctypes.CDLL(name)
+                break
+            except OSError:
+                continue
+        else:
+            raise UserError("TensorRT runner needs the CUDA runtime library (libcudart) and an NVIDIA GPU; none found")
+
+    def _check(self, status: int, what: str) -> None:
+        if status != 0:
+            raise UserError(f"CUDA {what} failed with error {status} (is an NVIDIA GPU present and free?)")
+
+    def malloc(self, size: int) -> int:
+        pointer = ctypes.c_void_p()
+        self._check(self.lib.cudaMalloc(ctypes.byref(pointer), ctypes.c_size_t(max(size, 1))), "cudaMalloc")
+        return int(pointer.value or 0)
+
+    def free(self, pointer: int) -> None:
+        self.lib.cudaFree(ctypes.c_void_p(pointer))
+
+    def copy(self, dst: int, src: int, size: int, kind: int) -> None:
+        self._check(self.lib.cudaMemcpy(ctypes.c_void_p(dst), ctypes.c_void_p(src), ctypes.c_size_t(size), kind), "cudaMemcpy")
+
+    def stream(self) -> int:
+        stream = ctypes.c_void_p()
+        self._check(self.lib.cudaStreamCreate(ctypes.byref(stream)), "cudaStreamCreate")
+        return int(stream.value or 0)
+
+    def synchronize(self, stream: int) -> None:
+        self._check(self.lib.cudaStreamSynchronize(ctypes.c_void_p(stream)), "cudaStreamSynchronize")
+
+    def device(self) -> tuple[str, str]:
+        """(name, "major.minor") of device 0."""
+        props = ctypes.create_string_buffer(4096)  # cudaDeviceProp starts with char name[256]
+        self._check(self.lib.cudaGetDeviceProperties(props, 0), "cudaGetDeviceProperties")
+        major, minor = ctypes.c_int(), ctypes.c_int()
+        self.lib.cudaDeviceGetAttribute(ctypes.byref(major), 75, 0)  # cudaDevAttrComputeCapabilityMajor
+        self.lib.cudaDeviceGetAttribute(ctypes.byref(minor), 76, 0)
+        return props.raw[:256].split(b"\0", 1)[0].decode(errors="replace"), f"{major.value}.{minor.value}"
+
+
+def import_tensorrt():  # noqa: ANN201
+    try:
+        import tensorrt
+    except ImportError:
+        raise UserError(
+            "a .plan engine needs TensorRT and an NVIDIA GPU: pip install 'dyconvsr-toolchain[gpu]', "
+            "or run the artifact's model.onnx instead"
+        ) from None
+    return tensorrt
+
+
+class TensorRTRunner(Runner):
+    def __init__(self, path: str, config: RunnerConfig = RunnerConfig(), origin: PlanOrigin = PlanOrigin()) -> None:
+        super().__init__(path, config)
+        self.origin = origin
+        self.gpu = "?"
+        self._trt: Any = None
+        self._cuda: _Cuda | None = None
+        self._engine: Any = None
+        self._context: Any = None
+        self._stream = 0
+
+    def _load(self) -> None:
+        trt = import_tensorrt()
+        cuda = _Cuda()
+        gpu_name, capability = cuda.device()
+        check_plan_origin(self.origin, trt.__version__, gpu_name, capability)
+        runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+        engine = runtime.deserialize_cuda_engine(Path(self.path).read_bytes())
+        if engine is None:
+            raise UserError(
+                f"{self.path}: TensorRT {trt.__version__} cannot deserialise this plan on {gpu_name} "
+                "(built by another TensorRT version or for another GPU?); rebuild it here or use model.onnx"
+            )
+        self._trt, self._cuda, self._engine, self.gpu = trt, cuda, engine, gpu_name
+        self._context = engine.create_execution_context()
+        self._stream = cuda.stream()
+        for index in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(index)
+            shape = tuple(d if d >= 0 else None for d in engine.get_tensor_shape(name))
+            info = TensorInfo(name, shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
+            is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            (self.inputs if is_input else self.outputs).append(info)
+
+    def _unload(self) -> None:
+        self._context = self._engine = None
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        assert self._cuda is not None and self._context is not None
+        cuda, context = self._cuda, self._context
+        allocations = []
+        try:
+            for info in self.inputs:
+                array = np.ascontiguousarray(feeds[info.name])
+                self._check_profile(info.name, array.shape)
+                context.set_input_shape(info.name, array.shape)
+                pointer = cuda.malloc(array.nbytes)
+                allocations.append(pointer)
+                cuda.copy(pointer, array.ctypes.data, array.nbytes, cuda.H2D)
+                context.set_tensor_address(info.name, pointer)
+            results = []
+            for info in self.outputs:
+                result = np.empty(tuple(context.get_tensor_shape(info.name)), dtype=info.dtype)
+                pointer = cuda.malloc(result.nbytes)
+                allocations.append(pointer)
+                context.set_tensor_address(info.name, pointer)
+                results.append((result, pointer))
+            if not context.execute_async_v3(self._stream):
+                raise UserError(f"{self.path}: TensorRT execution failed")
+            cuda.synchronize(self._stream)
+            for result, pointer in results:
+                cuda.copy(result.ctypes.data, pointer, result.nbytes, cuda.D2H)
+            return [result for result, _ in results]
+        finally:
+            for pointer in allocations:
+                cuda.free(pointer)
+
+    def _check_profile(self, name: str, shape: tuple[int, ...]) -> None:
+        low, _, high = self._engine.get_tensor_profile_shape(name, 0)
+        if any(s < lo or s > hi for s, lo, hi in zip(shape, low, high)):
+            raise UserError(
+                f"{self.path}: input {name} shape {tuple(shape)} is outside the plan's optimisation profile "
+                f"{tuple(low)}..{tuple(high)}; use a smaller --tile or rebuild the plan with a larger profile"
+            )
+
+    @property
+    def description(self) -> str:
+        version = self._trt.__version__ if self._trt else "?"
+        return f"tensorrt {version} on {self.gpu}"

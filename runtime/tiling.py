@@ -1,0 +1,135 @@
+"""Seamless tiling for networks whose dynamic convolutions pool over the whole image.
+
+Naive tiles would each see a different global average pool, hence different kernels and seams.
+Export writes the network split in two (see :class:`runtime.manifest.Tiling`):
+
+1. for each dynamic layer i, ``stats[i]`` maps a tile to the feature map whose *whole-image*
+   mean drives layer i's attention; we run it over overlapping tiles, sum only each tile's
+   core region (the halo's features are wrong near a tile edge but the core's are exact) and
+   divide by the feature map's size: the exact global mean, in O(tile) memory;
+2. ``main`` maps a tile plus every ``pooled_<i>`` to the upscaled tile; only the core of each
+   output tile is kept, so every output pixel is computed from the same receptive field as in
+   one whole-image run. Tiled == untiled within fp32 rounding.
+
+The image is padded to a multiple of ``align`` first (edge replicate, bottom/right: what the
+network itself does), so tile edges inside the image sit where the network's own grid does.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .manifest import Tiling
+from .runners import Runner
+
+# (tiles of one region shape) -> float32 (N, C, h, w) batch of those regions.
+TileReader = Callable[[list["Tile"]], np.ndarray]
+# (tile, float32 (C, s*h_core, s*w_core) output core) -> None
+TileWriter = Callable[["Tile", np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Input region ``[y0:y1, x0:x1]`` (core plus halo) and the core ``[cy0:cy1, cx0:cx1]`` it owns."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    cy0: int
+    cy1: int
+    cx0: int
+    cx1: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.y1 - self.y0, self.x1 - self.x0
+
+
+def plan_tiles(height: int, width: int, tile: int, halo: int, align: int = 1) -> list[Tile]:
+    """Cover a ``height`` x ``width`` image with cores of at most ``tile`` pixels a side.
+
+    Cores start at multiples of ``align``; each region extends ``halo`` (rounded up to ``align``)
+    beyond its core, clipped at the image border.
+    """
+    align = max(1, align)
+    step = max(align, tile // align * align)
+    margin = math.ceil(max(0, halo) / align) * align
+    tiles = []
+    for cy0 in range(0, height, step):
+        cy1 = min(cy0 + step, height)
+        for cx0 in range(0, width, step):
+            cx1 = min(cx0 + step, width)
+            tiles.append(
+                Tile(max(0, cy0 - margin), min(height, cy1 + margin), max(0, cx0 - margin), min(width, cx1 + margin),
+                     cy0, cy1, cx0, cx1)
+            )
+    return tiles
+
+
+def batches(tiles: list[Tile], size: int) -> Iterator[list[Tile]]:
+    """Groups of up to ``size`` tiles with the same region shape (an engine batch is one shape)."""
+    groups: dict[tuple[int, int], list[Tile]] = {}
+    for tile in tiles:
+        groups.setdefault(tile.shape, []).append(tile)
+    for group in groups.values():
+        for start in range(0, len(group), max(1, size)):
+            yield group[start : start + max(1, size)]
+
+
+def _span(start: int, stop: int, origin: int, factor: float) -> slice:
+    # Core [start, stop) of a region starting at ``origin``, in a map ``factor`` x the input size;
+    # ceil matches the network's own rounding (it pads odd sizes up).
+    return slice(math.ceil((start - origin) * factor), math.ceil((stop - origin) * factor))
+
+
+def _feeds(runner: Runner, batch: np.ndarray, pooled: list[np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    feeds = {}
+    for info in runner.inputs:
+        if info.name in names:
+            value = pooled[names.index(info.name)]
+            feeds[info.name] = np.repeat(value, batch.shape[0], axis=0).astype(info.dtype, copy=False)
+        else:
+            feeds[info.name] = batch.astype(info.dtype, copy=False)
+    return feeds
+
+
+def pooled_statistics(
+    read: TileReader, tiles: list[Tile], tiling: Tiling, stats: list[Runner], batch: int = 1,
+    on_batch: Callable[[int], None] = lambda n: None,
+) -> list[np.ndarray]:
+    """The whole-image ``pooled_<i>`` of every dynamic layer, each (1, C_i) float32."""
+    pooled: list[np.ndarray] = []
+    for index, runner in enumerate(stats):
+        total = np.zeros(tiling.pooled_channels[index], dtype=np.float64)
+        count = 0
+        for group in batches(tiles, batch):
+            regions = read(group)
+            features = next(iter(runner.run(_feeds(runner, regions, pooled, tiling.pooled_inputs)).values()))
+            for tile, feature in zip(group, features):
+                rows = _span(tile.cy0, tile.cy1, tile.y0, tiling.feature_scale)
+                cols = _span(tile.cx0, tile.cx1, tile.x0, tiling.feature_scale)
+                core = feature[:, rows, cols].astype(np.float64)
+                total += core.sum(axis=(1, 2))
+                count += core.shape[1] * core.shape[2]
+            on_batch(len(group))
+        pooled.append((total / max(count, 1)).astype(np.float32)[None, :])
+    return pooled
+
+
+def upscale_tiles(
+    read: TileReader, write: TileWriter, tiles: list[Tile], tiling: Tiling, main: Runner,
+    pooled: list[np.ndarray], scale: int, batch: int = 1, on_batch: Callable[[int], None] = lambda n: None,
+) -> None:
+    """Run ``main`` on every tile with the whole-image statistics; hand each output core to ``write``."""
+    for group in batches(tiles, batch):
+        regions = read(group)
+        output = next(iter(main.run(_feeds(main, regions, pooled, tiling.pooled_inputs)).values()))
+        for tile, result in zip(group, output):
+            rows = _span(tile.cy0, tile.cy1, tile.y0, scale)
+            cols = _span(tile.cx0, tile.cx1, tile.x0, scale)
+            write(tile, result[:, rows, cols])
+        on_batch(len(group))

@@ -1,0 +1,244 @@
+"""The Python API behind ``python -m runtime.infer``: ``Upscaler(artifact).upscale(pil_image)``.
+
+An :class:`Upscaler` opens an artifact folder (engine chosen by its manifest, or the variant you
+name) or a bare engine file, keeps the engine loaded across images, and upscales images of any
+size: padded to what the network needs and cropped back to exactly ``scale`` x the input, and
+tiled with whole-image attention statistics (:mod:`runtime.tiling`) above the tile budget, so
+memory is bounded by the tile size while the result equals an untiled run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+from PIL import Image
+
+from .errors import UserError
+from .images import Picture, luma, picture_from_pil, picture_to_pil
+from .manifest import MANIFEST_NAME, Manifest, Variant, read_manifest
+from .runners import Runner, RunnerConfig, backend_for, make_runner
+from .runners.tensorrt import PlanOrigin
+from .tiling import Tile, pooled_statistics, plan_tiles, upscale_tiles
+
+# LR pixels per tile side. About 200 MB of activations for DyConvSR x2 at 512; 0 disables tiling.
+DEFAULT_TILE = 512
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """What an ``ARTIFACT_OR_ENGINE`` argument resolved to."""
+
+    engine: Path
+    folder: Path | None
+    manifest: Manifest | None
+    variant: Variant | None
+
+
+def resolve_engine(artifact: str | Path, variant: str | None = None) -> EngineChoice:
+    """An artifact folder (default or named variant), a variant file inside one, or a bare engine."""
+    path = Path(artifact)
+    if path.is_dir():
+        manifest = read_manifest(path)
+        chosen = manifest.variant(variant) if variant else manifest.default
+        return EngineChoice(path / chosen.file, path, manifest, chosen)
+    if not path.is_file():
+        raise UserError(f"{artifact}: no such artifact folder or engine file")
+    if variant:
+        raise UserError("--variant selects a file inside an artifact folder; give the folder, not a file")
+    for folder in (path.parent, path.parent.parent):
+        if (folder / MANIFEST_NAME).is_file():
+            manifest = read_manifest(folder)
+            rel = path.resolve().relative_to(folder.resolve()).as_posix()
+            listed = next((v for v in manifest.variants if v.file == rel), None)
+            if listed is not None:
+                return EngineChoice(path, folder, manifest, listed)
+    return EngineChoice(path, None, None, None)
+
+
+class Upscaler:
+    """Upscale PIL images or arrays with one engine; use as a context manager or call ``close()``.
+
+    ``tile``: largest LR tile side (0 = never tile); ``batch``: tiles per engine call;
+    ``min_size``: refuse images with a side below this (the networks accept 1x1 and up).
+    """
+
+    def __init__(
+        self,
+        artifact: str | Path,
+        *,
+        variant: str | None = None,
+        config: RunnerConfig = RunnerConfig(),
+        tile: int = DEFAULT_TILE,
+        batch: int = 1,
+        min_size: int = 1,
+        progress: bool = False,
+    ) -> None:
+        if tile < 0 or batch < 1 or min_size < 1:
+            raise UserError(f"need tile >= 0, batch >= 1, min_size >= 1; got tile={tile}, batch={batch}, min_size={min_size}")
+        self.choice = resolve_engine(artifact, variant)
+        self.config = config
+        self.tile, self.batch, self.min_size, self.progress = tile, batch, min_size, progress
+        self.backend = backend_for(self.choice.engine, config)
+        manifest = self.choice.manifest
+        self.tiling = manifest.tiling if manifest else None
+        self.align = self.tiling.align if self.tiling else 1
+        self._engine: Runner | None = None
+        self._tiling_runners: tuple[list[Runner], Runner] | None = None
+        self._scale = manifest.scale if manifest else None
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def __enter__(self) -> Upscaler:
+        self.engine  # load now so configuration errors surface at once
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        runners = [self._engine] if self._engine else []
+        if self._tiling_runners:
+            runners += [*self._tiling_runners[0], self._tiling_runners[1]]
+        for runner in runners:
+            runner.__exit__(None, None, None)
+        self._engine, self._tiling_runners = None, None
+
+    @property
+    def engine(self) -> Runner:
+        if self._engine is None:
+            variant = self.choice.variant
+            origin = PlanOrigin.from_notes(variant.notes) if variant else None
+            self._engine = make_runner(self.choice.engine, self.config, origin).__enter__()
+            if len(self._engine.inputs) != 1 or len(self._engine.outputs) != 1:
+                raise UserError(f"{self.choice.engine}: an upscaling engine has one input and one output")
+        return self._engine
+
+    @property
+    def scale(self) -> int:
+        if self._scale is None:  # bare engine: measure it
+            probe = self._fixed_shape() or (min(16, 2 * self.align), min(16, 2 * self.align))
+            out = self.engine.infer(np.zeros((1, 3, *probe), dtype=self.engine.inputs[0].dtype))
+            scale = out.shape[-1] // probe[1]
+            if out.shape[-2:] != (probe[0] * scale, probe[1] * scale) or scale < 1:
+                raise UserError(f"{self.choice.engine}: output {out.shape} is not an integer upscale of {probe}")
+            self._scale = scale
+        return self._scale
+
+    @property
+    def description(self) -> str:
+        return f"{self.choice.engine.name} on {self.engine.description}"
+
+    # ---- images -------------------------------------------------------------------------
+    def upscale(self, image: Image.Image) -> Image.Image:
+        """Any PIL image -> the upscaled PIL image (alpha upscaled and kept, grayscale kept)."""
+        return picture_to_pil(self.upscale_picture(picture_from_pil(image)))
+
+    def upscale_picture(self, picture: Picture) -> Picture:
+        rgb = self.upscale_array(picture.rgb, gray=picture.gray)
+        alpha = None
+        if picture.alpha is not None:
+            # Alpha is a mask, not a photo: a bicubic resize keeps edges without hallucinating detail.
+            height, width = rgb.shape[:2]
+            alpha = np.asarray(Image.fromarray(picture.alpha).resize((width, height), Image.Resampling.BICUBIC))
+        return Picture(rgb, alpha, picture.gray, picture.source_mode, picture.icc_profile)
+
+    def upscale_array(self, array: np.ndarray, *, gray: bool = False) -> np.ndarray:
+        """HxWx3 uint8/uint16 (full range) or float32 in [0, 1] -> (s*H)x(s*W)x3 of the same dtype.
+
+        Float output is the engine's, unclipped; integer output is clipped and rounded.
+        ``gray`` returns one channel (ITU-R 601 luma of the output), HxWx1.
+        """
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise UserError(f"image array must be HxWx3 RGB; got shape {array.shape}")
+        if array.dtype not in (np.uint8, np.uint16, np.float32):
+            raise UserError(f"image array must be uint8, uint16 or float32 in [0, 1]; got {array.dtype}")
+        height, width = array.shape[:2]
+        if height < self.min_size or width < self.min_size:
+            raise UserError(f"image is {width}x{height}; this model needs at least {self.min_size}x{self.min_size}")
+        scale = self.scale
+        peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(array.dtype, 1.0)
+        pad_h, pad_w = (-height) % self.align, (-width) % self.align
+        source = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else array
+        out = np.empty((height * scale, width * scale, 1 if gray else 3), dtype=array.dtype)
+
+        def read(tiles: list[Tile]) -> np.ndarray:
+            regions = np.stack([source[t.y0 : t.y1, t.x0 : t.x1] for t in tiles]).astype(np.float32)
+            if peak != 1.0:
+                regions *= np.float32(1.0 / peak)
+            return np.ascontiguousarray(regions.transpose(0, 3, 1, 2))
+
+        def write(tile: Tile, core: np.ndarray) -> None:
+            y, x = tile.cy0 * scale, tile.cx0 * scale
+            core = core[:, : out.shape[0] - y, : out.shape[1] - x].transpose(1, 2, 0).astype(np.float32)
+            if gray:
+                core = luma(core)[..., None]
+            if peak != 1.0:
+                core = np.clip(core, 0.0, 1.0) * np.float32(peak) + np.float32(0.5)
+            out[y : y + core.shape[0], x : x + core.shape[1]] = core
+
+        padded_h, padded_w = source.shape[:2]
+        tiles = self._plan(padded_h, padded_w)
+        if tiles is None:
+            whole = Tile(0, padded_h, 0, padded_w, 0, padded_h, 0, padded_w)
+            write(whole, self._run_whole(read([whole]))[0])
+        else:
+            self._run_tiled(read, write, tiles)
+        return out
+
+    # ---- internals ----------------------------------------------------------------------
+    def _fixed_shape(self) -> tuple[int, int] | None:
+        dims = self.engine.inputs[0].shape[-2:]
+        return (dims[0], dims[1]) if None not in dims else None
+
+    def _plan(self, height: int, width: int) -> list[Tile] | None:
+        """None when the engine takes the image whole; else the tiles to run."""
+        fixed = self._fixed_shape()
+        fits_budget = self.tile == 0 or (height <= self.tile and width <= self.tile)
+        fits_engine = fixed is None or (height <= fixed[0] and width <= fixed[1])
+        if fits_budget and fits_engine:
+            return None
+        if self.tiling is None:
+            limit = f"the engine's fixed input {fixed[1]}x{fixed[0]}" if not fits_engine else f"--tile {self.tile}"
+            raise UserError(
+                f"image {width}x{height} exceeds {limit}, and seamless tiling needs the artifact's tiling graphs "
+                f"(pass the artifact folder{'' if not fits_engine else ', or --tile 0 to run it whole'})"
+            )
+        return plan_tiles(height, width, self.tile or max(height, width), self.tiling.halo, self.tiling.align)
+
+    def _run_whole(self, batch: np.ndarray) -> np.ndarray:
+        fixed = self._fixed_shape()
+        height, width = batch.shape[-2:]
+        if fixed and (height, width) != fixed:
+            # Replicate-pad up to the engine's fixed shape; the crop below removes the padding's output.
+            batch = np.pad(batch, ((0, 0), (0, 0), (0, fixed[0] - height), (0, fixed[1] - width)), mode="edge")
+        out = self.engine.infer(batch.astype(self.engine.inputs[0].dtype, copy=False))
+        return out[..., : height * self.scale, : width * self.scale]
+
+    def _run_tiled(self, read, write, tiles: list[Tile]) -> None:  # noqa: ANN001 - see runtime.tiling
+        assert self.tiling is not None
+        stats, main = self._tiling()
+        batch = self.batch if main.inputs[0].shape[0] is None else 1
+        bar = None
+        if self.progress and len(tiles) >= 16:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(tiles) * (len(stats) + 1), unit="tile", leave=False, desc="tiles")
+        step = bar.update if bar else (lambda n: None)
+        try:
+            pooled = pooled_statistics(read, tiles, self.tiling, stats, batch, step)
+            upscale_tiles(read, write, tiles, self.tiling, main, pooled, self.scale, batch, step)
+        finally:
+            if bar:
+                bar.close()
+
+    def _tiling(self) -> tuple[list[Runner], Runner]:
+        if self._tiling_runners is None:
+            assert self.tiling is not None and self.choice.folder is not None
+            # Tiling graphs are ONNX: a TensorRT user runs them through ONNX Runtime (TensorRT/CUDA EPs).
+            config = replace(self.config, backend="onnxruntime") if self.backend == "tensorrt" else self.config
+            folder = self.choice.folder
+            stats = [make_runner(folder / name, config).__enter__() for name in self.tiling.stats]
+            main = make_runner(folder / self.tiling.main, config).__enter__()
+            self._tiling_runners = (stats, main)
+        return self._tiling_runners
