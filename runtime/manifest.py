@@ -74,6 +74,9 @@ class Variant:
     parity: Parity | None = None
     # Free-form facts: TensorRT version and GPU name for plans, quantisation recipe, ...
     notes: dict[str, Any] = field(default_factory=dict)
+    # The batch size the graph was exported for when ``dynamic_batch`` is False (run larger
+    # batches in chunks of this size); None for dynamic-batch variants.
+    batch: int | None = None
 
 
 @dataclass
@@ -95,6 +98,9 @@ class Tiling:
     feature_scale: float
     halo: int
     align: int
+    # Export's own proof: a reference image split into overlapping tiles (numpy + ONNX Runtime,
+    # export/tiling.py:run_tiled) against the PyTorch reference output.
+    parity: Parity | None = None
 
 
 @dataclass
@@ -123,6 +129,8 @@ class Manifest:
     versions: dict[str, str]
     created: str
     format: str = FORMAT
+    # Free-form facts about the whole artifact, e.g. {"untrained": true} for a fresh model.
+    notes: dict[str, Any] = field(default_factory=dict)
 
     # ---- lookup -------------------------------------------------------------------------
     def variant(self, file: str) -> Variant:
@@ -153,7 +161,12 @@ class Manifest:
                 Variant(**{**v, "parity": Parity(**v["parity"]) if v.get("parity") else None})
                 for v in data["variants"]
             ]
-            tiling = Tiling(**data["tiling"]) if data.get("tiling") else None
+            tiling_data = data.get("tiling")
+            tiling = (
+                Tiling(**{**tiling_data, "parity": Parity(**tiling_data["parity"]) if tiling_data.get("parity") else None})
+                if tiling_data
+                else None
+            )
             return cls(
                 **{
                     **data,

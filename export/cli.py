@@ -1,0 +1,97 @@
+"""`python -m export [CHECKPOINT...]`: checkpoints -> artifact folders, with a one-screen summary."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from runtime.errors import UserError, cli_errors
+from runtime.manifest import Manifest
+
+from .artifact import ExportOptions, artifact_name, export_artifact, resolve_source
+from .lowering import STRATEGIES
+
+WEIGHTS_DIR = Path("weights")
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  .. {message}", err=True)
+
+
+def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
+    """The checkpoints shipped in ``folder``: every ``<name>.json`` beside a ``<name>.safetensors``."""
+    return sorted(p for p in folder.glob("*.json") if p.with_suffix(".safetensors").is_file())
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out_root", default="artifacts", show_default=True, type=click.Path(file_okay=False),
+              help="Folder that receives one artifact folder per checkpoint.")
+@click.option("--strategy", default="branches", show_default=True, type=click.Choice(list(STRATEGIES)),
+              help="Lowering of the dynamic conv used for model.onnx.")
+@click.option("--also", "extra", multiple=True, type=click.Choice(list(STRATEGIES)),
+              help="Further strategies written as model.<strategy>.onnx (repeatable).")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Fixed batch of the strategies without a dynamic batch (aggregate).")
+@click.option("--opset", default=17, show_default=True, type=click.IntRange(min=13))
+@click.option("--no-tiling", is_flag=True, help="Skip the tiling split (tiling/*.onnx).")
+@cli_errors
+def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tuple[str, ...], batch: int,
+         opset: int, no_tiling: bool) -> None:
+    """Export CHECKPOINT(s) (<name>.json beside <name>.safetensors) to OUT/<name>/.
+
+    With no CHECKPOINT, exports every checkpoint in weights/, or, when weights/ holds none, a
+    freshly initialised (untrained) dyconvsr x2 so the pipeline can be exercised end to end.
+    """
+    options = ExportOptions(strategy=strategy, extra_strategies=extra, batch=batch, opset=opset, tiling=not no_tiling)
+    sources: list = [Path(c) for c in checkpoints] or shipped_checkpoints()
+    if not sources:
+        from train.models import create_model
+
+        click.echo(f"note: no checkpoint in {WEIGHTS_DIR}/; exporting an UNTRAINED dyconvsr x2 "
+                   "(random weights: the pipeline works, the pictures will not)", err=True)
+        sources = [create_model("dyconvsr", scale=2)]
+    manifests = []
+    for source in sources:
+        checkpoint = resolve_source(source)
+        target = Path(out_root) / artifact_name(checkpoint)
+        click.echo(f"exporting {checkpoint.path or checkpoint.name} -> {target}", err=True)
+        start = time.perf_counter()
+        manifest = export_artifact(checkpoint, target, options, progress=_progress)
+        click.echo(f"  done in {time.perf_counter() - start:.1f} s", err=True)
+        manifests.append((target, manifest))
+    failed = False
+    for target, manifest in manifests:
+        failed |= print_summary(target, manifest)
+    if failed:
+        raise UserError("some variants failed parity (see the table above); their files are kept for inspection")
+
+
+def print_summary(folder: Path, manifest: Manifest) -> bool:
+    """Print one artifact's variants, sizes and parity; returns True if any variant failed."""
+    note = "  (UNTRAINED)" if manifest.notes.get("untrained") else ""
+    click.echo(f"\n{folder}  {manifest.model_name} x{manifest.scale}{note}")
+    click.echo(f"  {'file':<28}{'strategy':<18}{'prec':<6}{'batch':<7}{'size':>10}  {'max|diff|':>10}  {'PSNR':>8}  ok")
+    failed = False
+    for v in manifest.variants:
+        size = (folder / v.file).stat().st_size
+        p = v.parity
+        batch = "N" if v.dynamic_batch else str(v.batch)
+        verdict = "-" if p is None else ("yes" if p.passed else "FAIL")
+        failed |= p is not None and not p.passed
+        diff = f"{p.max_abs_diff:.2e}" if p else "-"
+        psnr = f"{p.psnr_db:.1f}" if p else "-"
+        click.echo(f"  {v.file:<28}{v.strategy:<18}{v.precision:<6}{batch:<7}{size / 1024:>8.0f}KB  {diff:>10}  {psnr:>8}  {verdict}")
+    if manifest.tiling is not None:
+        t = manifest.tiling
+        verdict = "yes" if t.parity and t.parity.passed else "FAIL"
+        failed |= verdict == "FAIL"
+        click.echo(f"  tiling: {len(t.stats)} stats graph(s) + main, halo {t.halo}, align {t.align}, "
+                   f"tiled vs PyTorch max|diff| {t.parity.max_abs_diff:.2e}  {verdict}")
+    return failed
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,246 @@
+"""Export: every model x strategy x batch x odd/even size matches PyTorch in ONNX Runtime; the
+artifact folder is complete, hashed, atomic; the tiling split reproduces the untiled output."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+
+from export.artifact import ExportOptions, export_artifact
+from export.cli import main as export_cli
+from export.lowering import STRATEGIES, lower
+from export.references import center_crop, skimage_rgb
+from export.tiling import ort_runner, run_tiled
+from runtime.manifest import read_manifest, verify_files
+from train.checkpoint import save_checkpoint
+from train.models import create_model, set_formulation
+
+MODELS = [("dyconvsr_tiny", {}), ("dcnn_tiny", {}), ("srcnn_tiny", {}), ("dyconvsr", {"scale": 2}), ("dcnn_tiny", {"scale": 3})]
+ALL_STRATEGIES = tuple(STRATEGIES)
+
+
+def _id(entry) -> str:
+    name, kwargs = entry
+    return name + "".join(f"-{k}{v}" for k, v in kwargs.items())
+
+
+@pytest.fixture(scope="module", params=MODELS, ids=_id)
+def exported(request, tmp_path_factory):
+    name, kwargs = request.param
+    torch.manual_seed(1)
+    model = create_model(name, **kwargs)
+    folder = tmp_path_factory.mktemp("artifacts") / _id(request.param)
+    options = ExportOptions(strategy="branches", extra_strategies=ALL_STRATEGIES)
+    manifest = export_artifact(model, folder, options)
+    return model, folder, manifest
+
+
+def _crop_batch(names: tuple[str, ...], height: int, width: int, offset: int = 30) -> np.ndarray:
+    """Real image crops (not the reference crops: different images, offsets and sizes)."""
+    return np.stack([center_crop(skimage_rgb(n)[offset:, offset:], height, width) for n in names])
+
+
+def _torch_reference(model: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
+    # The model as trained: the batch-folded "grouped" formulation, not an export lowering.
+    with torch.no_grad():
+        return set_formulation(model, "grouped")(torch.from_numpy(batch)).numpy()
+
+
+SIZES = [(18, 26), (19, 25)]  # even and odd
+
+
+@pytest.mark.parametrize("hw", SIZES, ids=["even", "odd"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_every_variant_matches_pytorch(exported, batch: int, hw: tuple[int, int]) -> None:
+    model, folder, manifest = exported
+    images = _crop_batch(("rocket", "astronaut")[:batch], *hw)
+    expected = _torch_reference(model, images)
+    assert expected.shape == (batch, 3, hw[0] * model.scale, hw[1] * model.scale)
+    checked = 0
+    for variant in manifest.variants:
+        if not variant.dynamic_batch and variant.batch != batch:
+            continue
+        session = ort.InferenceSession(str(folder / variant.file), providers=["CPUExecutionProvider"])
+        (got,) = session.run(None, {"input": images})
+        assert got.shape == expected.shape, variant.file
+        assert np.abs(got - expected).max() <= 1e-4, variant.file
+        checked += 1
+    assert checked >= 1
+
+
+def test_fixed_batch_strategies_exported_for_batch_two(tmp_path) -> None:
+    model = create_model("dyconvsr_tiny")
+    manifest = export_artifact(model, tmp_path / "a", ExportOptions(strategy="aggregate", batch=2, tiling=False))
+    variant = manifest.default
+    assert (variant.dynamic_batch, variant.batch) == (False, 2)
+    images = _crop_batch(("coffee", "chelsea"), 21, 16)
+    session = ort.InferenceSession(str(tmp_path / "a" / variant.file), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": images})
+    assert np.abs(got - _torch_reference(model, images)).max() <= 1e-4
+    # The fixed batch is real: a batch of one is refused by the graph itself.
+    with pytest.raises(Exception, match="input"):
+        session.run(None, {"input": images[:1]})
+
+
+def test_manifest_describes_the_folder(exported) -> None:
+    model, folder, manifest = exported
+    reread = read_manifest(folder)
+    assert json.loads(json.dumps(reread.to_dict())) == json.loads((folder / "manifest.json").read_text())
+    assert reread.scale == model.scale and reread.model_name == model.config.name
+    assert verify_files(folder, reread) == []
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(reread.files) == on_disk
+    assert {"torch", "onnx", "onnxruntime", "onnxsim"} <= set(reread.versions)
+    default = onnx.load(str(folder / "model.onnx"))
+    dims = [d.dim_param or d.dim_value for d in default.graph.input[0].type.tensor_type.shape.dim]
+    assert isinstance(dims[0], str) and dims[1] == 3 and isinstance(dims[2], str) and isinstance(dims[3], str)
+    assert all(v.parity.passed and v.parity.tolerance == {"max_abs_diff": 1e-4} for v in reread.variants)
+    shapes = [tuple(r.input_shape) for r in reread.references]
+    assert any(s[0] == 2 for s in shapes) and any(s[2] % 2 or s[3] % 2 for s in shapes)
+    for ref in reread.references:
+        x, y = np.load(folder / ref.input), np.load(folder / ref.output)
+        assert x.dtype == y.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+        np.testing.assert_allclose(_torch_reference(model, x), y, atol=1e-6)
+
+
+def test_tampered_file_is_reported(exported, tmp_path) -> None:
+    _, folder, manifest = exported
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    data = bytearray((copy / "model.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(data))
+    (copy / manifest.references[0].input).unlink()
+    problems = verify_files(copy, manifest)
+    assert any(p.startswith("model.onnx:") for p in problems)
+    assert any(p.startswith(manifest.references[0].input) and "missing" in p for p in problems)
+
+
+@pytest.mark.parametrize("core_factor", [3, 5])
+def test_tiled_equals_untiled(exported, core_factor: int) -> None:
+    model, folder, manifest = exported
+    tiling = manifest.tiling
+    assert len(tiling.stats) == len(tiling.pooled_inputs) == len(tiling.pooled_channels)
+    image = _crop_batch(("coffee",), 37, 45)  # odd in both directions
+    core = tiling.align * core_factor
+    assert core < 37 and core < 45  # tiles smaller than the image in both directions
+    tiled = run_tiled(
+        [ort_runner(folder / f) for f in tiling.stats], ort_runner(folder / tiling.main), image,
+        model.scale, tiling.feature_scale, tiling.halo, tiling.align, core,
+    )
+    untiled = ort_runner(folder / "model.onnx")({"input": image})
+    assert np.abs(tiled - untiled).max() <= 1e-4
+    assert tiling.parity is not None and tiling.parity.passed
+
+
+def test_tiling_layout_per_model(exported) -> None:
+    model, folder, manifest = exported
+    tiling = manifest.tiling
+    name = model.config.name
+    if name.startswith("dyconvsr"):
+        assert len(tiling.stats) == 1 and tiling.feature_scale == 0.5 and tiling.align == 2
+    elif name.startswith("dcnn"):
+        assert len(tiling.stats) == 2 and tiling.feature_scale == model.scale and tiling.align == 1
+        inputs = [i.name for i in onnx.load(str(folder / tiling.stats[1])).graph.input]
+        assert inputs == ["input", "pooled_0"]
+    else:
+        assert tiling.stats == [] and tiling.pooled_inputs == []
+    assert tiling.halo > 0 and tiling.halo % tiling.align == 0
+
+
+def test_halo_too_small_shows_seams(exported) -> None:
+    """The halo is not decorative: half of it makes the tiled output differ."""
+    model, folder, manifest = exported
+    tiling = manifest.tiling
+    image = _crop_batch(("coffee",), 37, 45)
+    small = max(0, tiling.halo // 2 // tiling.align * tiling.align)
+    tiled = run_tiled(
+        [ort_runner(folder / f) for f in tiling.stats], ort_runner(folder / tiling.main), image,
+        model.scale, tiling.feature_scale, small, tiling.align, tiling.align * 3,
+    )
+    untiled = ort_runner(folder / "model.onnx")({"input": image})
+    assert np.abs(tiled - untiled).max() > 1e-4
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((1, 4, 16, 16), np.float32), "index: 1 Got: 4 Expected: 3"),
+        (np.zeros((3, 16, 16), np.float32), "Invalid rank"),
+        (np.zeros((1, 3, 16, 16), np.float64), "tensor\\(double\\)"),
+    ],
+    ids=["channels", "rank", "dtype"],
+)
+def test_wrong_input_fails_clearly(exported, bad: np.ndarray, message: str) -> None:
+    _, folder, _ = exported
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    with pytest.raises(Exception, match=message):
+        session.run(None, {"input": bad})
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_export_leaves_nothing_valid(tmp_path, monkeypatch) -> None:
+    import export.artifact as artifact
+
+    model = create_model("dyconvsr_tiny")
+    good = export_artifact(model, tmp_path / "a", ExportOptions(tiling=False))
+    before = (tmp_path / "a" / "manifest.json").read_bytes()
+
+    def boom(*args, **kwargs):
+        raise _Interrupt("simulated crash after the ONNX graphs were written")
+
+    monkeypatch.setattr(artifact, "_export_tiling", boom)
+    with pytest.raises(_Interrupt):
+        export_artifact(model, tmp_path / "a", ExportOptions())
+    with pytest.raises(_Interrupt):
+        export_artifact(model, tmp_path / "b", ExportOptions())
+    assert not (tmp_path / "b").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no temp folders left behind
+    assert (tmp_path / "a" / "manifest.json").read_bytes() == before  # the old artifact is intact
+    assert verify_files(tmp_path / "a", good) == []
+
+
+def test_cli_exports_a_checkpoint_and_prints_summary(tmp_path) -> None:
+    save_checkpoint(tmp_path / "w" / "tiny_x2", create_model("dyconvsr_tiny"))
+    result = CliRunner().invoke(export_cli, [str(tmp_path / "w" / "tiny_x2.json"), "-o", str(tmp_path / "out"),
+                                             "--also", "aggregate"])
+    assert result.exit_code == 0, result.output
+    assert "model.aggregate.onnx" in result.output and "tiling" in result.output
+    assert verify_files(tmp_path / "out" / "tiny_x2", read_manifest(tmp_path / "out" / "tiny_x2")) == []
+
+
+def test_cli_with_empty_weights_exports_untrained(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(export_cli, ["--no-tiling"])
+    assert result.exit_code == 0, result.output
+    assert "UNTRAINED" in result.output
+    assert read_manifest(tmp_path / "artifacts" / "dyconvsr_x2_untrained").notes == {"untrained": True}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.json"], "missing.json not found"),
+    (["--strategy", "nope"], "nope"),
+])
+def test_cli_user_errors_are_one_line(tmp_path, monkeypatch, args, message) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(export_cli, args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_lowering_does_not_touch_the_loaded_model() -> None:
+    model = create_model("dcnn_tiny")
+    forwards = [type(m).forward for m in model.modules()]
+    lowered = lower(model, "aggregate")
+    assert "forward" not in vars(model.conv2) and "forward" in vars(lowered.conv2)
+    assert [type(m).forward for m in model.modules()] == forwards
