@@ -75,7 +75,7 @@ def y_channel(rgb: np.ndarray) -> np.ndarray:
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = DATA_RANGE) -> float:
     x, y = _pair(a, b)
     mse = float(np.mean((x - y) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(data_range**2 / mse)
+    return float("inf") if mse == 0 else float(10.0 * np.log10(data_range**2 / mse))
 
 
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
@@ -170,7 +170,7 @@ def weighted_psnr(
     """PSNR of the NVF-weighted error (Checkmark WPSNR); the weights come from ``reference``."""
     x, y = _gray_pair(reference, test)
     mse = float(np.mean((noise_visibility(x, window, contrast) * (x - y)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(data_range**2 / mse)
+    return float("inf") if mse == 0 else float(10.0 * np.log10(data_range**2 / mse))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,65 @@
+"""`python -m train evaluate`: score checkpoints and bicubic on image folders, write the tables."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from runtime.errors import UserError, cli_errors
+
+from .evaluate import embedded_benchmark, evaluate, evaluate_colour_spaces, load_benchmark, load_candidates
+from .tables import TABLES, build_report
+
+
+@click.command("evaluate")
+@click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--data", "folders", multiple=True, type=click.Path(),
+              help="Folder of HR images (searched recursively; repeatable). The folder name is the set's "
+                   "name (set5 lines up with the paper's Set5). Default: the held-out scikit-image photos.")
+@click.option("--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]),
+              help="Scale to test (repeatable). Default: each checkpoint's own scale; 2, 3 and 4 for "
+                   "--table cross-scale. Fixed-scale models (DyConvSR) only run at their own scale.")
+@click.option("--table", "table", type=click.Choice(TABLES), default="dyconvsr", show_default=True,
+              help="dyconvsr: the DyConvSR paper's Table 1 with its published rows; cross-scale: the "
+                   "dynamic-CNN paper's train-scale x test-scale table; colour: its YCbCr/HSV/RGB table "
+                   "(Y-channel networks only).")
+@click.option("--bicubic/--no-bicubic", default=True, show_default=True, help="Include the bicubic baseline row.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="reports/eval", show_default=True,
+              help="Folder for <table>.md and <table>.json.")
+@cli_errors
+def evaluate_command(
+    checkpoints: tuple[str, ...], folders: tuple[str, ...], scales: tuple[str, ...], table: str, bicubic: bool,
+    out_dir: str,
+) -> None:
+    """Score CHECKPOINT... (stems, .json or .safetensors) on folders of HR images.
+
+    Each HR image is cropped to a multiple of the scale, downscaled with a MATLAB-compatible
+    bicubic imresize, upscaled by every model on the CPU (whole image, output rounded to 8 bits)
+    and scored against the original: PSNR and SSIM on the Y channel (BT.601) with a border crop
+    equal to the scale, RGB PSNR, weighted PSNR and MS-SSIM. With no CHECKPOINT only the bicubic
+    baseline is scored. The markdown table is printed and written with a JSON copy (per-image
+    numbers included) to --out.
+
+    \b
+    Examples:
+      python -m train evaluate weights/dyconvsr_x2 --data ../shared/data/set5 --data ../shared/data/set14
+      python -m train evaluate weights/srcnn_x2 weights/srcnn_x3 weights/srcnn_x4 weights/dcnn \\
+          --data ../shared/data/set5 --table cross-scale
+      python -m train evaluate weights/srcnn_x3 --data ../shared/data/set5 --table colour --scale 3
+    """
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise UserError(f"--data {folder}: not a folder of images")
+    candidates = load_candidates(checkpoints)
+    benchmarks = [load_benchmark(f) for f in folders] or [embedded_benchmark("val")]
+    chosen = [int(s) for s in scales] or ([2, 3, 4] if table == "cross-scale" else None)
+    if table == "colour":
+        results = evaluate_colour_spaces(candidates, benchmarks, chosen)
+    else:
+        if not candidates and not bicubic:
+            raise UserError("nothing to evaluate: give at least one CHECKPOINT or drop --no-bicubic")
+        results = evaluate(candidates, benchmarks, chosen, bicubic=bicubic)
+    report = build_report(table, results)
+    md_path, json_path = report.write(out_dir)
+    click.echo(report.markdown)
+    click.echo(f"wrote {md_path} and {json_path}", err=True)
