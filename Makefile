@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= cpu,train,dev
 
-.PHONY: setup demo test models train export bench clean
+.PHONY: setup demo test models train weights export bench clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,17 @@ demo: setup
 # Quick training profile on the embedded images (scikit-image); see `python -m train fit --help`.
 train: setup
 	$(PY) -m train fit --profile quick
+
+# The shipped weights: every config in configs/, resumed where a run stopped (safe to interrupt
+# and re-run, in as many sessions as it takes), then each run's best checkpoint promoted to weights/.
+# Development only: the configs read ../shared/data/sunhays80 beside the embedded photos.
+WEIGHTS ?= dyconvsr_x2 dyconvsr_static_x2 dyconvsr_x3 dyconvsr_x4 srcnn_x2 srcnn_x3 srcnn_x4 dcnn
+weights: setup
+	@for name in $(WEIGHTS); do \
+	  resume=; [ -f weights/runs/$$name/last.state.json ] && resume=--resume; \
+	  $(PY) -m train fit --config configs/$$name.toml $$resume $(FIT_FLAGS) || exit 1; \
+	  $(PY) -m train promote weights/runs/$$name/best weights/$$name || exit 1; \
+	done
 
 # Export every shipped checkpoint in weights/ to artifacts/<name>/.
 export: setup

@@ -122,3 +122,22 @@ def test_bad_settings_are_clear_errors(tmp_path: Path) -> None:
         config_from(None, str(bad), {})
     with pytest.raises(UserError, match="nothing to resume"):
         fit(tiny_config(tmp_path / "none"), resume=True, progress=False)
+
+
+def test_resume_refuses_changed_settings(tmp_path: Path) -> None:
+    fit(tiny_config(tmp_path / "r"), progress=False, stop_at=2)
+    with pytest.raises(UserError, match=r"differ from the run .*lr: 0.001 -> 0.5"):
+        fit(tiny_config(tmp_path / "r", lr=0.5), resume=True, progress=False)
+    # Extending the run is allowed.
+    assert fit(tiny_config(tmp_path / "r", iterations=14), resume=True, progress=False).steps == 14
+
+
+def test_promote_copies_a_run_checkpoint_bit_exact(tmp_path: Path) -> None:
+    result = fit(tiny_config(tmp_path / "p", iterations=3, val_every=3), progress=False)
+    done = subprocess.run([sys.executable, "-m", "train", "promote", str(result.out / "best"), str(tmp_path / "ship")],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shipped, best = load_checkpoint(tmp_path / "ship"), load_checkpoint(result.out / "best")
+    assert shipped.metadata["promoted_from"].endswith("best") and shipped.metadata["step"] == 3
+    for key, value in best.model.state_dict().items():
+        assert torch.equal(value, shipped.model.state_dict()[key])

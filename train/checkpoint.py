@@ -120,3 +120,12 @@ def load_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> Checkp
 def _state_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
     expected = set(model.state_dict())
     return sorted(expected - set(state)), sorted(set(state) - expected)
+
+
+def copy_checkpoint(
+    source: str | os.PathLike[str], destination: str | os.PathLike[str], metadata: dict[str, Any] | None = None
+) -> Path:
+    """Re-save a checkpoint under a new name (e.g. a run's best as shipped weights), bit-exact,
+    with ``metadata`` merged into its own."""
+    loaded = load_checkpoint(source)
+    return save_checkpoint(destination, loaded.model, metadata={**loaded.metadata, **(metadata or {})})

@@ -76,3 +76,15 @@ def fit_command(profile, config_file, train_scales, resume, stop_at, quiet, **fl
 
 from .evaluate_cli import evaluate_command  # noqa: E402  (registered last: it imports the library modules)
 main.add_command(evaluate_command)
+
+
+@main.command("promote")
+@click.argument("source")
+@click.argument("destination")
+@cli_errors
+def promote_command(source: str, destination: str) -> None:
+    """Copy checkpoint SOURCE (e.g. runs/x/best) to DESTINATION (e.g. weights/dyconvsr_x2)."""
+    from .checkpoint import copy_checkpoint
+
+    path = copy_checkpoint(source, destination, metadata={"promoted_from": str(source)})
+    click.echo(f"wrote {path} and its weights")

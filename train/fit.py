@@ -217,6 +217,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
     state = TrainingState(0, None, None, {})
     if resume:
+        _check_same_run(out / "config.json", config)
         state = load_training_state(last, model, optimizer, scheduler)
 
     images = _training_images(config)
@@ -288,6 +289,21 @@ def fit(
     if world > 1:
         dist.barrier()
     return FitResult(out, state.step, state.best_score, state.best_step, last_loss, time.perf_counter() - start)
+
+
+# Settings a resumed run may change; any other difference would silently train something else.
+RESUMABLE_CHANGES = {"iterations", "val_every", "save_every", "log_every", "threads", "out"}
+
+
+def _check_same_run(saved_path: Path, config: TrainConfig) -> None:
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text())
+    current = json.loads(json.dumps(asdict(config)))
+    changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        raise UserError(f"--resume with settings that differ from the run in {saved_path.parent}: {details}")
 
 
 class _YOnly(nn.Module):
