@@ -6,6 +6,8 @@ uses with the ones requested and refuses to run on anything else.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import UserError
@@ -72,7 +74,9 @@ class OrtRunner(Runner):
         options.log_severity_level = 3
         ort.set_default_logger_severity(3)
         try:
-            session = ort.InferenceSession(self.path, sess_options=options, providers=self.requested)
+            with warnings.catch_warnings():  # "provider not available": strict mode says it better
+                warnings.simplefilter("ignore", UserWarning)
+                session = ort.InferenceSession(self.path, sess_options=options, providers=self.requested)
         except Exception as exc:  # onnxruntime raises its own exception types, not importable by name
             raise UserError(f"{self.path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
         self.active_providers = session.get_providers()

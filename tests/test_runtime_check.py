@@ -1,0 +1,76 @@
+"""python -m runtime.check: the verdict is the result object, and tampering fails it."""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from runtime.check import check_artifact, main
+from runtime.parity import compare
+from test_runtime_fixtures import dcnn_artifact, dy_artifact  # noqa: F401
+
+
+def copy_artifact(source: Path, tmp_path: Path) -> Path:
+    target = tmp_path / source.name
+    shutil.copytree(source, target)
+    return target
+
+
+def test_comparison_result_is_the_verdict() -> None:
+    reference = np.linspace(0, 1, 48, dtype=np.float32).reshape(1, 3, 4, 4)
+    close = compare(reference + 5e-5, reference, {"max_abs_diff": 1e-4})
+    assert close and close.max_abs_diff == pytest.approx(5e-5, rel=1e-2) and close.psnr_db > 80
+    assert not compare(reference + 2e-4, reference, {"max_abs_diff": 1e-4})
+    assert compare(reference + 1e-3, reference, {"min_psnr_db": 50.0})
+    assert not compare(reference + 1e-2, reference, {"min_psnr_db": 50.0})
+    broken = reference.copy()
+    broken[0, 0, 0, 0] = np.nan
+    result = compare(broken, reference, {"min_psnr_db": 0.0})
+    assert not result and not result.finite
+    assert not compare(reference[..., :2], reference, {"max_abs_diff": 1.0})
+    assert compare(reference, reference, {"max_abs_diff": 0.0}).psnr_db == math.inf
+
+
+@pytest.mark.parametrize("fixture", ["dy_artifact", "dcnn_artifact"])
+def test_fresh_artifact_passes(request, fixture: str) -> None:
+    artifact = request.getfixturevalue(fixture)
+    report = check_artifact(artifact)
+    assert report, report.table()
+    names = [row.name for row in report.rows]
+    assert "model.onnx" in names and any(name.startswith("tiled") for name in names)
+    result = CliRunner().invoke(main, [str(artifact)])
+    assert result.exit_code == 0, result.output
+    assert "verdict: PASS" in result.stdout and "every sha256 matches" in result.stdout
+
+
+def test_tampered_engine_fails(dy_artifact, tmp_path) -> None:  # noqa: F811
+    artifact = copy_artifact(dy_artifact, tmp_path)
+    engine = artifact / "model.onnx"
+    data = bytearray(engine.read_bytes())
+    data[-200] ^= 0xFF  # flip bits inside the weights
+    engine.write_bytes(bytes(data))
+    result = CliRunner().invoke(main, [str(artifact), "--json", str(tmp_path / "report.json")])
+    assert result.exit_code == 1
+    assert "model.onnx: sha256 differs from the manifest" in result.stdout
+    assert "verdict: FAIL" in result.stdout
+    assert '"file_problems"' in (tmp_path / "report.json").read_text()
+
+
+def test_wrong_reference_output_fails_the_variant(dy_artifact, tmp_path) -> None:  # noqa: F811
+    artifact = copy_artifact(dy_artifact, tmp_path)
+    manifest_refs = sorted((artifact / "reference").glob("output_*.npy"))
+    data = np.load(manifest_refs[0])
+    np.save(manifest_refs[0], data + 1e-3)  # the engine now disagrees with "PyTorch" by 1e-3
+    report = check_artifact(artifact)
+    assert not report
+    row = next(r for r in report.rows if r.name == "model.onnx")
+    assert row.status == "FAIL" and row.parity["max_abs_diff"] > 1e-4
+
+
+def test_missing_artifact_is_a_usage_error(tmp_path) -> None:
+    result = CliRunner().invoke(main, [str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "not found" in result.stderr

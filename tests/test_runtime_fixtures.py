@@ -1,0 +1,53 @@
+"""Shared fixtures for the runtime tests: artifacts exported once per session, real test images.
+
+Tests may import torch, train and export to *make* artifacts; runtime/ itself never does.
+Artifacts are cached under the session's base temp folder, so modules that import these
+fixtures share one export.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "astronaut_crop.png"
+
+
+def export_once(tmp_path_factory: pytest.TempPathFactory, name: str, scale: int, **kwargs: object) -> Path:
+    folder = tmp_path_factory.getbasetemp() / "runtime_artifacts" / f"{name}_x{scale}"
+    if not (folder / "manifest.json").is_file():
+        import torch
+
+        from export.artifact import export_artifact
+        from train.models import create_model
+
+        torch.manual_seed(0)
+        export_artifact(create_model(name, scale=scale, **kwargs), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def dy_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny DyConvSR x2 (8 channels, 2 kernels)."""
+    return export_once(tmp_path_factory, "dyconvsr_tiny", 2)
+
+
+@pytest.fixture(scope="session")
+def dcnn_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny DCNN x3: two dynamic layers, the second's statistics depend on the first's."""
+    return export_once(tmp_path_factory, "dcnn_tiny", 3)
+
+
+@pytest.fixture(scope="session")
+def real_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real-size DyConvSR x2 (~60K parameters), freshly initialised."""
+    return export_once(tmp_path_factory, "dyconvsr", 2)
+
+
+@pytest.fixture(scope="session")
+def sample_rgb() -> np.ndarray:
+    """The bundled 200x200 real photo crop, uint8 HxWx3."""
+    with Image.open(SAMPLE) as image:
+        return np.asarray(image.convert("RGB"))

@@ -1,0 +1,80 @@
+"""Seamless tiling and exact output sizes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from runtime.errors import UserError
+from runtime.tiling import plan_tiles
+from runtime.upscaler import Upscaler
+from test_runtime_fixtures import dcnn_artifact, dy_artifact, real_artifact, sample_rgb  # noqa: F401
+
+
+@pytest.mark.parametrize("height,width,tile,halo,align", [(37, 53, 16, 5, 2), (10, 10, 64, 3, 1), (31, 7, 4, 14, 2)])
+def test_tile_cores_cover_the_image_exactly_once(height: int, width: int, tile: int, halo: int, align: int) -> None:
+    owner = np.zeros((height, width), dtype=int)
+    for t in plan_tiles(height, width, tile, halo, align):
+        owner[t.cy0 : t.cy1, t.cx0 : t.cx1] += 1
+        assert t.cy0 % align == 0 and t.cx0 % align == 0 and t.y0 % align == 0 and t.x0 % align == 0
+        assert t.y0 == 0 or t.cy0 - t.y0 >= halo
+        assert t.x1 == width or t.x1 - t.cx1 >= halo
+        assert t.cy1 - t.cy0 <= max(tile, align)
+    assert (owner == 1).all()
+
+
+def _tiled_vs_untiled(artifact, image: np.ndarray, tile: int, batch: int = 1) -> float:  # noqa: ANN001
+    with Upscaler(artifact, tile=0) as whole:
+        reference = whole.upscale_array(image)
+    with Upscaler(artifact, tile=tile, batch=batch) as tiled:
+        assert tiled._plan(*image.shape[:2]) is not None and len(tiled._plan(*image.shape[:2])) >= 4  # noqa: SLF001
+        result = tiled.upscale_array(image)
+    assert result.shape == reference.shape
+    return float(np.abs(result - reference).max())
+
+
+@pytest.mark.parametrize("tile,batch", [(32, 1), (50, 3)])
+def test_tiled_equals_untiled_on_a_real_odd_sized_image(dy_artifact, sample_rgb, tile: int, batch: int) -> None:  # noqa: F811
+    image = sample_rgb[:163, :117].astype(np.float32) / 255  # odd x odd, several tiles each way
+    assert _tiled_vs_untiled(dy_artifact, image, tile, batch) <= 1e-4
+
+
+def test_tiled_equals_untiled_with_two_chained_dynamic_layers(dcnn_artifact, sample_rgb) -> None:  # noqa: F811
+    image = sample_rgb[:61, :47].astype(np.float32) / 255
+    assert _tiled_vs_untiled(dcnn_artifact, image, 16, batch=2) <= 1e-4
+
+
+def test_tiled_equals_untiled_for_the_real_size_network(real_artifact, sample_rgb) -> None:  # noqa: F811
+    image = sample_rgb[:, :199].astype(np.float32) / 255  # 200 x 199
+    assert _tiled_vs_untiled(real_artifact, image, 64) <= 1e-4
+
+
+def test_tiles_get_whole_image_attention_not_their_own(dy_artifact, sample_rgb) -> None:  # noqa: F811
+    """Control: per-tile statistics (what a naive tiler does) really would leave seams."""
+    from runtime.tiling import pooled_statistics
+
+    image = sample_rgb[:96, :96].astype(np.float32) / 255
+    with Upscaler(dy_artifact, tile=32) as up:
+        stats, _ = up._tiling()  # noqa: SLF001
+        tiles = plan_tiles(96, 96, 32, up.tiling.halo, up.tiling.align)
+        read = lambda group: np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in group]).transpose(0, 3, 1, 2).copy()  # noqa: E731
+        whole = pooled_statistics(read, tiles, up.tiling, stats)[0]
+        corner = pooled_statistics(read, tiles[:1], up.tiling, stats)[0]
+    assert np.abs(whole - corner).max() > 1e-3
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (1, 2), (2, 1), (7, 9), (13, 17), (31, 7), (97, 101)])
+@pytest.mark.parametrize("fixture", ["dy_artifact", "dcnn_artifact"])
+def test_output_is_exactly_scale_times_input(request, fixture: str, height: int, width: int) -> None:
+    artifact = request.getfixturevalue(fixture)
+    rng = np.random.default_rng(height * 1000 + width)
+    image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    with Upscaler(artifact, tile=24) as up:  # 97x101 is tiled, the others are not
+        result = up.upscale(image)
+    assert result.size == (width * up.scale, height * up.scale)
+    assert result.mode == "RGB"
+
+
+def test_min_size_refuses_clearly(dy_artifact) -> None:  # noqa: F811
+    with Upscaler(dy_artifact, min_size=8) as up, pytest.raises(UserError, match=r"image is 5x4; .* at least 8x8"):
+        up.upscale(Image.new("RGB", (5, 4)))
