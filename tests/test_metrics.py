@@ -156,3 +156,13 @@ def test_set5_bicubic_ssim_and_ms_ssim_match_published(shared_data, scale: int) 
     published_ssim, published_msssim = PUBLISHED_SET5_BICUBIC[scale]
     assert ssim_mean == pytest.approx(published_ssim, abs=0.001)
     assert msssim_mean == pytest.approx(published_msssim, abs=0.0005)
+
+
+def test_runtime_modules_do_not_import_torch() -> None:
+    """runtime/ ships to devices without torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, runtime.metrics, runtime.resize; print('torch' in sys.modules, 'scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]

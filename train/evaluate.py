@@ -30,11 +30,12 @@ from tqdm import tqdm
 
 from runtime.color import rgb_to_ycbcr, ycbcr_to_rgb
 from runtime.errors import UserError
-from runtime.images import find_images
+from runtime.images import to_uint8
 from runtime.metrics import METRIC_NAMES, Scores, score_pair
 from runtime.resize import imresize
 
 from .checkpoint import load_checkpoint
+from .data import embedded_images, folder_images
 from .models.common import SUPPORTED_SCALES, bicubic_upscale
 
 BICUBIC = "Bicubic"
@@ -55,7 +56,7 @@ class Benchmark:
 def _as_rgb_uint8(array: np.ndarray) -> np.ndarray:
     array = np.asarray(array)
     if array.dtype != np.uint8:  # float in [0, 1]
-        array = np.floor(np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        array = to_uint8(array)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     return np.ascontiguousarray(array[..., :3])
@@ -63,30 +64,13 @@ def _as_rgb_uint8(array: np.ndarray) -> np.ndarray:
 
 def load_benchmark(folder: str | os.PathLike[str], name: str | None = None) -> Benchmark:
     """Every image under ``folder`` (recursively); grayscale images become 3 equal channels."""
-    from PIL import Image
-
-    root = Path(folder)
-    paths = find_images(root)
-    if not paths:
-        raise UserError(f"no images (png, jpg, webp, ...) found under {root}")
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as handle:
-                images.append((path.relative_to(root).as_posix(), np.asarray(handle.convert("RGB"))))
-        except (OSError, SyntaxError) as exc:
-            raise UserError(f"{path}: cannot read image ({exc})") from None
-    return Benchmark(name or root.resolve().name, images)
+    images = [(item.name, item.hr) for item in folder_images(folder)]
+    return Benchmark(name or Path(folder).resolve().name, images)
 
 
 def embedded_benchmark(split: str = "val") -> Benchmark:
     """The held-out scikit-image photographs (train/data.py owns the split); no download."""
-    from .data import embedded_images
-
-    images = []
-    for item in embedded_images(split):
-        name, array = (item.name, item.hr) if hasattr(item, "hr") else item
-        images.append((name, _as_rgb_uint8(array)))
+    images = [(item.name, _as_rgb_uint8(item.hr)) for item in embedded_images(split)]
     return Benchmark(EMBEDDED_NAME if split == "val" else f"embedded-{split}", images)
 
 
@@ -122,7 +106,10 @@ def load_candidates(paths: Sequence[str | os.PathLike[str]]) -> list[Candidate]:
     seen: dict[str, int] = {}
     for path in paths:
         checkpoint = load_checkpoint(path)
-        stem = Path(path).name.removesuffix(".json").removesuffix(".safetensors")
+        file = Path(path)
+        stem = file.name.removesuffix(".json").removesuffix(".safetensors")
+        if stem in ("best", "last"):  # a training run's folder names the model
+            stem = f"{file.parent.name}/{stem}"
         seen[stem] = seen.get(stem, 0) + 1
         label = stem if seen[stem] == 1 else f"{stem} ({seen[stem]})"
         candidates.append(Candidate(label, checkpoint.model.eval(), checkpoint.name))
@@ -266,6 +253,21 @@ def default_scales(candidates: Sequence[Candidate]) -> list[int]:
     return sorted({c.native_scale for c in candidates}) or [2]
 
 
+def _pairs(
+    benchmarks: Sequence[Benchmark], scales: Sequence[int], progress: bool, desc: str
+) -> Iterator[tuple[str, int, str, np.ndarray, np.ndarray]]:
+    """(benchmark, scale, image name, HR, LR) for every image at every scale, with a progress bar."""
+    total = sum(len(b.images) for b in benchmarks) * len(scales)
+    with tqdm(total=total, unit="img", disable=not progress, desc=desc, leave=False) as bar:
+        for bench in benchmarks:
+            for scale in scales:
+                for name, image in bench.images:
+                    bar.set_postfix_str(f"{bench.name} x{scale} {name}")
+                    hr = modcrop(_as_rgb_uint8(image), scale)
+                    yield bench.name, scale, name, hr, make_lr(hr, scale)
+                    bar.update(1)
+
+
 def evaluate(
     candidates: Sequence[Candidate],
     benchmarks: Sequence[Benchmark],
@@ -284,23 +286,13 @@ def evaluate(
     def row(method: str, params: int | None, bench: str, scale: int) -> SetResult:
         return rows.setdefault((method, bench, scale), SetResult(method, bench, scale, params))
 
-    total = sum(len(b.images) for b in benchmarks) * len(scales)
-    with tqdm(total=total, unit="img", disable=not progress, desc="evaluate", leave=False) as bar:
-        for bench in benchmarks:
-            for scale in scales:
-                for name, image in bench.images:
-                    bar.set_postfix_str(f"{bench.name} x{scale} {name}")
-                    hr = modcrop(_as_rgb_uint8(image), scale)
-                    lr = make_lr(hr, scale)
-                    if bicubic:
-                        sr = bicubic_sr(lr, scale)
-                        row(BICUBIC, None, bench.name, scale).images.append(ImageResult(name, _score(sr, hr, scale, name)))
-                    for cand in candidates:
-                        if cand.supports(scale):
-                            sr = super_resolve(cand, lr, scale)
-                            result = ImageResult(name, _score(sr, hr, scale, name))
-                            row(cand.label, cand.params, bench.name, scale).images.append(result)
-                    bar.update(1)
+    for bench, scale, name, hr, lr in _pairs(benchmarks, scales, progress, "evaluate"):
+        if bicubic:
+            row(BICUBIC, None, bench, scale).images.append(ImageResult(name, _score(bicubic_sr(lr, scale), hr, scale, name)))
+        for cand in candidates:
+            if cand.supports(scale):
+                result = ImageResult(name, _score(super_resolve(cand, lr, scale), hr, scale, name))
+                row(cand.label, cand.params, bench, scale).images.append(result)
     return list(rows.values())
 
 
@@ -319,21 +311,10 @@ def evaluate_colour_spaces(
             raise UserError(f"the colour-space table needs Y-channel networks (srcnn, dcnn); {cand.label} is {cand.name!r}")
     scales = _check_scales(scales if scales is not None else default_scales(candidates))
     rows: dict[tuple[str, str, str, int], SetResult] = {}
-    total = sum(len(b.images) for b in benchmarks) * len(scales)
-    with tqdm(total=total, unit="img", disable=not progress, desc="colour", leave=False) as bar:
-        for bench in benchmarks:
-            for scale in scales:
-                for name, image in bench.images:
-                    bar.set_postfix_str(f"{bench.name} x{scale} {name}")
-                    hr = modcrop(_as_rgb_uint8(image), scale)
-                    lr = make_lr(hr, scale)
-                    for space in COLOUR_SPACES:
-                        for cand in (None, *candidates):
-                            method, params = (PRE_UPSCALE, None) if cand is None else (cand.label, cand.params)
-                            result = rows.setdefault(
-                                (method, space, bench.name, scale), SetResult(method, bench.name, scale, params, space)
-                            )
-                            sr = colour_space_sr(lr, scale, space, cand)
-                            result.images.append(ImageResult(name, _score(sr, hr, scale, name)))
-                    bar.update(1)
+    for bench, scale, name, hr, lr in _pairs(benchmarks, scales, progress, "colour"):
+        for space in COLOUR_SPACES:
+            for cand in (None, *candidates):
+                method, params = (PRE_UPSCALE, None) if cand is None else (cand.label, cand.params)
+                result = rows.setdefault((method, space, bench, scale), SetResult(method, bench, scale, params, space))
+                result.images.append(ImageResult(name, _score(colour_space_sr(lr, scale, space, cand), hr, scale, name)))
     return list(rows.values())

@@ -87,7 +87,9 @@ def _fmt_pair(psnr: float, ssim: float) -> str:
 
 def _published_pair(psnr: float, ssim: float) -> str:
     # As printed in the dynamic-CNN paper: 3 decimals of dB, SSIM with its own precision.
-    return f"{psnr:.3f}/{str(ssim).removeprefix('0')}"
+    ssim_text = f"{ssim:.4f}"
+    ssim_text = ssim_text[:-1] if ssim_text.endswith("0") else ssim_text
+    return f"{psnr:.3f}/{ssim_text.removeprefix('0')}"
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
