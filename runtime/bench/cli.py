@@ -1,0 +1,140 @@
+"""``python -m runtime.bench ARTIFACT_DIR``: the device benchmark, torch-free.
+
+Same protocol and JSON schema as ``python -m benchmarks.run`` (runtime/bench/schema.py), so the
+files from a phone, a Jetson or a GPU box merge with ``python -m benchmarks.report``.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from ..errors import UserError, cli_errors
+from ..manifest import read_manifest
+from .engines import EngineInfo, artifact_engines, check_engine_labels
+from .machine import describe_machine, library_versions, load_average, numpy_matmul_peak
+from .memory import METHOD_HWM, PeakMemory
+from .protocol import Protocol, measure_group
+from .resolutions import NAMED, parse_resolution
+from .rows import GroupInfo, bench_input, build_rows
+from .schema import Report
+
+DEVICE_BACKENDS = ("onnxruntime", "openvino", "gpu")
+
+
+def bench_artifact(
+    folder: Path,
+    resolutions: list[str],
+    threads: int,
+    protocol: Protocol,
+    backends: set[str],
+    batch: int = 1,
+    check: bool = True,
+    machine_name: str | None = None,
+    quiet: bool = False,
+) -> Report:
+    """Benchmark every engine variant of one artifact folder; see the module docstring."""
+    manifest = read_manifest(folder)
+    machine = describe_machine(machine_name)
+    machine.load_average["start"] = load_average()
+    peak = numpy_matmul_peak()
+    report = Report(
+        tool="runtime.bench", machine=machine, versions=library_versions(),
+        settings={"artifact": str(folder), "model": manifest.model_name, "scale": manifest.scale,
+                  "resolutions": resolutions, "threads": threads, "batch": batch, "backends": sorted(backends),
+                  **asdict(protocol)},
+        memory_method=_memory_method(), matmul_peak=peak, matmul_peaks=[peak],
+    )
+    if manifest.notes.get("untrained"):
+        report.notes.append("the artifact holds an UNTRAINED (freshly initialised) model")
+    if check:
+        from ..check import check_artifact
+
+        checked = check_artifact(folder)
+        report.checks = [asdict(row) for row in checked.rows]
+        if checked.file_problems:
+            report.notes.append("file problems: " + "; ".join(checked.file_problems))
+    reference = f"onnxruntime {manifest.default.file}"
+    for text in resolutions:
+        resolution = parse_resolution(text)
+        height, width = resolution.lr_size(manifest.scale)
+        group = GroupInfo(manifest.model_name, manifest.scale, resolution.name, batch, (height, width), threads)
+        engines = artifact_engines(folder, manifest, threads, backends)
+        check_engine_labels(engines)
+        outcomes = measure_group(engines, bench_input(batch, height, width), protocol, desc=group.name, quiet=quiet)
+        report.rows += build_rows(group, outcomes, reference, _no_complexity, peak)
+    machine.load_average["end"] = load_average()
+    return report
+
+
+def _no_complexity(info: EngineInfo) -> tuple[int | None, int | None]:
+    # Counting MACs needs the torch trace; benchmarks.report fills them from a host report.
+    return None, None
+
+
+def _memory_method() -> str:
+    with PeakMemory() as probe:
+        pass
+    assert probe.result is not None
+    return probe.result.method if probe.result.method != METHOD_HWM else METHOD_HWM
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("artifact_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-r", "--resolution", "resolutions", multiple=True, default=("lr256", "720p"), show_default=True,
+              help=f"Sizes to time (repeatable): {', '.join(NAMED)} (per the artifact's scale) or WxH (LR input).")
+@click.option("--backend", "backends", multiple=True, type=click.Choice(DEVICE_BACKENDS),
+              default=DEVICE_BACKENDS, show_default=True,
+              help="Engines to run: ONNX Runtime (CPU provider), OpenVINO (f32 and bf16, if installed), "
+                   "GPU (ONNX Runtime CUDA/TensorRT providers and TensorRT plans; rows say 'no GPU' here).")
+@click.option("--threads", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Intra-op threads of every engine (0 = library default).")
+@click.option("--rounds", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Timed rounds; each round runs every engine once, so ratios are paired per round.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed runs per engine first.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per call.")
+@click.option("--no-check", is_flag=True, help="Skip the parity check against the stored PyTorch references.")
+@click.option("--machine-name", default=None, help="Name of this machine in merged reports (default: host name).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON report path (default: bench-<machine>.json in the current folder).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@cli_errors
+def main(artifact_dir: Path, resolutions: tuple[str, ...], backends: tuple[str, ...], threads: int, rounds: int,
+         warmup: int, batch: int, no_check: bool, machine_name: str | None, output: Path | None, quiet: bool) -> None:
+    """Time every engine variant in ARTIFACT_DIR on this device and prove each one right.
+
+    Per size: each engine is loaded and run once (peak memory measured), warmed up, then timed in
+    rounds that run every engine once, giving median/p90/p95/min latency, output MP/s and
+    speed-ups over the default model.onnx on ONNX Runtime paired round by round. The stored
+    reference inputs are checked against the stored PyTorch outputs (as `runtime.check` does).
+    Never imports torch. Merge files from several machines with `python -m benchmarks.report`.
+    """
+    report = bench_artifact(artifact_dir, list(resolutions), threads, Protocol(rounds, warmup), set(backends),
+                            batch, not no_check, machine_name, quiet)
+    path = report.write(output or Path(f"bench-{report.machine.name}.json"))
+    click.echo(summary(report))
+    click.echo(f"wrote {path}")
+    failed = [c for c in report.checks if c.get("status") == "FAIL"]
+    if failed:
+        raise UserError(f"{len(failed)} variant(s) failed parity against the stored references: "
+                        + ", ".join(c["name"] for c in failed))
+
+
+def summary(report: Report) -> str:
+    lines = []
+    for row in report.rows:
+        if row.measured:
+            t = row.timing
+            speed = f"  x{row.speedup_paired:.2f}" if row.speedup_paired else ""
+            lines.append(f"{row.group:<24} {row.label:<44} median {t.median_ms:8.2f} ms  p95 {t.p95_ms:8.2f} ms{speed}")
+        else:
+            lines.append(f"{row.group:<24} {row.label:<44} {row.status}")
+    for check in report.checks:
+        lines.append(f"parity  {check['name']:<44} {check['status']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,211 @@
+"""Benchmark engines: anything that upscales a float32 NCHW batch, split into untimed and timed steps.
+
+``prepare`` (untimed) turns the shared input into what the engine eats, ``run`` (timed) is the
+call a user pays for, ``to_array`` (untimed) turns the result back for parity checks. Engines
+for artifact variants wrap :mod:`runtime.runners`; benchmarks/ adds PyTorch and Pillow engines.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..manifest import Manifest, Variant
+from ..runners import Runner, RunnerConfig, make_runner
+from ..runners.tensorrt import PlanOrigin
+from .machine import gpu_names
+
+NO_GPU = "not measured: no GPU"
+
+
+@dataclass
+class EngineInfo:
+    label: str  # unique within a report group, e.g. "onnxruntime model.onnx"
+    backend: str  # "pytorch", "torch.compile", "onnxruntime", "openvino", "tensorrt", "pillow", ...
+    variant: str  # file or formulation
+    precision: str = "fp32"
+    strategy: str | None = None
+    device: str = "cpu"
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine(abc.ABC):
+    def __init__(self, info: EngineInfo) -> None:
+        self.info = info
+
+    def supports(self, batch: int, height: int, width: int) -> str | None:
+        """None if the engine can run this input, else why not (it becomes a 'not measured' row)."""
+        return None
+
+    @abc.abstractmethod
+    def load(self) -> None: ...
+
+    def prepare(self, batch: np.ndarray) -> Any:
+        return batch
+
+    @abc.abstractmethod
+    def run(self, feed: Any) -> Any: ...
+
+    def to_array(self, output: Any) -> np.ndarray:
+        return np.asarray(output)
+
+    def close(self) -> None:
+        return None
+
+    @property
+    def description(self) -> str:
+        return self.info.backend
+
+
+@dataclass
+class NotMeasured:
+    """An engine the report lists but cannot run here, with the reason."""
+
+    info: EngineInfo
+    reason: str
+
+
+class RunnerEngine(Engine):
+    """An engine file run through :func:`runtime.runners.make_runner`."""
+
+    def __init__(self, info: EngineInfo, path: Path, config: RunnerConfig, variant: Variant | None = None) -> None:
+        super().__init__(info)
+        self.path, self.config, self.variant = path, config, variant
+        self.runner: Runner | None = None
+
+    def supports(self, batch: int, height: int, width: int) -> str | None:
+        if self.variant is None:
+            return None
+        fixed = self.variant.fixed_input_shape
+        if fixed and tuple(fixed[-2:]) != (height, width):
+            return f"not measured: fixed input shape {fixed[-1]}x{fixed[-2]}"
+        if not self.variant.dynamic_batch and self.variant.batch and batch % self.variant.batch:
+            return f"not measured: batch {batch} is not a multiple of the variant's fixed batch {self.variant.batch}"
+        return None
+
+    def load(self) -> None:
+        origin = PlanOrigin.from_notes(self.variant.notes) if self.variant else None
+        self.runner = make_runner(self.path, self.config, origin).__enter__()
+
+    def prepare(self, batch: np.ndarray) -> np.ndarray:
+        assert self.runner is not None
+        return np.ascontiguousarray(batch, dtype=self.runner.inputs[0].dtype)
+
+    def run(self, feed: np.ndarray) -> np.ndarray:
+        assert self.runner is not None
+        chunk = self.variant.batch if self.variant and not self.variant.dynamic_batch else None
+        if chunk and chunk < feed.shape[0]:
+            return np.concatenate([self.runner.infer(feed[i : i + chunk]) for i in range(0, feed.shape[0], chunk)])
+        return self.runner.infer(feed)
+
+    def to_array(self, output: np.ndarray) -> np.ndarray:
+        return np.asarray(output, dtype=np.float32)
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.__exit__(None, None, None)
+            self.runner = None
+
+    @property
+    def description(self) -> str:
+        return self.runner.description if self.runner else self.info.backend
+
+
+def openvino_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def onnxruntime_providers() -> list[str]:
+    import onnxruntime
+
+    return list(onnxruntime.get_available_providers())
+
+
+def artifact_engines(
+    folder: Path,
+    manifest: Manifest,
+    threads: int,
+    backends: set[str],
+    openvino_precisions: tuple[str, ...] = ("f32", "bf16"),
+) -> list[Engine | NotMeasured]:
+    """Every variant of an artifact on every requested backend, GPU ones listed as not measured here.
+
+    ``backends`` holds any of "onnxruntime", "openvino", "gpu". ONNX Runtime runs on the CPU
+    provider (strict: no silent fallback); OpenVINO runs each fp32 ONNX variant in each of
+    ``openvino_precisions`` and the reduced-precision ONNX files as they are.
+    """
+    engines: list[Engine | NotMeasured] = []
+    cpu = RunnerConfig(backend="onnxruntime", provider="cpu", threads=threads, strict=True)
+    for variant in manifest.variants:
+        path = folder / variant.file
+        base = EngineInfo("", "onnxruntime", variant.file, variant.precision, variant.strategy, "cpu")
+        if variant.kind in ("onnx", "ort") and "onnxruntime" in backends:
+            engines.append(RunnerEngine(replace(base, label=f"onnxruntime {variant.file}"), path, cpu, variant))
+        if variant.kind == "onnx" and "openvino" in backends:
+            engines += _openvino_engines(base, path, variant, threads, openvino_precisions)
+        if variant.kind == "tensorrt" and "gpu" in backends:
+            engines.append(_gpu_engine(replace(base, label=f"tensorrt {variant.file}", backend="tensorrt", device="gpu"),
+                                       path, RunnerConfig(backend="tensorrt"), variant))
+    if "gpu" in backends:
+        engines += _gpu_placeholders(folder, manifest, threads)
+    return engines
+
+
+def _openvino_engines(base: EngineInfo, path: Path, variant: Variant, threads: int,
+                      precisions: tuple[str, ...]) -> list[Engine | NotMeasured]:
+    wanted = precisions if variant.precision == "fp32" else (None,)
+    out: list[Engine | NotMeasured] = []
+    for precision in wanted:
+        name = precision or variant.precision
+        info = replace(base, label=f"openvino {name} {variant.file}", backend="openvino",
+                       precision=variant.precision if precision in (None, "f32") else name)
+        if not openvino_available():
+            out.append(NotMeasured(info, "not measured: openvino not installed (pip install '.[openvino]')"))
+            continue
+        config = RunnerConfig(backend="openvino", provider="CPU", threads=threads, strict=True, precision=precision)
+        out.append(RunnerEngine(info, path, config, variant))
+    return out
+
+
+def _gpu_engine(info: EngineInfo, path: Path, config: RunnerConfig, variant: Variant) -> Engine | NotMeasured:
+    return RunnerEngine(info, path, config, variant) if gpu_names() else NotMeasured(info, NO_GPU)
+
+
+def _gpu_placeholders(folder: Path, manifest: Manifest, threads: int) -> list[Engine | NotMeasured]:
+    """ONNX Runtime's CUDA and TensorRT providers on the default variant, and TensorRT plans that
+    export did not build (it builds them only where a GPU is)."""
+    default = manifest.default
+    out: list[Engine | NotMeasured] = []
+    providers = onnxruntime_providers()
+    for short, full in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")):
+        info = EngineInfo(f"onnxruntime-{short} {default.file}", f"onnxruntime-{short}", default.file,
+                          default.precision, default.strategy, "gpu")
+        if not gpu_names():
+            out.append(NotMeasured(info, NO_GPU))
+        elif full not in providers:
+            out.append(NotMeasured(info, f"not measured: this onnxruntime build lacks {full} (install the gpu extra)"))
+        else:
+            config = RunnerConfig(backend="onnxruntime", provider=short, threads=threads, strict=True)
+            out.append(RunnerEngine(info, folder / default.file, config, default))
+    built = {v.precision for v in manifest.variants if v.kind == "tensorrt"}
+    for precision in ("fp32", "fp16", "int8"):
+        if precision not in built:
+            info = EngineInfo(f"tensorrt model.{precision}.plan", "tensorrt", f"model.{precision}.plan", precision,
+                              default.strategy, "gpu")
+            reason = NO_GPU if not gpu_names() else "not measured: export built no plan of this precision"
+            out.append(NotMeasured(info, reason))
+    return out
+
+
+def check_engine_labels(engines: list[Engine | NotMeasured]) -> None:
+    seen: set[str] = set()
+    for engine in engines:
+        if engine.info.label in seen:
+            raise UserError(f"two engines share the label {engine.info.label!r}")
+        seen.add(engine.info.label)

@@ -1,0 +1,137 @@
+"""What machine a report was taken on, and its measured fp32 matrix-multiply peak."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Instruction-set extensions that decide which kernels fp32/bf16/int8 engines can use.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+             "neon", "asimd", "asimddp", "sve")
+PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "torch", "onnx", "pillow")
+
+
+@dataclass
+class Machine:
+    name: str
+    cpu: str
+    logical_cpus: int
+    usable_cpus: int
+    isa: list[str]
+    memory_gb: float | None
+    os: str
+    python: str
+    gpus: list[str]
+    # 1-minute load average when the run started and ended: a busy machine shows here.
+    load_average: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _cpuinfo() -> tuple[str, list[str]]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), []
+    model, flags = platform.machine(), set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "Hardware", "Model") and model == platform.machine():
+            model = value.strip()
+        elif key in ("flags", "Features"):
+            flags.update(value.split())
+    return model, [f for f in ISA_FLAGS if f in flags]
+
+
+def _memory_gb() -> float | None:
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return round(pages * size / 1e9, 1)
+
+
+def gpu_names() -> list[str]:
+    """NVIDIA GPUs the driver exposes (empty without a driver); never imports CUDA libraries."""
+    root = Path("/proc/driver/nvidia/gpus")
+    names = []
+    if root.is_dir():
+        for info in sorted(root.glob("*/information")):
+            for line in info.read_text().splitlines():
+                if line.startswith("Model:"):
+                    names.append(line.split(":", 1)[1].strip())
+    return names
+
+
+def describe_machine(name: str | None = None) -> Machine:
+    cpu, isa = _cpuinfo()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return Machine(
+        name=name or platform.node() or "unknown",
+        cpu=cpu,
+        logical_cpus=os.cpu_count() or 1,
+        usable_cpus=usable,
+        isa=isa,
+        memory_gb=_memory_gb(),
+        os=f"{platform.system()} {platform.release()}",
+        python=platform.python_version(),
+        gpus=gpu_names(),
+    )
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def library_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Installed versions, read from package metadata (nothing is imported)."""
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@dataclass
+class MatmulPeak:
+    gflops: float
+    library: str
+    size: int
+    threads: int | str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def time_best(fn: Callable[[], object], repeats: int) -> float:
+    """Shortest wall time of ``repeats`` calls, in seconds (the peak is a best case by definition)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def numpy_matmul_peak(size: int = 2048, repeats: int = 5) -> MatmulPeak:
+    """Best fp32 GFLOP/s of an n x n matrix product through numpy's BLAS (its default threads)."""
+    rng = np.random.default_rng(0)
+    a = rng.random((size, size), dtype=np.float32)
+    b = rng.random((size, size), dtype=np.float32)
+    seconds = time_best(lambda: a @ b, repeats)
+    return MatmulPeak(2 * size**3 / seconds / 1e9, f"numpy {np.__version__} BLAS", size, "default")
