@@ -117,7 +117,7 @@ class Upscaler:
     @property
     def scale(self) -> int:
         if self._scale is None:  # bare engine: measure it
-            probe = self._fixed_shape() or (min(16, 2 * self.align), min(16, 2 * self.align))
+            probe = self._fixed_shape() or (16, 16)
             out = self.engine.infer(np.zeros((1, 3, *probe), dtype=self.engine.inputs[0].dtype))
             scale = out.shape[-1] // probe[1]
             if out.shape[-2:] != (probe[0] * scale, probe[1] * scale) or scale < 1:
