@@ -162,8 +162,7 @@ def check_tiled(folder: Path, manifest: Manifest, config: RunnerConfig, tile: in
                 for sample, expected in zip(x, y):
                     out = upscaler.upscale_array(np.ascontiguousarray(sample.transpose(1, 2, 0), dtype=np.float32))
                     results.append(compare(out.transpose(2, 0, 1), expected, tolerance, _peak(manifest)))
-            upscaler._tiling()  # noqa: SLF001 - to name where the tiles ran
-            engine = upscaler._tiling()[1].description  # noqa: SLF001
+            engine = upscaler.tiling_description.split(" on ", 1)[1]
     except UserError as exc:
         return CheckRow(name, config.backend, FAIL, note=_short(exc))
     except Exception as exc:  # noqa: BLE001 - a verdict, not a crash

@@ -20,7 +20,7 @@ from .images import Picture, luma, picture_from_pil, picture_to_pil
 from .manifest import MANIFEST_NAME, Manifest, Variant, read_manifest
 from .runners import Runner, RunnerConfig, backend_for, make_runner
 from .runners.tensorrt import PlanOrigin
-from .tiling import Tile, pooled_statistics, plan_tiles, upscale_tiles
+from .tiling import Tile, TileReader, TileWriter, pooled_statistics, plan_tiles, upscale_tiles
 
 # LR pixels per tile side. About 200 MB of activations for DyConvSR x2 at 512; 0 disables tiling.
 DEFAULT_TILE = 512
@@ -129,6 +129,13 @@ class Upscaler:
     def description(self) -> str:
         return f"{self.choice.engine.name} on {self.engine.description}"
 
+    @property
+    def tiling_description(self) -> str:
+        """Where the tiling graphs run (they load on first use)."""
+        if self.tiling is None:
+            return "no tiling graphs"
+        return f"{self.tiling.main} on {self._tiling()[1].description}"
+
     # ---- images -------------------------------------------------------------------------
     def upscale(self, image: Image.Image) -> Image.Image:
         """Any PIL image -> the upscaled PIL image (alpha upscaled and kept, grayscale kept)."""
@@ -215,7 +222,7 @@ class Upscaler:
         out = self.engine.infer(batch.astype(self.engine.inputs[0].dtype, copy=False))
         return out[..., : height * self.scale, : width * self.scale]
 
-    def _run_tiled(self, read, write, tiles: list[Tile]) -> None:  # noqa: ANN001 - see runtime.tiling
+    def _run_tiled(self, read: TileReader, write: TileWriter, tiles: list[Tile]) -> None:
         assert self.tiling is not None
         stats, main = self._tiling()
         batch = self.batch if main.inputs[0].shape[0] is None else 1

@@ -74,3 +74,24 @@ def test_wrong_reference_output_fails_the_variant(dy_artifact, tmp_path) -> None
 def test_missing_artifact_is_a_usage_error(tmp_path) -> None:
     result = CliRunner().invoke(main, [str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "not found" in result.stderr
+
+
+def test_plan_variant_is_skipped_without_tensorrt(dy_artifact, tmp_path) -> None:  # noqa: F811
+    import importlib.util
+    import json
+
+    from runtime.files import sha256_file
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("tensorrt is installed here")
+    artifact = copy_artifact(dy_artifact, tmp_path)
+    (artifact / "model.fp16.plan").write_bytes(b"\0" * 64)
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["variants"].append({**manifest["variants"][0], "file": "model.fp16.plan", "kind": "tensorrt",
+                                 "precision": "fp16", "notes": {"tensorrt_version": "10.3.0"}})
+    manifest["files"]["model.fp16.plan"] = sha256_file(artifact / "model.fp16.plan")
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    report = check_artifact(artifact)
+    plan = next(row for row in report.rows if row.name == "model.fp16.plan")
+    assert plan.status == "skip" and "needs TensorRT" in plan.note
+    assert report  # the engines that can run here passed

@@ -78,3 +78,21 @@ def test_output_is_exactly_scale_times_input(request, fixture: str, height: int,
 def test_min_size_refuses_clearly(dy_artifact) -> None:  # noqa: F811
     with Upscaler(dy_artifact, min_size=8) as up, pytest.raises(UserError, match=r"image is 5x4; .* at least 8x8"):
         up.upscale(Image.new("RGB", (5, 4)))
+
+
+def test_bare_engine_measures_its_scale_and_refuses_to_tile(dcnn_artifact, tmp_path) -> None:  # noqa: F811
+    import shutil
+
+    engine = tmp_path / "copied.onnx"
+    shutil.copy(dcnn_artifact / "model.onnx", engine)
+    with Upscaler(engine, tile=16) as up:
+        assert up.scale == 3 and up.tiling is None
+        assert up.upscale(Image.new("RGB", (9, 7))).size == (27, 21)
+        with pytest.raises(UserError, match=r"image 17x5 exceeds --tile 16, and seamless tiling needs the artifact's tiling graphs"):
+            up.upscale(Image.new("RGB", (17, 5)))
+
+
+def test_a_variant_file_inside_the_artifact_uses_its_manifest(dy_artifact) -> None:  # noqa: F811
+    with Upscaler(dy_artifact / "model.onnx", tile=16) as up:
+        assert up.choice.manifest is not None and up.tiling is not None
+        assert up.upscale(Image.new("RGB", (40, 20))).size == (80, 40)
