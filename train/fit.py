@@ -34,7 +34,7 @@ from .checkpoint import save_checkpoint
 from .data import NamedImage, PatchSampler, SubImageSampler, embedded_images, folder_images, precrop
 from .models import create_model, dynamic_convs, set_formulation, set_temperature, temperature_schedule
 from .state import TrainingState, has_training_state, load_training_state, save_training_state
-from .validate import validation_psnr
+from .validate import validation_psnr, validation_set
 
 PATCH_FAMILIES = ("dyconvsr", "dyconvsr_static", "dyconvsr_tiny")
 SUBIMAGE_FAMILIES = ("srcnn", "dcnn", "srcnn_tiny", "dcnn_tiny")
@@ -228,7 +228,7 @@ def fit(
         )
     else:
         sampler = PatchSampler(images, config.scale, config.hr_patch, config.batch_size, seed=config.seed, rank=rank)
-    val_images = embedded_images("val")
+    val_data = validation_set(embedded_images("val"), config.scale)
     loss_fn = _loss(config)
     has_dynamic = bool(dynamic_convs(model))
     network: nn.Module = _YOnly(model) if sub_image else model
@@ -274,7 +274,7 @@ def fit(
             if has_dynamic:
                 record["temperature"] = float(dynamic_convs(model)[0].attention.temperature)
             if state.step % config.val_every == 0 or state.step == config.iterations:
-                psnr = validation_psnr(model, val_images, config.scale)
+                psnr = validation_psnr(model, val_data)
                 model.train()
                 record["val_psnr_y"] = psnr
                 if state.best_score is None or psnr > state.best_score:

@@ -1,32 +1,38 @@
-"""Validation during training: mean Y-PSNR (BT.601, border = scale) on held-out images."""
+"""Validation during training: mean Y-PSNR (BT.601, border = scale) on held-out images, with
+the evaluation protocol of ``train.evaluate`` (modcrop, MATLAB-compatible bicubic LR, uint8 SR)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import nn
 
-from runtime.color import rgb_to_y
+from runtime.metrics import crop_border, psnr, y_channel
 
-from .data import NamedImage, bicubic_downscale, quantize
-
-
-def _psnr_y(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
-    a = rgb_to_y(sr)[border:-border, border:-border] * 255.0
-    b = rgb_to_y(hr)[border:-border, border:-border] * 255.0
-    mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+from .data import NamedImage
+from .evaluate import Candidate, make_lr, modcrop, super_resolve
 
 
-@torch.no_grad()
-def validation_psnr(model: nn.Module, images: Sequence[NamedImage], scale: int) -> float:
-    """Mean Y-PSNR of ``model`` at ``scale`` over ``images`` (LR: antialiased bicubic, 8-bit)."""
-    model.eval()
+@dataclass
+class ValidationSet:
+    """HR/LR uint8 pairs prepared once, so each validation only runs the model."""
+
+    scale: int
+    hr: list[np.ndarray]
+    lr: list[np.ndarray]
+
+
+def validation_set(images: Sequence[NamedImage], scale: int) -> ValidationSet:
+    hr = [modcrop(image.hr, scale) for image in images]
+    return ValidationSet(scale, hr, [make_lr(h, scale) for h in hr])
+
+
+def validation_psnr(model: nn.Module, data: ValidationSet) -> float:
+    """Mean Y-PSNR of ``model`` over ``data``; leaves the model in eval mode."""
+    candidate = Candidate("validation", model.eval())
     scores = []
-    for image in images:
-        h, w = (image.hr.shape[0] // scale) * scale, (image.hr.shape[1] // scale) * scale
-        hr = torch.from_numpy(image.hr[:h, :w]).permute(2, 0, 1)[None].float() / 255.0
-        sr = quantize(model(bicubic_downscale(hr, scale)))
-        scores.append(_psnr_y(sr[0].permute(1, 2, 0).numpy(), hr[0].permute(1, 2, 0).numpy(), scale))
+    for hr, lr in zip(data.hr, data.lr):
+        sr = super_resolve(candidate, lr, data.scale)
+        scores.append(psnr(crop_border(y_channel(sr), data.scale), crop_border(y_channel(hr), data.scale)))
     return float(np.mean(scores))
