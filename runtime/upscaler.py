@@ -198,15 +198,19 @@ class Upscaler:
         dims = self.engine.inputs[0].shape[-2:]
         return (dims[0], dims[1]) if None not in dims else None
 
+    def _largest_input(self) -> tuple[int, int] | None:
+        """(H, W) bound of one engine call: a fixed shape or a TensorRT profile's max."""
+        return self._fixed_shape() or self.engine.max_spatial
+
     def _plan(self, height: int, width: int) -> list[Tile] | None:
         """None when the engine takes the image whole; else the tiles to run."""
-        fixed = self._fixed_shape()
+        largest = self._largest_input()
         fits_budget = self.tile == 0 or (height <= self.tile and width <= self.tile)
-        fits_engine = fixed is None or (height <= fixed[0] and width <= fixed[1])
+        fits_engine = largest is None or (height <= largest[0] and width <= largest[1])
         if fits_budget and fits_engine:
             return None
         if self.tiling is None:
-            limit = f"the engine's fixed input {fixed[1]}x{fixed[0]}" if not fits_engine else f"--tile {self.tile}"
+            limit = f"the engine's largest input {largest[1]}x{largest[0]}" if largest and not fits_engine else f"--tile {self.tile}"
             raise UserError(
                 f"image {width}x{height} exceeds {limit}, and seamless tiling needs the artifact's tiling graphs "
                 f"(pass the artifact folder{'' if not fits_engine else ', or --tile 0 to run it whole'})"

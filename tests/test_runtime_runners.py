@@ -114,3 +114,17 @@ def test_openvino_matches_onnxruntime_in_f32_and_runs_bf16(dy_artifact) -> None:
     with pytest.raises(UserError, match="OpenVINO device 'NPU' not available"):
         with make_runner(dy_artifact / "model.onnx", RunnerConfig(backend="openvino", provider="NPU")):
             pass
+
+
+@pytest.mark.gpu
+def test_cuda_provider_really_runs_where_present(dy_artifact) -> None:  # noqa: F811
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("no CUDA execution provider in this onnxruntime build")
+    x = np.random.default_rng(0).random((1, 3, 16, 18), dtype=np.float32)
+    with make_runner(dy_artifact / "model.onnx", RunnerConfig(provider="cuda")) as runner:
+        assert "CUDAExecutionProvider" in runner.description
+        on_gpu = runner.infer(x)
+    with make_runner(dy_artifact / "model.onnx", RunnerConfig(provider="cpu")) as runner:
+        assert np.abs(runner.infer(x) - on_gpu).max() <= 1e-4

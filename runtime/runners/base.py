@@ -91,6 +91,8 @@ class Runner(abc.ABC):
         self.config = config
         self.inputs: list[TensorInfo] = []
         self.outputs: list[TensorInfo] = []
+        # Largest (H, W) a dynamic-shape engine accepts (a TensorRT profile's max); None = any.
+        self.max_spatial: tuple[int, int] | None = None
         self._active = False
 
     # ---- what subclasses provide --------------------------------------------------------

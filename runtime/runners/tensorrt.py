@@ -35,7 +35,7 @@ class PlanOrigin:
     @classmethod
     def from_notes(cls, notes: dict[str, Any]) -> PlanOrigin:
         def first(keys: tuple[str, ...]) -> str | None:
-            return next((str(notes[k]) for k in keys if notes.get(k) not in (None, "")), None)
+            return next((str(notes[k]) for k in keys if notes.get(k) not in (None, "", "unknown")), None)
 
         return cls(first(VERSION_KEYS), first(GPU_KEYS), first(CAPABILITY_KEYS))
 
@@ -150,6 +150,9 @@ class TensorRTRunner(Runner):
             info = TensorInfo(name, shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
             is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             (self.inputs if is_input else self.outputs).append(info)
+        if len(self.inputs) == 1 and len(self.inputs[0].shape) == 4:
+            high = engine.get_tensor_profile_shape(self.inputs[0].name, 0)[2]
+            self.max_spatial = (int(high[2]), int(high[3]))
 
     def _unload(self) -> None:
         self._context = self._engine = None
