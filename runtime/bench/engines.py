@@ -159,6 +159,10 @@ def artifact_engines(
 
 def _openvino_engines(base: EngineInfo, path: Path, variant: Variant, threads: int,
                       precisions: tuple[str, ...]) -> list[Engine | NotMeasured]:
+    # OpenVINO picks its own inference precision for an fp16 graph (bf16 on such CPUs), so only the
+    # fp32 graphs (at each requested precision) and the INT8 graph (its own kernels) are run.
+    if variant.precision not in ("fp32", "int8"):
+        return []
     wanted = precisions if variant.precision == "fp32" else (None,)
     out: list[Engine | NotMeasured] = []
     for precision in wanted:

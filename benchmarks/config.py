@@ -1,0 +1,54 @@
+"""What a benchmark run measures; every field has a default that finishes in minutes on 2 cores."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.bench.protocol import Protocol
+from runtime.errors import UserError
+
+from .models import DEFAULT_MODELS
+
+BACKENDS = ("pytorch", "torch.compile", "onnxruntime", "openvino", "gpu", "bicubic")
+DEFAULT_BACKENDS = BACKENDS
+ARTIFACT_BACKENDS = {"onnxruntime", "openvino", "gpu"}
+
+
+@dataclass
+class RunConfig:
+    models: tuple[str, ...] = DEFAULT_MODELS
+    scales: tuple[int, ...] = (2,)
+    resolutions: tuple[str, ...] = ("lr256", "720p")
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
+    # torch.compile takes about a minute per model and size on two busy cores: the main network only.
+    compile_models: tuple[str, ...] = ("dyconvsr",)
+    threads: int = 2
+    rounds: int = 10
+    warmup: int = 2
+    settle: int = 1
+    batch: int = 1
+    out: Path = Path("reports")
+    artifacts: Path = Path("artifacts")
+    rebuild_artifacts: bool = False
+    quality: bool = True
+    quality_folder: Path | None = None  # None: the held-out embedded images (no download)
+    figures: bool = True
+    machine_name: str | None = None
+    quiet: bool = False
+    extra_notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.backends) - set(BACKENDS))
+        if unknown:
+            raise UserError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+        if not self.models:
+            raise UserError("no model to benchmark; pass --model NAME")
+
+    @property
+    def protocol(self) -> Protocol:
+        return Protocol(self.rounds, self.warmup, self.settle)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}

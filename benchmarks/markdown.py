@@ -1,0 +1,161 @@
+"""benchmark.md: the tables a person reads, from one or several reports (one per machine)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from runtime.bench.schema import QualityRow, Report, Row
+
+from .targets import MODEL, RESOLUTION, SCALE, evaluate_targets
+
+BUSY_LOAD_PER_CPU = 0.5
+
+
+def _f(value: float | None, digits: int = 1, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:,.{digits}f}{suffix}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def busy(report: Report) -> bool:
+    loads = [v for v in report.machine.load_average.values() if v is not None]
+    return bool(loads) and max(loads) > BUSY_LOAD_PER_CPU * report.machine.usable_cpus
+
+
+def machine_section(reports: Sequence[Report]) -> list[str]:
+    header = ("machine", "tool", "CPU", "cores", "ISA", "GPU", "load avg start/end", "fp32 matmul peak", "taken")
+    rows = []
+    for r in reports:
+        m, load = r.machine, r.machine.load_average
+        peak = f"{r.matmul_peak.gflops:.0f} GFLOP/s ({r.matmul_peak.library})" if r.matmul_peak else "-"
+        rows.append((m.name, r.tool, m.cpu, f"{m.usable_cpus}/{m.logical_cpus}", " ".join(m.isa) or "-",
+                     ", ".join(m.gpus) or "none", f"{load.get('start')}/{load.get('end')}", peak, r.created))
+    lines = ["## Machines", "", *_table(header, rows), ""]
+    for r in reports:
+        if busy(r):
+            lines.append(f"**{r.machine.name} was busy during this run** (1-minute load average up to "
+                         f"{max(v for v in r.machine.load_average.values() if v is not None)} on "
+                         f"{r.machine.usable_cpus} CPUs): latencies are noisy and must be re-taken on a quiet "
+                         "machine before anyone quotes them. Paired per-round speed-ups are the most robust figure.")
+            lines.append("")
+    lines.append("Versions: " + "; ".join(
+        f"{r.machine.name}: " + ", ".join(f"{k} {v}" for k, v in sorted(r.versions.items())) for r in reports))
+    return [*lines, ""]
+
+
+def _row_cells(row: Row, machine: str | None) -> list[str]:
+    lead = [machine] if machine is not None else []
+    if not row.measured:
+        return [*lead, row.label, row.status, *["-"] * 12]
+    t, m = row.timing, row.memory
+    memory = f"{m.added_mb:.0f} (+{m.peak_rss_mb:.0f})" if m and m.added_mb is not None else (_f(m.peak_rss_mb, 0) if m else "-")
+    parity = "reference" if row.label == row.reference else (
+        "identical" if row.parity_max_abs_diff == 0 else _f(row.parity_psnr_db, 1, " dB"))
+    return [*lead, row.label, row.engine, _f(t.median_ms, 2), _f(t.p90_ms, 2), _f(t.p95_ms, 2), _f(t.min_ms, 2),
+            _f(row.throughput_mp_s, 2), memory, _f(row.params / 1e3 if row.params is not None else None, 1, "K"),
+            _f(row.macs / 1e9 if row.macs is not None else None, 2), _f(row.gflops_per_s, 1),
+            _f(row.peak_fraction * 100 if row.peak_fraction is not None else None, 1, "%"),
+            _f(row.speedup_paired, 2, "x"), parity]
+
+
+def latency_section(reports: Sequence[Report]) -> list[str]:
+    multi = len(reports) > 1
+    header = (["machine"] if multi else []) + [
+        "engine", "runs on", "median ms", "p90 ms", "p95 ms", "min ms", "out MP/s", "peak MB added (process)",
+        "params", "GMACs", "GFLOP/s", "of peak", "speed-up", "vs reference"]
+    groups: dict[str, list[tuple[str, Row]]] = {}
+    for report in reports:
+        for row in report.rows:
+            groups.setdefault(row.group, []).append((report.machine.name, row))
+    lines = ["## Latency", ""]
+    for name, items in groups.items():
+        first = items[0][1]
+        h, w = first.input_hw
+        lines += [f"### {first.model} x{first.scale}, {first.resolution}: {w}x{h} -> {first.output_hw[1]}x{first.output_hw[0]}, "
+                  f"batch {first.batch}, {first.threads} threads", ""]
+        lines += _table(header, [_row_cells(row, machine if multi else None) for machine, row in items])
+        ref = first.reference or "-"
+        lines += ["", f"Speed-up: median over rounds of ({ref} time / engine time), same rounds. "
+                  "'vs reference': PSNR of the engine's output against the reference's on the same input.", ""]
+    return lines
+
+
+def quality_section(reports: Sequence[Report]) -> list[str]:
+    lines = ["## Quality", ""]
+    rows: list[QualityRow] = [q for r in reports for q in r.quality]
+    if not rows:
+        return [*lines, "Not measured in this run.", ""]
+    datasets = sorted({q.dataset for q in rows})
+    lines += [f"Y-channel (BT.601) PSNR/SSIM, border = scale, on {', '.join(datasets)} "
+              "(train/evaluate.py protocol: MATLAB bicubic LR, uint8 SR). 'vs PyTorch': PSNR of the engine's float "
+              "output against the PyTorch output on the same images (worst image).", ""]
+    seen = set()
+    table = []
+    for q in rows:
+        key = (q.model, q.scale, q.label, q.dataset)
+        if key in seen:
+            continue
+        seen.add(key)
+        table.append((f"{q.model} x{q.scale}", q.label, q.precision, f"{q.psnr_y:.2f}", f"{q.ssim_y:.4f}",
+                      f"{q.psnr_rgb:.2f}", _f(q.psnr_vs_reference_db, 1, " dB"),
+                      _f(q.params / 1e3 if q.params else None, 1, "K"), q.dataset))
+    lines += _table(("model", "engine", "precision", "Y-PSNR", "Y-SSIM", "RGB PSNR", "vs PyTorch", "params", "images"), table)
+    return [*lines, ""]
+
+
+def targets_section(reports: Sequence[Report]) -> list[str]:
+    lines = ["## Export targets (issue 4, Performance)", "",
+             f"Judged on {MODEL} x{SCALE} at {RESOLUTION} (640x360 -> 1280x720), batch 1, from the table above; "
+             "never asserted in tests.", ""]
+    for report in reports:
+        targets = evaluate_targets(report)
+        lines.append(f"On {report.machine.name}:")
+        lines.append("")
+        cells = [(t.claim, t.threshold, t.value,
+                  {True: "holds", False: "does not hold", None: "not evaluable"}[t.holds], t.detail) for t in targets]
+        lines += _table(("target", "threshold", "measured", "verdict", "from"), cells)
+        if busy(report):
+            lines.append("")
+            lines.append("The machine was busy: these verdicts are provisional until re-taken on a quiet machine.")
+        lines.append("")
+    return lines
+
+
+def render_markdown(reports: Sequence[Report], figures: dict[str, str] | None = None) -> str:
+    notes = sorted({n for r in reports for n in r.notes})
+    method = sorted({r.memory_method for r in reports})
+    lines = ["# Benchmark report", "",
+             "Generated by `python -m benchmarks.run` / `python -m runtime.bench`; merged by `python -m benchmarks.report`.",
+             ""]
+    lines += machine_section(reports)
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    lines += ["## How the figures are taken", "",
+              "- Each engine is loaded and run once, then warmed up; then every engine of a group runs once per round "
+              "(one untimed settle call, one timed call), the order rotating by round. Median/p90/p95/min are over "
+              "the timed calls.",
+              f"- Peak memory: {'; '.join(method)}. 'added' is what loading the engine and its first inference "
+              "added to the process; the figure in brackets is the whole process at that moment.",
+              "- MACs: torch.utils.flop_counter trace of what each engine executes (the lowering it runs: "
+              "`branches` counts the dynamic layer K times); FLOPs = 2 x MACs; element-wise ops not counted. "
+              "Pillow bicubic: 4-tap separable passes, counted analytically.",
+              "- GFLOP/s = FLOPs / median latency; 'of peak' divides by the fp32 matrix-multiply peak measured in "
+              "the same run (best of torch.mm and numpy, 2048x2048).",
+              "- GPU rows say 'not measured: no GPU' where there is none; nothing is estimated.", ""]
+    lines += targets_section(reports)
+    lines += latency_section(reports)
+    lines += quality_section(reports)
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{name}]({path})" for name, path in figures.items()]
+        lines.append("")
+    lines += ["## Reproduce", "", "```bash",
+              "make bench                                   # = python -m benchmarks.run (defaults above)",
+              "python -m benchmarks.run -m dyconvsr -r 720p -n 30   # one model, one size, more rounds",
+              "python -m runtime.bench artifacts/dyconvsr_x2 -o bench-device.json   # on a device, torch-free",
+              "python -m benchmarks.report reports/benchmark.json bench-device.json -o reports/combined",
+              "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""Which networks a benchmark run measures: shipped checkpoints when present, else fresh models."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from runtime.errors import UserError
+from train.checkpoint import Checkpoint, load_checkpoint
+from train.models import create_model, list_models
+
+WEIGHTS_DIR = Path("weights")
+# The main network first; the static twin is needed by the export issue's dynamic-cost targets.
+DEFAULT_MODELS = ("dyconvsr", "dyconvsr_static", "srcnn", "dcnn")
+
+
+@dataclass
+class BenchModel:
+    name: str  # registry name
+    scale: int
+    checkpoint: Checkpoint
+    trained: bool
+    source: str  # checkpoint path, or "untrained (freshly initialised)"
+
+    @property
+    def model(self) -> nn.Module:
+        return self.checkpoint.model
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}_x{self.scale}"
+
+    @property
+    def is_y_network(self) -> bool:
+        return callable(getattr(self.model, "forward_y", None))
+
+
+def find_checkpoint(name: str, scale: int, folder: Path = WEIGHTS_DIR) -> Path | None:
+    """``weights/<name>_x<scale>.json``, else ``weights/<name>.json`` (multi-scale nets such as the DCNN)."""
+    for stem in (f"{name}_x{scale}", name):
+        path = folder / f"{stem}.json"
+        if path.is_file() and path.with_suffix(".safetensors").is_file():
+            return path
+    return None
+
+
+def load_bench_model(name: str, scale: int, folder: Path = WEIGHTS_DIR) -> BenchModel:
+    if name not in list_models():
+        raise UserError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    path = find_checkpoint(name, scale, folder)
+    if path is not None:
+        checkpoint = load_checkpoint(path)
+        model = checkpoint.model.eval()
+        if int(model.scale) != scale:
+            if not hasattr(model, "set_scale"):
+                raise UserError(f"{path} is an x{model.scale} {name}; it cannot run at x{scale}")
+            model.set_scale(scale)
+        return BenchModel(name, scale, checkpoint, True, str(path))
+    try:
+        model = create_model(name, scale=scale).eval()
+    except UserError as exc:
+        raise UserError(f"cannot build {name} at x{scale}: {exc}") from None
+    checkpoint = Checkpoint(model, name, {"scale": scale}, {"untrained": True}, None)
+    return BenchModel(name, scale, checkpoint, False, "untrained (freshly initialised)")

@@ -1,0 +1,135 @@
+"""PNG figures from a report: latency by size per backend, quality vs latency and vs parameters.
+
+Published points (DyConvSR Table 1) are drawn hollow and labelled "published"; they were
+measured by the paper's authors on other images (Set5), never by this run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.bench.schema import Report, Row
+
+from .published import SOURCE, TABLE1_X2
+
+DPI = 80
+PUBLISHED_SET = "Set5"
+
+
+def _pyplot():  # noqa: ANN202 - matplotlib's module
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _measured(report: Report) -> list[Row]:
+    return [r for r in report.rows if r.measured]
+
+
+def latency_by_resolution(report: Report, path: Path) -> bool:
+    rows = _measured(report)
+    models = list(dict.fromkeys((r.model, r.scale) for r in rows))
+    if not models:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(models), 1, figsize=(7.5, 2.8 * len(models)), squeeze=False)
+    for ax, (model, scale) in zip(axes[:, 0], models):
+        mine = [r for r in rows if r.model == model and r.scale == scale]
+        sizes = sorted({(r.output_hw[0] * r.output_hw[1], r.resolution) for r in mine})
+        for label in dict.fromkeys(r.label for r in mine):
+            points = sorted((r.output_hw[0] * r.output_hw[1], r.timing.median_ms) for r in mine if r.label == label)
+            ax.plot([p[0] / 1e6 for p in points], [p[1] for p in points], marker="o", ms=3, lw=1, label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks([s[0] / 1e6 for s in sizes], [s[1] for s in sizes])
+        ax.minorticks_off()
+        ax.set_title(f"{model} x{scale}: median latency by size ({rows[0].threads} threads)", fontsize=9)
+        ax.set_ylabel("ms (log)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return True
+
+
+def _headline(report: Report) -> str | None:
+    """The size quality-vs-latency is drawn at: 720p if measured, else the largest."""
+    sizes = {r.resolution: r.output_hw[0] * r.output_hw[1] for r in _measured(report)}
+    if not sizes:
+        return None
+    return "720p" if "720p" in sizes else max(sizes, key=sizes.get)
+
+
+def quality_vs_latency(report: Report, path: Path) -> bool:
+    size = _headline(report)
+    points = []
+    for q in report.quality:
+        row = next((r for r in _measured(report) if r.model == q.model and r.scale == q.scale
+                    and r.resolution == size and r.label == q.label), None)
+        if row is not None:
+            points.append((row.timing.median_ms, q.psnr_y, f"{q.model}: {q.label}", q.dataset))
+    if not points:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for ms, db, label, _ in points:
+        ax.scatter(ms, db, s=14)
+        ax.annotate(label, (ms, db), fontsize=5.5, xytext=(3, 2), textcoords="offset points")
+    for entry in (e for e in TABLE1_X2 if e.method in ("DyConvSR", "Bicubic")):
+        value = entry.psnr[PUBLISHED_SET]
+        ax.axhline(value, ls="--", lw=0.8, color="grey")
+        ax.text(ax.get_xlim()[0], value, f" published {entry.method} ({PUBLISHED_SET}; no latency published)",
+                fontsize=6, va="bottom", color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"median latency at {size} (ms, log), measured", fontsize=8)
+    ax.set_ylabel(f"Y-PSNR (dB) on {points[0][3]}", fontsize=8)
+    ax.set_title(f"Quality vs latency (x2). Dashed: {SOURCE}", fontsize=7)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return True
+
+
+def quality_vs_params(report: Report, path: Path) -> bool:
+    measured = [q for q in report.quality if q.params and q.backend == "pytorch"]
+    if not measured:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for q in measured:
+        ax.scatter(q.params / 1e3, q.psnr_y, s=18, color="tab:blue")
+        ax.annotate(f"{q.model} x{q.scale} (measured, {q.dataset})", (q.params / 1e3, q.psnr_y), fontsize=6,
+                    xytext=(3, 2), textcoords="offset points")
+    for entry in TABLE1_X2:
+        if entry.params_k is None:
+            continue
+        value = entry.psnr[PUBLISHED_SET]
+        ax.scatter(entry.params_k, value, s=18, facecolors="none", edgecolors="tab:red")
+        ax.annotate(f"{entry.method} (published, {PUBLISHED_SET})", (entry.params_k, value), fontsize=6,
+                    xytext=(3, -8), textcoords="offset points", color="tab:red")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (K, log)", fontsize=8)
+    ax.set_ylabel("Y-PSNR (dB)", fontsize=8)
+    ax.set_title(f"Quality vs parameters (x2). Hollow red: {SOURCE}", fontsize=7)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return True
+
+
+def write_plots(report: Report, folder: Path) -> dict[str, str]:
+    """Write every figure the report has data for; returns {name: file name inside ``folder``}."""
+    figures = {}
+    for name, draw in (("latency_by_resolution", latency_by_resolution), ("quality_vs_latency", quality_vs_latency),
+                       ("quality_vs_params", quality_vs_params)):
+        if draw(report, folder / f"{name}.png"):
+            figures[name] = f"{name}.png"
+    return figures

@@ -1,0 +1,184 @@
+"""``python -m benchmarks.run``: every backend side by side, same process, same inputs -> reports/."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from runtime.bench.engines import Engine, NotMeasured, artifact_engines, check_engine_labels
+from runtime.bench.machine import describe_machine, library_versions, load_average
+from runtime.bench.memory import PeakMemory
+from runtime.bench.protocol import measure_group
+from runtime.bench.resolutions import NAMED, parse_resolution
+from runtime.bench.rows import GroupInfo, bench_input, build_rows
+from runtime.bench.schema import Report
+from runtime.errors import cli_errors
+
+from .complexity import ComplexityCounter
+from .config import ARTIFACT_BACKENDS, BACKENDS, DEFAULT_BACKENDS, RunConfig
+from .engines import PillowBicubic, TorchEngine, eager_label, formulations_of
+from .models import DEFAULT_MODELS, BenchModel, load_bench_model
+from .peak import matmul_peaks
+from .quality import QualityResult, evaluate_engines
+
+
+def _echo(config: RunConfig, message: str) -> None:
+    if not config.quiet:
+        click.echo(message, err=True)
+
+
+def model_engines(model: BenchModel, config: RunConfig, artifact: tuple[Path, object] | None) -> list[Engine | NotMeasured]:
+    """Every engine for one model: eager per formulation, torch.compile, artifact variants, bicubic."""
+    engines: list[Engine | NotMeasured] = []
+    formulations = formulations_of(model.model) or [None]
+    if "pytorch" in config.backends:
+        engines += [TorchEngine(model.model, f, config.threads) for f in formulations]
+    if "torch.compile" in config.backends and model.name in config.compile_models:
+        engines.append(TorchEngine(model.model, formulations[0], config.threads, compiled=True))
+    if artifact is not None:
+        folder, manifest = artifact
+        wanted = set(config.backends) & ARTIFACT_BACKENDS
+        engines += artifact_engines(folder, manifest, config.threads, wanted)
+    if "bicubic" in config.backends:
+        engines.append(PillowBicubic(model.scale))
+    check_engine_labels(engines)
+    return engines
+
+
+def reference_label(model: BenchModel) -> str:
+    """PyTorch eager running the checkpoint as trained: every speed-up is taken against it."""
+    formulations = formulations_of(model.model)
+    return eager_label(formulations[0] if formulations else None)
+
+
+def run(config: RunConfig) -> tuple[Report, dict[str, QualityResult]]:
+    machine = describe_machine(config.machine_name)
+    machine.load_average["start"] = load_average()
+    _echo(config, "measuring the fp32 matrix-multiply peak")
+    peak, peaks = matmul_peaks(config.threads)
+    with PeakMemory() as probe:
+        pass
+    report = Report(tool="benchmarks.run", machine=machine, versions=library_versions(), settings=config.to_dict(),
+                    memory_method=probe.result.method, matmul_peak=peak, matmul_peaks=peaks,
+                    notes=list(config.extra_notes))
+    qualities: dict[str, QualityResult] = {}
+    for scale in config.scales:
+        for name in config.models:
+            model = load_bench_model(name, scale)
+            if not model.trained:
+                report.notes.append(f"{model.key}: no checkpoint in weights/, measured UNTRAINED (freshly initialised)")
+            artifact = None
+            if set(config.backends) & ARTIFACT_BACKENDS:
+                _echo(config, f"artifact for {model.key} ({model.source})")
+                from .artifacts import ensure_artifact
+
+                artifact = ensure_artifact(model, config.artifacts, config.rebuild_artifacts,
+                                           progress=lambda m: _echo(config, f"  .. {m}"))
+            for text in config.resolutions:
+                resolution = parse_resolution(text)
+                height, width = resolution.lr_size(scale)
+                group = GroupInfo(model.name, scale, resolution.name, config.batch, (height, width), config.threads)
+                engines = model_engines(model, config, artifact)
+                outcomes = measure_group(engines, bench_input(config.batch, height, width), config.protocol,
+                                         desc=group.name, quiet=config.quiet)
+                counter = ComplexityCounter(model.model, (config.batch, 3, height, width), scale)
+                report.rows += build_rows(group, outcomes, reference_label(model), counter, peak)
+            if config.quality:
+                qualities[model.key] = _quality(model, config, artifact)
+                report.quality += qualities[model.key].rows
+    machine.load_average["end"] = load_average()
+    return report, qualities
+
+
+def _quality(model: BenchModel, config: RunConfig, artifact: tuple[Path, object] | None) -> QualityResult:
+    from train.evaluate import embedded_benchmark, load_benchmark
+
+    bench = load_benchmark(config.quality_folder) if config.quality_folder else embedded_benchmark("val")
+    engines = [e for e in model_engines(model, config, artifact) if isinstance(e, Engine)]
+    # One PyTorch formulation suffices (they agree to 1e-5); compiled graphs compute the same function.
+    reference = reference_label(model)
+    engines = [e for e in engines if e.info.backend not in ("pytorch", "torch.compile", "pillow") or e.info.label == reference]
+    return evaluate_engines(model, engines, reference, bench, quiet=config.quiet)
+
+
+def write_reports(report: Report, qualities: dict[str, QualityResult], config: RunConfig) -> list[Path]:
+    from .markdown import render_markdown
+
+    config.out.mkdir(parents=True, exist_ok=True)
+    written = [report.write(config.out / "benchmark.json")]
+    figures: dict[str, str] = {}
+    if config.figures:
+        from .plots import write_plots
+        from .visual import write_visual
+
+        figures = write_plots(report, config.out)
+        visual = write_visual(qualities, config.out)
+        if visual:
+            figures["visual"] = visual
+        written += [config.out / f for f in figures.values()]
+    markdown = config.out / "benchmark.md"
+    from runtime.files import atomic_write_bytes
+
+    atomic_write_bytes(markdown, render_markdown([report], figures).encode())
+    written.append(markdown)
+    return written
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-m", "--model", "models", multiple=True, default=DEFAULT_MODELS, show_default=True,
+              help="Registry names to measure (repeatable); weights/<name>_x<scale>.json is used when present, "
+                   "else a freshly initialised model (the report says so).")
+@click.option("-s", "--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]), default=("2",), show_default=True)
+@click.option("-r", "--resolution", "resolutions", multiple=True, default=("lr256", "720p"), show_default=True,
+              help=f"Sizes (repeatable): {', '.join(NAMED)} (720p = 640x360 -> 1280x720 at x2) or WxH (LR input).")
+@click.option("-b", "--backend", "backends", multiple=True, type=click.Choice(BACKENDS), default=DEFAULT_BACKENDS,
+              show_default=True, help="Backends (repeatable). gpu = ONNX Runtime CUDA/TensorRT and TensorRT plans.")
+@click.option("--compile-model", "compile_models", multiple=True, default=("dyconvsr",), show_default=True,
+              help="Models also run through torch.compile (about a minute of compilation each on 2 cores).")
+@click.option("-t", "--threads", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Intra-op threads for PyTorch, ONNX Runtime and OpenVINO (0 = library default).")
+@click.option("-n", "--rounds", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Timed rounds; every engine runs once per round, so speed-ups are paired per round.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed runs per engine first.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True,
+              help="Folder for benchmark.json, benchmark.md and the PNG figures.")
+@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"), show_default=True,
+              help="Where artifact folders are found or exported to (<model>_x<scale>).")
+@click.option("--rebuild-artifacts", is_flag=True, help="Re-export even when an up-to-date artifact exists.")
+@click.option("--quality-folder", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="HR images for the quality table (default: the held-out embedded images).")
+@click.option("--no-quality", is_flag=True, help="Skip the quality table.")
+@click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
+@click.option("--machine-name", default=None, help="Name of this machine in merged reports (default: host name).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@cli_errors
+def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[str, ...], backends: tuple[str, ...],
+         compile_models: tuple[str, ...], threads: int, rounds: int, warmup: int, batch: int, out: Path,
+         artifacts: Path, rebuild_artifacts: bool, quality_folder: Path | None, no_quality: bool, no_figures: bool,
+         machine_name: str | None, quiet: bool) -> None:
+    """Benchmark every backend side by side and write OUT/benchmark.{json,md} and PNG figures.
+
+    Per model, scale and size, in one process on the same input: PyTorch eager (the reference,
+    each dynamic-conv formulation), torch.compile, every ONNX Runtime variant of the exported
+    artifact (exported here if missing), OpenVINO f32/bf16 when installed, Pillow bicubic, and
+    GPU engines (listed as 'not measured: no GPU' without one). Each engine is loaded and run once
+    (peak memory), warmed up, then timed in rounds that run every engine once. Figures: median,
+    p90, p95, min, output MP/s, peak memory, params, MACs/FLOPs of what each lowering executes,
+    GFLOP/s as a fraction of the fp32 matmul peak measured in the same run, speed-up over
+    PyTorch eager paired per round; Y-PSNR/SSIM of every engine on held-out images.
+    """
+    config = RunConfig(models=models, scales=tuple(int(s) for s in scales), resolutions=resolutions, backends=backends,
+                       compile_models=compile_models, threads=threads, rounds=rounds, warmup=warmup, batch=batch,
+                       out=out, artifacts=artifacts, rebuild_artifacts=rebuild_artifacts, quality=not no_quality,
+                       quality_folder=quality_folder, figures=not no_figures, machine_name=machine_name, quiet=quiet)
+    for text in resolutions:
+        parse_resolution(text)  # fail on a bad size before minutes of work
+    report, qualities = run(config)
+    for path in write_reports(report, qualities, config):
+        click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

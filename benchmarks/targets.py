@@ -1,0 +1,111 @@
+"""The export issue's speed targets, judged from a report (never asserted in tests).
+
+Targets are defined for DyConvSR x2, batch 1, 640x360 -> 1280x720, 2 threads. Ratios between
+rows of one group are paired per round (runtime.bench.timing.paired_ratio); ratios against the
+static twin come from another group, so they are ratios of medians and say so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.bench.schema import QualityRow, Report, Row
+from runtime.bench.timing import paired_ratio
+
+MODEL, TWIN, SCALE, RESOLUTION = "dyconvsr", "dyconvsr_static", 2, "720p"
+MAX_PSNR_LOSS_DB = 0.1
+
+
+@dataclass
+class Target:
+    claim: str
+    threshold: str
+    value: str
+    holds: bool | None  # None: not evaluable from this report
+    detail: str
+
+
+def _rows(report: Report, model: str) -> list[Row]:
+    return [r for r in report.rows if r.model == model and r.scale == SCALE and r.resolution == RESOLUTION and r.measured]
+
+
+def _ratio(slow: Row, fast: Row) -> float:
+    """How many times faster ``fast`` is than ``slow``: paired when timed in the same rounds."""
+    if slow.group == fast.group and len(slow.timing.samples_ms) == len(fast.timing.samples_ms):
+        return paired_ratio(slow.timing.samples_ms, fast.timing.samples_ms)
+    return slow.timing.median_ms / fast.timing.median_ms
+
+
+def _fastest(rows: list[Row]) -> Row | None:
+    return min(rows, key=lambda r: r.timing.median_ms) if rows else None
+
+
+def _speed(claim: str, minimum: float, slow: Row | None, fast: Row | None, at_most: bool = False) -> Target:
+    sign = "<=" if at_most else ">="
+    if slow is None or fast is None:
+        return Target(claim, f"{sign} {minimum}x", "-", None, "rows missing from this report")
+    paired = slow.group == fast.group
+    if at_most:  # "within X of": slowdown of `fast` relative to `slow`
+        value = 1.0 / _ratio(slow, fast)
+        holds = value <= minimum
+        text = f"{value:.2f}x slower"
+    else:
+        value = _ratio(slow, fast)
+        holds = value >= minimum
+        text = f"{value:.2f}x"
+    how = "paired per round" if paired else "ratio of medians from different groups (not paired)"
+    return Target(claim, f"{sign} {minimum}x", text, holds,
+                  f"{fast.label} {fast.timing.median_ms:.1f} ms vs {slow.label} {slow.timing.median_ms:.1f} ms ({how})")
+
+
+def _quality(report: Report, label: str) -> QualityRow | None:
+    return next((q for q in report.quality if q.model == MODEL and q.scale == SCALE and q.label == label), None)
+
+
+def evaluate_targets(report: Report) -> list[Target]:
+    rows, twin = _rows(report, MODEL), _rows(report, TWIN)
+    eager = [r for r in rows if r.backend == "pytorch"]
+    as_trained = next((r for r in eager if r.label == r.reference), eager[0] if eager else None)
+    ort = [r for r in rows if r.backend == "onnxruntime"]
+    ort_fp32 = [r for r in ort if r.precision == "fp32"]
+    default = next((r for r in ort if r.variant == "model.onnx"), None)
+    branches = next((r for r in ort_fp32 if r.strategy == "branches"), None)
+    twin_ort = next((r for r in twin if r.backend == "onnxruntime" and r.variant == "model.onnx"), None)
+    targets = [
+        _speed("default model.onnx on ONNX Runtime vs PyTorch eager as trained", 1.5, as_trained, default),
+        _speed("fastest ONNX Runtime variant in the artifact vs PyTorch eager as trained", 2.0, as_trained, _fastest(ort)),
+        _speed("ONNX Runtime fp32, best lowering vs fastest PyTorch eager formulation", 1.3, _fastest(eager),
+               _fastest(ort_fp32)),
+        _speed("best lowering within 1.05x of the static twin (ONNX Runtime)", 1.05, twin_ort, _fastest(ort_fp32),
+               at_most=True),
+        _speed("dynamic-batch TensorRT-safe lowering (branches) within 1.2x of the static twin", 1.2, twin_ort,
+               branches, at_most=True),
+        _reduced_precision(report, rows),
+    ]
+    return targets
+
+
+def _reduced_precision(report: Report, rows: list[Row]) -> Target:
+    claim = "a reduced-precision variant (INT8/BF16) >= 1.5x faster than fp32 on the same backend, <= 0.1 dB Y-PSNR lost"
+    candidates = []
+    for low in (r for r in rows if r.precision in ("int8", "bf16")):
+        if low.backend == "openvino":
+            base = next((r for r in rows if r.backend == "openvino" and r.variant == low.variant
+                         and r.precision == "fp32"), None)
+        else:
+            base = next((r for r in rows if r.backend == low.backend and r.precision == "fp32"
+                         and r.strategy == low.strategy), None)
+        if base is None:
+            continue
+        speed = _ratio(base, low)
+        q_low, q_base = _quality(report, low.label), _quality(report, base.label)
+        loss = q_base.psnr_y - q_low.psnr_y if q_low and q_base else None
+        candidates.append((speed, loss, low, base))
+    if not candidates:
+        return Target(claim, ">= 1.5x, <= 0.1 dB", "-", None, "no INT8/BF16 row with an fp32 partner on the same backend")
+    best = max(candidates, key=lambda c: (c[1] is not None and c[1] <= MAX_PSNR_LOSS_DB, c[0]))
+    speed, loss, low, base = best
+    holds = speed >= 1.5 and loss is not None and loss <= MAX_PSNR_LOSS_DB
+    loss_text = f"{loss:+.3f} dB lost" if loss is not None else "quality not measured"
+    others = "; ".join(f"{c[2].label} {c[0]:.2f}x" for c in candidates if c is not best)
+    return Target(claim, ">= 1.5x, <= 0.1 dB", f"{speed:.2f}x, {loss_text}", holds,
+                  f"{low.label} vs {base.label} (paired per round)" + (f"; others: {others}" if others else ""))

@@ -1,0 +1,90 @@
+"""A visual comparison like the papers' Fig. 3: the same crop of each image, upscaled by every method.
+
+Columns: HR, bicubic, SRCNN, DCNN, DyConvSR (PyTorch) and the INT8 engine of the DyConvSR
+artifact (the lowest-precision engine measured when export wrote no INT8 variant; the title
+says which). Each panel is labelled with the image's full Y-PSNR.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime.metrics import y_channel
+
+from .quality import MATLAB_BICUBIC, QualityResult
+
+CROP = 96
+DPI = 80
+COLUMNS = (("srcnn", "SRCNN"), ("dcnn", "DCNN"), ("dyconvsr", "DyConvSR"))
+
+
+def textured_crop(hr: np.ndarray, size: int = CROP) -> tuple[int, int]:
+    """Top-left of the size x size window with the most Y variance (on a coarse grid): detail shows."""
+    y = y_channel(hr.astype(np.float64))
+    best, where = -1.0, (0, 0)
+    step = max(size // 2, 1)
+    for top in range(0, max(y.shape[0] - size, 0) + 1, step):
+        for left in range(0, max(y.shape[1] - size, 0) + 1, step):
+            v = float(y[top : top + size, left : left + size].var())
+            if v > best:
+                best, where = v, (top, left)
+    return where
+
+
+def _low_precision_label(result: QualityResult) -> str | None:
+    labels = [q.label for q in result.rows]
+    for precision in ("int8", "bf16", "fp16"):
+        hit = next((q.label for q in result.rows if q.precision == precision and q.label in result.images), None)
+        if hit:
+            return hit
+    return None if not labels else None
+
+
+def write_visual(qualities: dict[str, QualityResult], folder: Path, scale: int = 2) -> str | None:
+    """Write ``visual_comparison.png``; returns its file name, or None without the needed results."""
+    main = qualities.get(f"dyconvsr_x{scale}")
+    if main is None or not main.hr:
+        return None
+    columns: list[tuple[str, QualityResult, str]] = [("bicubic", main, MATLAB_BICUBIC)]
+    for key, title in COLUMNS:
+        result = qualities.get(f"{key}_x{scale}")
+        label = next((q.label for q in result.rows if q.backend == "pytorch"), None) if result else None
+        if result and label:
+            columns.append((title, result, label))
+    low = _low_precision_label(main)
+    if low:
+        columns.append((f"DyConvSR {low}", main, low))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(main.hr)
+    fig, axes = plt.subplots(len(names), len(columns) + 1, figsize=(1.45 * (len(columns) + 1), 1.6 * len(names)),
+                             squeeze=False)
+    for i, name in enumerate(names):
+        hr = main.hr[name]
+        top, left = textured_crop(hr)
+        window = (slice(top, top + CROP), slice(left, left + CROP))
+        panels = [("HR", hr, None)]
+        for title, result, label in columns:
+            image = result.images.get(label, {}).get(name)
+            row = next((q for q in result.rows if q.label == label), None)
+            score = row.per_image.get(name, {}).get("psnr_y") if row else None
+            panels.append((title, image, score))
+        for ax, (title, image, score) in zip(axes[i], panels):
+            ax.axis("off")
+            if image is None:
+                continue
+            ax.imshow(image[window], interpolation="nearest")
+            caption = title if score is None else f"{title}\n{score:.2f} dB"
+            ax.set_title(caption if i == 0 or score is not None else "", fontsize=5.5)
+        axes[i][0].set_title(f"{name}\nHR", fontsize=5.5)
+    fig.suptitle(f"x{scale}, {CROP}x{CROP} HR crops; PSNR = whole-image Y-PSNR" + (
+        "" if low and "int8" in low else " (no INT8 variant: lowest precision shown)"), fontsize=6)
+    fig.tight_layout()
+    out = folder / "visual_comparison.png"
+    fig.savefig(out, dpi=DPI)
+    plt.close(fig)
+    return out.name
