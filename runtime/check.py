@@ -163,15 +163,14 @@ def check_tiled(folder: Path, manifest: Manifest, config: RunnerConfig, tile: in
                     out = upscaler.upscale_array(np.ascontiguousarray(sample.transpose(1, 2, 0), dtype=np.float32))
                     results.append(compare(out.transpose(2, 0, 1), expected, tolerance, _peak(manifest)))
             engine = upscaler.tiling_description.split(" on ", 1)[1]
-    except UserError as exc:
-        return CheckRow(name, config.backend, FAIL, note=_short(exc))
-    except Exception as exc:  # noqa: BLE001 - a verdict, not a crash
-        return CheckRow(name, config.backend, FAIL, note=_short(exc))
+    except Exception as exc:  # noqa: BLE001 - an engine failing is a verdict, not a crash
+        backend = "onnxruntime" if config.backend in ("auto", "tensorrt") else config.backend
+        return CheckRow(name, backend, FAIL, note=_short(exc))
     merged = merge(results)
     return CheckRow(name, engine, PASS if merged else FAIL, asdict(merged))
 
 
-def _short(exc: Exception, limit: int = 200) -> str:
+def _short(exc: Exception, limit: int = 300) -> str:
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     text = text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -84,8 +84,8 @@ class OrtRunner(Runner):
         if self.config.is_strict and missing:
             raise UserError(
                 f"requested ONNX Runtime provider(s) {', '.join(missing)} not running "
-                f"(session runs {', '.join(self.active_providers)}; this onnxruntime build has "
-                f"{', '.join(available)}); pass --provider auto or --no-strict to allow the fallback"
+                f"(session runs {', '.join(self.active_providers)}; build has {', '.join(available)}); "
+                "use --provider auto or --no-strict to allow the fallback"
             )
         self.session = session
         self.inputs = [
