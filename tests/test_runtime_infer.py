@@ -256,3 +256,17 @@ def test_bomb_limit_can_be_raised_for_trusted_files(tmp_path) -> None:
     with pytest.raises(Exception, match="60000 pixels exceeds the decompression-bomb limit of 50000"):
         read_picture(path, max_pixels=50_000)
     assert read_picture(path, max_pixels=100_000).size == (300, 200)
+
+
+def test_engine_flags_and_strict_provider_on_the_command_line(dy_artifact, good, tmp_path) -> None:  # noqa: F811
+    code, err = run(dy_artifact, good, "-o", tmp_path / "a", "--threads", "1", "--provider", "cpu", "--batch", "3", "--tile", "16")
+    assert code == 0, err
+    with Image.open(tmp_path / "a" / "good_x2.png") as tiled, Upscaler(dy_artifact) as up:
+        expected = np.asarray(up.upscale(Image.open(good)))
+        assert np.abs(np.asarray(tiled).astype(int) - expected).max() <= 1
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        code, err = run(dy_artifact, good, "-o", tmp_path / "b", "--provider", "cuda")
+        assert code == 2 and "CUDAExecutionProvider not running" in err
+        assert not (tmp_path / "b").exists()
