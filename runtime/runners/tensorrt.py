@@ -125,6 +125,7 @@ class TensorRTRunner(Runner):
         self.gpu = "?"
         self._trt: Any = None
         self._cuda: _Cuda | None = None
+        self._runtime: Any = None
         self._engine: Any = None
         self._context: Any = None
         self._stream = 0
@@ -141,7 +142,8 @@ class TensorRTRunner(Runner):
                 f"{self.path}: TensorRT {trt.__version__} cannot deserialise this plan on {gpu_name} "
                 "(built by another TensorRT version or for another GPU?); rebuild it here or use model.onnx"
             )
-        self._trt, self._cuda, self._engine, self.gpu = trt, cuda, engine, gpu_name
+        # The Runtime must outlive the engine it deserialised (TensorRT crashes otherwise).
+        self._trt, self._cuda, self._runtime, self._engine, self.gpu = trt, cuda, runtime, engine, gpu_name
         self._context = engine.create_execution_context()
         self._stream = cuda.stream()
         for index in range(engine.num_io_tensors):
@@ -155,7 +157,9 @@ class TensorRTRunner(Runner):
             self.max_spatial = (int(high[2]), int(high[3]))
 
     def _unload(self) -> None:
-        self._context = self._engine = None
+        self._context = None  # in dependency order: context, engine, runtime
+        self._engine = None
+        self._runtime = None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         assert self._cuda is not None and self._context is not None
