@@ -11,7 +11,7 @@ import platform
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,28 +19,36 @@ import torch
 from torch import nn
 
 from runtime.errors import UserError
-from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, Variant, hash_files
-from train.checkpoint import Checkpoint, load_checkpoint
+from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, hash_files
+from train.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_config
 from train.models import dynamic_convs
 
-from .lowering import get_strategy, is_dynamic, lower
-from .onnx_export import DEFAULT_OPSET, TRACE_HW, GraphSpec, export_onnx, opset_of
-from .parity import check_onnx, compare
-from .references import reference_inputs
+from .autoselect import choose_strategy
+from .lowering import STRATEGIES, is_dynamic, lower
+from .onnx_export import DEFAULT_OPSET, export_onnx
+from .parity import compare
+from .references import fixed_shape_reference, reference_inputs
 from .tiling import TilingMain, TilingStats, geometry, main_spec, ort_runner, run_tiled, stats_spec
+from .variants import ReferenceSet, model_spec, onnx_variant, ort_variant, reduced_precision_variant, tensorrt_variants
 
 Progress = Callable[[str], None]
 
 
 @dataclass
 class ExportOptions:
-    strategy: str = "branches"  # lowering of model.onnx
+    strategy: str = "branches"  # lowering of model.onnx, or "auto"
     extra_strategies: Sequence[str] = ()  # written as model.<strategy>.onnx
-    batch: int = 1  # the fixed batch of strategies without a dynamic batch
+    batch: int = 1  # the fixed batch of strategies without a dynamic batch (aggregate)
+    fixed_shapes: Sequence[tuple[int, int]] = ()  # (H, W): model.<strategy>.<N>x<H>x<W>.onnx
+    precisions: Sequence[str] = ("fp16", "int8")  # reduced-precision ONNX variants of model.onnx
+    ort_format: bool = True  # model.ort
+    tensorrt: Sequence[str] = ("fp32", "fp16", "int8")  # plans, where tensorrt and a GPU exist
+    tiling: bool = True
     opset: int = DEFAULT_OPSET
     exporter: str = "legacy"
-    tiling: bool = True
-    extras: Sequence[str] = field(default_factory=tuple)  # later phases: "fp16", "int8", "ort", ...
+    # "auto": where to time the candidates (batch, 3, H, W), on ONNX Runtime CPU
+    auto_shape: tuple[int, int, int, int] = (1, 3, 360, 640)
+    auto_threads: int = 2
 
 
 def _quiet(_: str) -> None:
@@ -103,29 +111,72 @@ def _replace_folder(staging: Path, target: Path) -> None:
 def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progress: Progress) -> Manifest:
     model = checkpoint.model.eval()
     scale = int(model.scale)
+    notes: dict = {"untrained": True} if checkpoint.metadata.get("untrained") else {}
+    skipped: dict[str, str] = {}
     progress("reference inputs and PyTorch outputs")
-    references, inputs, outputs = _write_references(model, folder)
+    references, refs = _write_references(model, folder, options)
+    export_kw = {"opset": options.opset, "exporter": options.exporter}
+
+    strategy = options.strategy
+    if strategy == "auto" and is_dynamic(model):
+        progress(f"auto: exporting and timing every lowering at {options.auto_shape} on ONNX Runtime CPU")
+        choice = choose_strategy(model, model_spec, refs.inputs, refs.outputs, options.auto_shape,
+                                 options.auto_threads, **export_kw)
+        strategy = choice.strategy
+        notes["auto"] = {"chosen": strategy, "median_ms": choice.measured, "shape": list(choice.shape),
+                         "backend": choice.backend, "threads": options.auto_threads}
+    elif strategy == "auto":
+        strategy = "branches"  # a static model has nothing to lower
 
     variants = []
-    strategies = [options.strategy, *(s for s in options.extra_strategies if s != options.strategy)]
-    for i, strategy in enumerate(strategies):
-        file = "model.onnx" if i == 0 else f"model.{strategy}.onnx"
-        progress(f"{file}: lowering {strategy!r}, export, check, simplify, parity")
-        variants.append(_export_variant(model, strategy, folder / file, options, inputs, outputs))
-        if not is_dynamic(model):
-            break  # every strategy is the same graph for a static model
+    strategies = [strategy, *(s for s in options.extra_strategies if s not in (strategy, "auto"))]
+    for i, name in enumerate(strategies if is_dynamic(model) else strategies[:1]):
+        file = "model.onnx" if i == 0 else f"model.{name}.onnx"
+        progress(f"{file}: lowering {name!r}, export, check, simplify, parity")
+        variants.append(onnx_variant(model, name, folder / file, refs, options.batch, **export_kw))
+    default = variants[0]
+
+    for height, width in options.fixed_shapes:
+        batch = options.batch
+        file = f"model.{default.strategy}.{batch}x{height}x{width}.onnx"
+        progress(f"{file}: fixed input shape")
+        variants.append(onnx_variant(model, strategy, folder / file, refs, batch, (height, width), **export_kw))
+
+    for precision in options.precisions:
+        progress(f"{precision} variant of model.onnx and its PSNR against the fp32 reference")
+        variant, kept = reduced_precision_variant(default, folder, precision, refs)
+        if kept:
+            variants.append(variant)
+        else:
+            skipped[variant.file] = (f"PSNR {variant.parity.psnr_db:.1f} dB below the floor "
+                                     f"{variant.parity.tolerance['min_psnr_db']} dB (file removed)")
+
+    if options.ort_format:
+        progress("model.ort (ONNX Runtime Mobile format)")
+        variants.append(ort_variant(default, folder, refs))
+
+    if options.tensorrt:
+        progress("TensorRT plans")
+        plans, plan_skips = tensorrt_variants(default, folder, tuple(options.tensorrt), refs)
+        variants.extend(plans)
+        skipped.update(plan_skips)
 
     tiling = None
     if options.tiling:
-        progress("tiling split (stats + main graphs) and tiled-vs-untiled check")
-        tiling = _export_tiling(model, folder, options, scale, inputs[1], outputs[1])
+        # Tiles come in batches: the tiling graphs need a dynamic-batch lowering.
+        tiling_strategy = strategy if STRATEGIES[strategy].dynamic_batch else "stacked"
+        progress(f"tiling split (stats + main graphs, {tiling_strategy!r}) and tiled-vs-untiled check")
+        tiling = _export_tiling(lower(model, tiling_strategy), folder, options, scale, refs.inputs[1], refs.outputs[1])
+        notes["tiling_strategy"] = tiling_strategy
 
+    if skipped:
+        notes["skipped"] = skipped
     manifest = Manifest(
         model_name=checkpoint.name,
         model_kwargs=dict(checkpoint.kwargs),
         scale=scale,
         checkpoint=str(checkpoint.path) if checkpoint.path else "untrained (freshly initialised)",
-        checkpoint_sha256=_checkpoint_sha(checkpoint),
+        checkpoint_sha256=read_checkpoint_config(checkpoint.path).get("weights_sha256") if checkpoint.path else None,
         input=TensorSpec(name="input"),
         output=TensorSpec(name="output"),
         default_variant="model.onnx",
@@ -135,24 +186,20 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
         files=hash_files(folder),
         versions=library_versions(),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        notes={"untrained": True} if checkpoint.metadata.get("untrained") else {},
+        notes=notes,
     )
     manifest.write(folder)
     return manifest
 
 
-def _checkpoint_sha(checkpoint: Checkpoint) -> str | None:
-    if checkpoint.path is None:
-        return None
-    from train.checkpoint import read_checkpoint_config
-
-    return read_checkpoint_config(checkpoint.path).get("weights_sha256")
-
-
-def _write_references(model: nn.Module, folder: Path) -> tuple[list[Reference], list[np.ndarray], list[np.ndarray]]:
+def _write_references(model: nn.Module, folder: Path, options: ExportOptions) -> tuple[list[Reference], ReferenceSet]:
+    """The standard reference crops, plus one per fixed shape (so fixed-shape variants have one)."""
     (folder / "reference").mkdir()
-    references, inputs, outputs = [], [], []
-    for j, (source, batch) in enumerate(reference_inputs()):
+    batches = reference_inputs()
+    for height, width in options.fixed_shapes:
+        batches.append(fixed_shape_reference(options.batch, height, width))
+    references, refs = [], ReferenceSet([], [])
+    for j, (source, batch) in enumerate(batches):
         with torch.no_grad():
             output = model(torch.from_numpy(batch)).numpy().astype(np.float32)
         np.save(folder / "reference" / f"input_{j}.npy", batch)
@@ -160,46 +207,14 @@ def _write_references(model: nn.Module, folder: Path) -> tuple[list[Reference], 
         references.append(
             Reference(f"reference/input_{j}.npy", f"reference/output_{j}.npy", list(batch.shape), list(output.shape), source)
         )
-        inputs.append(batch)
-        outputs.append(output)
-    return references, inputs, outputs
-
-
-def model_spec(dynamic_batch: bool, batch: int) -> GraphSpec:
-    axes = {2: "H", 3: "W"}
-    if dynamic_batch:
-        axes = {0: "N", **axes}
-    out_axes = {k: (v if v == "N" else f"{v}_out") for k, v in axes.items()}
-    return GraphSpec(["input"], ["output"], (torch.rand(batch, 3, *TRACE_HW),), {"input": axes, "output": out_axes})
-
-
-def _export_variant(
-    model: nn.Module,
-    strategy: str,
-    path: Path,
-    options: ExportOptions,
-    inputs: list[np.ndarray],
-    outputs: list[np.ndarray],
-) -> Variant:
-    spec = get_strategy(strategy)
-    dynamic_batch = spec.dynamic_batch or not is_dynamic(model)
-    batch = 1 if dynamic_batch else options.batch
-    onnx_model = export_onnx(lower(model, strategy, batch), model_spec(dynamic_batch, batch), path,
-                             opset=options.opset, exporter=options.exporter)
-    usable = [(x, y) for x, y in zip(inputs, outputs) if dynamic_batch or x.shape[0] % batch == 0]
-    parity = check_onnx(path, [x for x, _ in usable], [y for _, y in usable], fixed_batch=None if dynamic_batch else batch)
-    return Variant(
-        file=path.name, kind="onnx", strategy=strategy, precision="fp32", dynamic_batch=dynamic_batch,
-        dynamic_spatial=True, opset=opset_of(onnx_model), parity=parity, batch=None if dynamic_batch else batch,
-        notes={"exporter": options.exporter, "constant_conv_weights": spec.constant_conv_weights or not is_dynamic(model)},
-    )
+        refs.inputs.append(batch)
+        refs.outputs.append(output)
+    return references, refs
 
 
 def _export_tiling(
-    model: nn.Module, folder: Path, options: ExportOptions, scale: int, image: np.ndarray, reference: np.ndarray
+    lowered: nn.Module, folder: Path, options: ExportOptions, scale: int, image: np.ndarray, reference: np.ndarray
 ) -> Tiling:
-    # The tiling graphs use the dynamic-batch, constant-weight lowering: tiles come in batches.
-    lowered = lower(model, "branches")
     geo = geometry(lowered, scale)
     (folder / "tiling").mkdir()
     stats_files = []

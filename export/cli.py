@@ -11,7 +11,7 @@ from runtime.errors import UserError, cli_errors
 from runtime.manifest import Manifest
 
 from .artifact import ExportOptions, artifact_name, export_artifact, resolve_source
-from .lowering import STRATEGIES
+from .lowering import STRATEGIES, STRATEGY_CHOICES
 
 WEIGHTS_DIR = Path("weights")
 
@@ -29,23 +29,36 @@ def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
 @click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("-o", "--out", "out_root", default="artifacts", show_default=True, type=click.Path(file_okay=False),
               help="Folder that receives one artifact folder per checkpoint.")
-@click.option("--strategy", default="branches", show_default=True, type=click.Choice(list(STRATEGIES)),
-              help="Lowering of the dynamic conv used for model.onnx.")
+@click.option("--strategy", default="branches", show_default=True, type=click.Choice(list(STRATEGY_CHOICES)),
+              help="Lowering of the dynamic conv used for model.onnx; 'auto' times every lowering that "
+                   "passes parity on ONNX Runtime CPU and keeps the fastest.")
 @click.option("--also", "extra", multiple=True, type=click.Choice(list(STRATEGIES)),
               help="Further strategies written as model.<strategy>.onnx (repeatable).")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
               help="Fixed batch of the strategies without a dynamic batch (aggregate).")
+@click.option("--fixed", "fixed_shapes", multiple=True, type=(click.IntRange(min=1), click.IntRange(min=1)),
+              metavar="H W", help="Also write a fixed-shape variant for an H x W input (repeatable).")
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp16", "int8"]),
+              help="Reduced-precision ONNX variants (repeatable). Default: fp16 and int8.")
+@click.option("--no-reduced", is_flag=True, help="No fp16/int8 variants.")
+@click.option("--no-ort", is_flag=True, help="No model.ort (ONNX Runtime Mobile format).")
+@click.option("--no-tensorrt", is_flag=True, help="Do not try to build TensorRT plans.")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(min=13))
 @click.option("--no-tiling", is_flag=True, help="Skip the tiling split (tiling/*.onnx).")
 @cli_errors
 def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tuple[str, ...], batch: int,
-         opset: int, no_tiling: bool) -> None:
+         fixed_shapes: tuple[tuple[int, int], ...], precisions: tuple[str, ...], no_reduced: bool, no_ort: bool,
+         no_tensorrt: bool, opset: int, no_tiling: bool) -> None:
     """Export CHECKPOINT(s) (<name>.json beside <name>.safetensors) to OUT/<name>/.
 
     With no CHECKPOINT, exports every checkpoint in weights/, or, when weights/ holds none, a
     freshly initialised (untrained) dyconvsr x2 so the pipeline can be exercised end to end.
     """
-    options = ExportOptions(strategy=strategy, extra_strategies=extra, batch=batch, opset=opset, tiling=not no_tiling)
+    options = ExportOptions(
+        strategy=strategy, extra_strategies=extra, batch=batch, fixed_shapes=fixed_shapes,
+        precisions=() if no_reduced else (precisions or ("fp16", "int8")), ort_format=not no_ort,
+        tensorrt=() if no_tensorrt else ("fp32", "fp16", "int8"), opset=opset, tiling=not no_tiling,
+    )
     sources: list = [Path(c) for c in checkpoints] or shipped_checkpoints()
     if not sources:
         from train.models import create_model
@@ -73,7 +86,7 @@ def print_summary(folder: Path, manifest: Manifest) -> bool:
     """Print one artifact's variants, sizes and parity; returns True if any variant failed."""
     note = "  (UNTRAINED)" if manifest.notes.get("untrained") else ""
     click.echo(f"\n{folder}  {manifest.model_name} x{manifest.scale}{note}")
-    click.echo(f"  {'file':<28}{'strategy':<18}{'prec':<6}{'batch':<7}{'size':>10}  {'max|diff|':>10}  {'PSNR':>8}  ok")
+    click.echo(f"  {'file':<32}{'strategy':<18}{'prec':<6}{'batch':<7}{'size':>10}  {'max|diff|':>10}  {'PSNR':>8}  ok")
     failed = False
     for v in manifest.variants:
         size = (folder / v.file).stat().st_size
@@ -83,7 +96,13 @@ def print_summary(folder: Path, manifest: Manifest) -> bool:
         failed |= p is not None and not p.passed
         diff = f"{p.max_abs_diff:.2e}" if p else "-"
         psnr = f"{p.psnr_db:.1f}" if p else "-"
-        click.echo(f"  {v.file:<28}{v.strategy:<18}{v.precision:<6}{batch:<7}{size / 1024:>8.0f}KB  {diff:>10}  {psnr:>8}  {verdict}")
+        click.echo(f"  {v.file:<32}{v.strategy:<18}{v.precision:<6}{batch:<7}{size / 1024:>8.0f}KB  {diff:>10}  {psnr:>8}  {verdict}")
+    for file, reason in manifest.notes.get("skipped", {}).items():
+        click.echo(f"  {file:<32}skipped: {reason}")
+    if "auto" in manifest.notes:
+        auto = manifest.notes["auto"]
+        timings = ", ".join(f"{k} {v} ms" if isinstance(v, float) else f"{k}: {v}" for k, v in auto["median_ms"].items())
+        click.echo(f"  auto chose {auto['chosen']!r} ({timings}; {auto['shape']}, {auto['threads']} threads)")
     if manifest.tiling is not None:
         t = manifest.tiling
         verdict = "yes" if t.parity and t.parity.passed else "FAIL"

@@ -37,10 +37,11 @@ STRATEGIES: dict[str, Strategy] = {
     for s in (
         Strategy("branches", "one static Conv with K*Cout outputs, weighted by the attention and summed over K",
                  dynamic_batch=True, constant_conv_weights=True),
+        Strategy("stacked", "the input scaled by each attention weight, stacked on channels, through one static "
+                 "Conv with the K kernels side by side: branches' MACs without its K*Cout output and sum",
+                 dynamic_batch=True, constant_conv_weights=True),
         Strategy("aggregate", "attention @ kernel bank -> one computed kernel (grouped over a fixed batch)",
                  dynamic_batch=False, constant_conv_weights=False),
-        Strategy("aggregate_folded", "aggregate with 1/temperature folded into the attention MLP and the bias "
-                 "mixed by the same MatMul as the kernel", dynamic_batch=False, constant_conv_weights=False),
     )
 }
 # "auto" is resolved by export.autoselect to one of the concrete strategies above.
@@ -61,14 +62,22 @@ def attention_from(layer: DynamicConv2d, x: torch.Tensor) -> torch.Tensor:
         pooled = x.mean(dim=(2, 3), keepdim=True)
     else:
         pooled = pooled[:, :, None, None]
-    logits = layer.attention.logits(pooled)
-    if getattr(layer, "temperature_folded", False):
-        return torch.softmax(logits, dim=1)
-    return torch.softmax(logits / layer.attention.temperature, dim=1)
+    return torch.softmax(layer.attention.logits(pooled) / layer.attention.temperature, dim=1)
 
 
 def _branches(layer: DynamicConv2d, x: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
     return layer._forward_branches(x, attention)
+
+
+def _stacked(layer: DynamicConv2d, x: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    # sum_k a_k conv(x, W_k) = conv(concat_k(a_k x), concat_k(W_k) on the input axis): conv is
+    # linear in its input, so the attention moves to the (smaller) input side and the K-way sum
+    # happens inside the Conv's accumulation.
+    stacked = (x.unsqueeze(1) * attention[:, :, None, None, None]).flatten(1, 2)
+    out = F.conv2d(stacked, layer.stacked_weight, None, padding=layer.padding)
+    if layer.bias is not None:
+        out = out + (attention @ layer.bias)[:, :, None, None]
+    return out
 
 
 def _aggregate(layer: DynamicConv2d, x: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
@@ -84,24 +93,10 @@ def _aggregate(layer: DynamicConv2d, x: torch.Tensor, attention: torch.Tensor) -
     return out.reshape(batch, cout, out.shape[-2], out.shape[-1])
 
 
-def _aggregate_folded(layer: DynamicConv2d, x: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-    # One MatMul mixes kernel and bias together: bank rows are [W_k.flatten(), b_k].
-    batch, cout, cin, k = layer.fixed_batch, layer.out_channels, layer.in_channels, layer.kernel_size
-    mixed = attention @ layer.bank_with_bias
-    n_weight = cout * cin * k * k
-    weight = mixed[:, :n_weight].reshape(batch * cout, cin, k, k)
-    bias = mixed[:, n_weight:].reshape(batch * cout) if layer.bias is not None else None
-    if batch == 1:
-        return F.conv2d(x, weight, bias, padding=layer.padding)
-    folded = x.reshape(1, batch * cin, x.shape[-2], x.shape[-1])
-    out = F.conv2d(folded, weight, bias, padding=layer.padding, groups=batch)
-    return out.reshape(batch, cout, out.shape[-2], out.shape[-1])
-
-
 _CONV: dict[str, Callable[[DynamicConv2d, torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "branches": _branches,
+    "stacked": _stacked,
     "aggregate": _aggregate,
-    "aggregate_folded": _aggregate_folded,
 }
 
 
@@ -114,16 +109,6 @@ def _lowered_forward(conv: Callable[[DynamicConv2d, torch.Tensor, torch.Tensor],
         return conv(self, x, attention)
 
     return forward
-
-
-def _fold_temperature(layer: DynamicConv2d) -> None:
-    # softmax(fc2(h) / T) == softmax((fc2 / T)(h)): fc2 is linear and bias-free.
-    with torch.no_grad():
-        layer.attention.fc2.weight.div_(layer.attention.temperature)
-    layer.temperature_folded = True
-    bias = layer.bias if layer.bias is not None else torch.zeros(0)
-    bank = torch.cat([layer.weight.detach().flatten(1), bias.detach().reshape(layer.num_kernels, -1)], dim=1)
-    layer.register_buffer("bank_with_bias", bank, persistent=False)
 
 
 def lower(model: nn.Module, strategy: str, batch: int = 1) -> nn.Module:
@@ -140,8 +125,10 @@ def lower(model: nn.Module, strategy: str, batch: int = 1) -> nn.Module:
         layer.fixed_batch = None if spec.dynamic_batch else int(batch)
         layer.pooled_override = None
         layer.capture = None
-        if strategy == "aggregate_folded":
-            _fold_temperature(layer)
+        if strategy == "stacked":
+            # (K, Cout, Cin, k, k) -> (Cout, K*Cin, k, k), input channel index = k*Cin + c.
+            stacked = layer.weight.detach().permute(1, 0, 2, 3, 4).flatten(1, 2).contiguous()
+            layer.register_buffer("stacked_weight", stacked, persistent=False)
         layer.forward = types.MethodType(_lowered_forward(_CONV[strategy]), layer)
     lowered.lowering = strategy
     return lowered

@@ -53,3 +53,13 @@ def reference_inputs() -> list[tuple[str, np.ndarray]]:
         (f"skimage.data {'+'.join(s.images)} centre crop {s.height}x{s.width}", reference_batch(s))
         for s in REFERENCE_SPECS
     ]
+
+
+FIXED_SHAPE_IMAGES = ("astronaut", "coffee", "rocket", "chelsea")
+
+
+def fixed_shape_reference(batch: int, height: int, width: int) -> tuple[str, np.ndarray]:
+    """A reference input of exactly (batch, 3, height, width) for a fixed-shape variant."""
+    names = tuple(FIXED_SHAPE_IMAGES[i % len(FIXED_SHAPE_IMAGES)] for i in range(batch))
+    return (f"skimage.data {'+'.join(names)} centre crop {height}x{width} (fixed-shape variants)",
+            reference_batch(ReferenceSpec(names, height, width)))

@@ -36,7 +36,9 @@ def exported(request, tmp_path_factory):
     torch.manual_seed(1)
     model = create_model(name, **kwargs)
     folder = tmp_path_factory.mktemp("artifacts") / _id(request.param)
-    options = ExportOptions(strategy="branches", extra_strategies=ALL_STRATEGIES)
+    # Reduced precision, .ort and plans are covered by test_export_variants.py / _tensorrt.py.
+    options = ExportOptions(strategy="branches", extra_strategies=ALL_STRATEGIES, precisions=(), ort_format=False,
+                            tensorrt=())
     manifest = export_artifact(model, folder, options)
     return model, folder, manifest
 
@@ -63,6 +65,7 @@ def test_every_variant_matches_pytorch(exported, batch: int, hw: tuple[int, int]
     expected = _torch_reference(model, images)
     assert expected.shape == (batch, 3, hw[0] * model.scale, hw[1] * model.scale)
     checked = 0
+    strategies = set()
     for variant in manifest.variants:
         if not variant.dynamic_batch and variant.batch != batch:
             continue
@@ -71,12 +74,16 @@ def test_every_variant_matches_pytorch(exported, batch: int, hw: tuple[int, int]
         assert got.shape == expected.shape, variant.file
         assert np.abs(got - expected).max() <= 1e-4, variant.file
         checked += 1
+        strategies.add(variant.strategy)
     assert checked >= 1
+    if model.config.name != "srcnn_tiny":  # a static model has one graph; dynamic ones every strategy
+        assert strategies == set(ALL_STRATEGIES) if batch == 1 else strategies >= {"branches", "stacked"}
 
 
 def test_fixed_batch_strategies_exported_for_batch_two(tmp_path) -> None:
     model = create_model("dyconvsr_tiny")
-    manifest = export_artifact(model, tmp_path / "a", ExportOptions(strategy="aggregate", batch=2, tiling=False))
+    manifest = export_artifact(model, tmp_path / "a", ExportOptions(strategy="aggregate", batch=2, tiling=False,
+                                                                    precisions=(), ort_format=False, tensorrt=()))
     variant = manifest.default
     assert (variant.dynamic_batch, variant.batch) == (False, 2)
     images = _crop_batch(("coffee", "chelsea"), 21, 16)
@@ -192,7 +199,8 @@ def test_interrupted_export_leaves_nothing_valid(tmp_path, monkeypatch) -> None:
     import export.artifact as artifact
 
     model = create_model("dyconvsr_tiny")
-    good = export_artifact(model, tmp_path / "a", ExportOptions(tiling=False))
+    quick = {"precisions": (), "ort_format": False, "tensorrt": ()}
+    good = export_artifact(model, tmp_path / "a", ExportOptions(tiling=False, **quick))
     before = (tmp_path / "a" / "manifest.json").read_bytes()
 
     def boom(*args, **kwargs):
@@ -200,9 +208,9 @@ def test_interrupted_export_leaves_nothing_valid(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(artifact, "_export_tiling", boom)
     with pytest.raises(_Interrupt):
-        export_artifact(model, tmp_path / "a", ExportOptions())
+        export_artifact(model, tmp_path / "a", ExportOptions(**quick))
     with pytest.raises(_Interrupt):
-        export_artifact(model, tmp_path / "b", ExportOptions())
+        export_artifact(model, tmp_path / "b", ExportOptions(**quick))
     assert not (tmp_path / "b").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no temp folders left behind
     assert (tmp_path / "a" / "manifest.json").read_bytes() == before  # the old artifact is intact
@@ -212,7 +220,7 @@ def test_interrupted_export_leaves_nothing_valid(tmp_path, monkeypatch) -> None:
 def test_cli_exports_a_checkpoint_and_prints_summary(tmp_path) -> None:
     save_checkpoint(tmp_path / "w" / "tiny_x2", create_model("dyconvsr_tiny"))
     result = CliRunner().invoke(export_cli, [str(tmp_path / "w" / "tiny_x2.json"), "-o", str(tmp_path / "out"),
-                                             "--also", "aggregate"])
+                                             "--also", "aggregate", "--no-ort", "--no-tensorrt"])
     assert result.exit_code == 0, result.output
     assert "model.aggregate.onnx" in result.output and "tiling" in result.output
     assert verify_files(tmp_path / "out" / "tiny_x2", read_manifest(tmp_path / "out" / "tiny_x2")) == []
@@ -220,7 +228,7 @@ def test_cli_exports_a_checkpoint_and_prints_summary(tmp_path) -> None:
 
 def test_cli_with_empty_weights_exports_untrained(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(export_cli, ["--no-tiling"])
+    result = CliRunner().invoke(export_cli, ["--no-tiling", "--no-reduced", "--no-ort", "--no-tensorrt"])
     assert result.exit_code == 0, result.output
     assert "UNTRAINED" in result.output
     assert read_manifest(tmp_path / "artifacts" / "dyconvsr_x2_untrained").notes == {"untrained": True}

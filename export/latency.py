@@ -1,0 +1,55 @@
+"""Latency of a graph on a backend: warm-up, then repeated runs; medians and percentiles."""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Latency:
+    median_ms: float
+    p90_ms: float
+    runs: int
+    threads: int
+    backend: str
+
+    def __str__(self) -> str:
+        return f"{self.median_ms:.1f} ms median (p90 {self.p90_ms:.1f}, {self.runs} runs, {self.threads} threads, {self.backend})"
+
+
+def time_call(fn: Callable[[], object], runs: int = 10, warmup: int = 2, threads: int = 2, backend: str = "") -> Latency:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return Latency(statistics.median(times), float(np.percentile(times, 90)), runs, threads, backend)
+
+
+def ort_latency(path: str | Path, inputs: np.ndarray, runs: int = 10, warmup: int = 2, threads: int = 2) -> Latency:
+    """ONNX Runtime CPU latency of the graph at ``path`` on ``inputs`` (full graph optimisation)."""
+    from .parity import ort_session
+
+    session = ort_session(path, threads=threads)
+    feed = {session.get_inputs()[0].name: inputs}
+    return time_call(lambda: session.run(None, feed), runs, warmup, threads, "onnxruntime CPUExecutionProvider")
+
+
+def torch_latency(model, inputs: np.ndarray, runs: int = 10, warmup: int = 2, threads: int = 2) -> Latency:
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    x = torch.from_numpy(inputs)
+    try:
+        with torch.inference_mode():
+            return time_call(lambda: model(x), runs, warmup, threads, "torch eager CPU")
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,122 @@
+"""Reduced-precision ONNX variants: FP16 (weights and activations) and INT8 (static QDQ).
+
+Both keep float32 graph inputs/outputs, so the runtime contract (float32 NCHW in [0, 1]) holds
+for every variant. Each is kept only if its PSNR against the fp32 PyTorch reference stays above
+the floor below, which the manifest records as the variant's tolerance.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from runtime.files import atomic_write_bytes
+
+from .references import center_crop, skimage_rgb
+
+# Floors against the fp32 PyTorch output on [0, 1] images. fp16 rounding alone sits near 60-70
+# dB; INT8 QDQ of these networks measures ~45-55 dB, so 40 dB (RMS error ~2.5 levels of 255)
+# catches a broken calibration or an op that quantises badly while keeping sound variants.
+MIN_PSNR_DB = {"fp16": 50.0, "int8": 40.0}
+
+# Calibration images: held out from the reference crops (export/references.py) and the tests.
+CALIBRATION_IMAGES = ("retina", "hubble_deep_field", "immunohistochemistry", "colorwheel", "camera", "coins")
+CALIBRATION_CROP = 64
+
+
+def to_fp16(source: str | Path, target: str | Path) -> None:
+    """Convert weights and activations to float16, keeping float32 inputs and outputs."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    topological_sort(model.graph)  # the converter appends its input Casts after their consumers
+    onnx.checker.check_model(model, full_check=True)
+    atomic_write_bytes(target, model.SerializeToString())
+
+
+def topological_sort(graph: onnx.GraphProto) -> None:
+    """Reorder ``graph.node`` in place so every node comes after the producers of its inputs."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError(f"graph has a cycle or a missing input near node {pending[0].name!r}")
+        for node in ready:
+            ordered.append(node)
+            available.update(node.output)
+        pending = [n for n in pending if n not in ready]
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def calibration_batches(crops_per_image: int = 2, size: int = CALIBRATION_CROP) -> Iterator[np.ndarray]:
+    """(1, 3, size, size) float32 crops of real images, deterministic."""
+    for name in CALIBRATION_IMAGES:
+        image = skimage_rgb(name)
+        for j in range(crops_per_image):
+            offset = (j + 1) * min(image.shape[0], image.shape[1]) // (crops_per_image + 2)
+            yield center_crop(image[offset:, offset:], size, size)[None]
+
+
+class _Reader:
+    """onnxruntime.quantization.CalibrationDataReader over calibration_batches."""
+
+    def __init__(self, input_name: str) -> None:
+        self.input_name = input_name
+        self._batches = calibration_batches()
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._batches, None)
+        return None if batch is None else {self.input_name: batch}
+
+    def rewind(self) -> None:
+        self._batches = calibration_batches()
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def to_int8(source: str | Path, target: str | Path, symmetric: bool = False) -> dict[str, object]:
+    """Static QDQ quantisation (s8 per-channel weights) calibrated on real crops; returns the recipe.
+
+    Activations are u8 with a zero point (what ONNX Runtime's CPU kernels prefer) or, with
+    ``symmetric``, s8 with zero point 0 (what TensorRT's explicit quantisation requires).
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    recipe = {
+        "format": "QDQ", "activations": "int8 symmetric" if symmetric else "uint8",
+        "weights": "int8 per-channel symmetric", "biases": "float" if symmetric else "int32",
+        "calibration": "MinMax", "calibration_images": list(CALIBRATION_IMAGES),
+        "calibration_crop": CALIBRATION_CROP, "tool": "onnxruntime.quantization.quantize_static",
+    }
+    input_name = onnx.load(str(source)).graph.input[0].name
+    # The quantiser warns through the root logger about every computed (non-initializer) tensor.
+    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantized = Path(tmp) / "int8.onnx"
+        quantize_static(
+            str(prepared), str(quantized), _Reader(input_name), quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
+            per_channel=True, calibrate_method=CalibrationMethod.MinMax,
+            # TensorRT dequantises int8 only: keep biases float in the TensorRT recipe.
+            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True, "QuantizeBias": not symmetric},
+        )
+        atomic_write_bytes(target, quantized.read_bytes())
+    return recipe

@@ -1,0 +1,117 @@
+"""Reduced precision (fp16, int8), ORT format, fixed shapes and `auto`: real exports, checked
+against PyTorch on real image crops that are not the calibration or reference crops."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from export.artifact import ExportOptions, export_artifact
+from export.lowering import STRATEGIES
+from export.references import center_crop, skimage_rgb
+from runtime.manifest import read_manifest, verify_files
+from train.models import create_model
+
+
+def _images(batch: int, height: int, width: int) -> np.ndarray:
+    # Off-centre crops: not the reference crops, and not the calibration images.
+    return np.stack([center_crop(skimage_rgb(n)[50:, 80:], height, width) for n in ("rocket", "astronaut")[:batch]])
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(1.0 / mse)
+
+
+@pytest.fixture(scope="module", params=["dyconvsr_tiny", "dcnn_tiny", "srcnn_tiny", "dyconvsr"])
+def reduced(request, tmp_path_factory):
+    torch.manual_seed(2)
+    model = create_model(request.param)
+    folder = tmp_path_factory.mktemp("reduced") / request.param
+    options = ExportOptions(strategy="stacked", precisions=("fp16", "int8"), ort_format=False, tensorrt=(), tiling=False)
+    return model, folder, export_artifact(model, folder, options)
+
+
+@pytest.mark.parametrize("hw", [(20, 24), (21, 27)], ids=["even", "odd"])
+def test_reduced_precision_above_recorded_floor(reduced, hw) -> None:
+    model, folder, manifest = reduced
+    images = _images(2, *hw)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(images)).numpy()
+    precisions = {v.precision: v for v in manifest.variants if v.kind == "onnx"}
+    assert {"fp16", "int8"} <= set(precisions), manifest.notes.get("skipped")
+    for precision in ("fp16", "int8"):
+        variant = precisions[precision]
+        floor = variant.parity.tolerance["min_psnr_db"]
+        assert variant.parity.passed and variant.parity.psnr_db >= floor
+        session = ort.InferenceSession(str(folder / variant.file), providers=["CPUExecutionProvider"])
+        assert session.get_inputs()[0].type == "tensor(float)"  # fp32 I/O kept
+        (got,) = session.run(None, {"input": images})
+        assert np.isfinite(got).all()
+        assert _psnr(got, expected) >= floor, precision
+
+
+def test_reduced_precision_is_really_reduced(reduced) -> None:
+    _, folder, manifest = reduced
+    files = {v.precision: folder / v.file for v in manifest.variants}
+    fp16_types = {i.data_type for i in onnx.load(str(files["fp16"])).graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in fp16_types
+    int8_ops = {n.op_type for n in onnx.load(str(files["int8"])).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= int8_ops
+    assert manifest.variant(files["int8"].name).notes["quantisation"]["format"] == "QDQ"
+
+
+def test_int8_below_floor_is_not_kept(tmp_path, monkeypatch) -> None:
+    import export.variants as variants
+
+    monkeypatch.setitem(variants.MIN_PSNR_DB, "int8", 150.0)  # unreachable for int8
+    manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a",
+                               ExportOptions(precisions=("int8",), ort_format=False, tensorrt=(), tiling=False))
+    assert all(v.precision != "int8" for v in manifest.variants)
+    assert not (tmp_path / "a" / "model.int8.onnx").exists()
+    assert "below the floor" in manifest.notes["skipped"]["model.int8.onnx"]
+    assert verify_files(tmp_path / "a", manifest) == []
+
+
+def test_ort_format_runs_and_matches(tmp_path) -> None:
+    model = create_model("dyconvsr_tiny")
+    folder = tmp_path / "a"
+    manifest = export_artifact(model, folder, ExportOptions(precisions=(), ort_format=True, tensorrt=(), tiling=False))
+    variant = manifest.variant("model.ort")
+    assert variant.kind == "ort" and (folder / "model.ort").read_bytes()[4:8] == b"ORTM"
+    images = _images(1, 19, 30)
+    session = ort.InferenceSession(str(folder / "model.ort"), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": images})
+    with torch.no_grad():
+        assert np.abs(got - model(torch.from_numpy(images)).numpy()).max() <= 1e-4
+
+
+def test_fixed_shape_variant(tmp_path) -> None:
+    model = create_model("dcnn_tiny")
+    manifest = export_artifact(model, tmp_path / "a", ExportOptions(
+        strategy="branches", fixed_shapes=[(23, 31)], precisions=(), ort_format=False, tensorrt=(), tiling=False))
+    variant = next(v for v in manifest.variants if v.fixed_input_shape)
+    assert variant.fixed_input_shape == [1, 3, 23, 31] and not variant.dynamic_spatial
+    graph_dims = [d.dim_value for d in onnx.load(str(tmp_path / "a" / variant.file)).graph.input[0].type.tensor_type.shape.dim]
+    assert graph_dims == [1, 3, 23, 31]
+    assert any(r.input_shape == [1, 3, 23, 31] for r in manifest.references)  # a reference it can run
+    images = _images(1, 23, 31)
+    session = ort.InferenceSession(str(tmp_path / "a" / variant.file), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": images})
+    with torch.no_grad():
+        assert np.abs(got - model(torch.from_numpy(images)).numpy()).max() <= 1e-4
+    with pytest.raises(Exception, match="index: 2 Got: 24 Expected: 23"):
+        session.run(None, {"input": _images(1, 24, 31)})
+
+
+def test_auto_picks_the_fastest_passing_strategy(tmp_path) -> None:
+    manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a", ExportOptions(
+        strategy="auto", auto_shape=(1, 3, 48, 64), precisions=(), ort_format=False, tensorrt=(), tiling=False))
+    auto = manifest.notes["auto"]
+    timed = {k: v for k, v in auto["median_ms"].items() if isinstance(v, float)}
+    assert set(auto["median_ms"]) == set(STRATEGIES)
+    assert auto["chosen"] == min(timed, key=timed.get) == manifest.default.strategy
+    assert manifest.default.parity.passed
+    assert read_manifest(tmp_path / "a").notes["auto"]["chosen"] == auto["chosen"]
