@@ -207,7 +207,11 @@ class Upscaler:
         largest = self._largest_input()
         fits_budget = self.tile == 0 or (height <= self.tile and width <= self.tile)
         fits_engine = largest is None or (height <= largest[0] and width <= largest[1])
-        if fits_budget and fits_engine:
+        # Padding an image up to a fixed-shape engine would let the padding into the attention's
+        # global pool; with tiling graphs at hand the exact answer is one tiled run instead.
+        fixed = self._fixed_shape()
+        exact_fit = fixed is None or (height, width) == fixed
+        if fits_budget and fits_engine and (exact_fit or self.tiling is None):
             return None
         if self.tiling is None:
             limit = f"the engine's largest input {largest[1]}x{largest[0]}" if largest and not fits_engine else f"--tile {self.tile}"
@@ -221,7 +225,8 @@ class Upscaler:
         fixed = self._fixed_shape()
         height, width = batch.shape[-2:]
         if fixed and (height, width) != fixed:
-            # Replicate-pad up to the engine's fixed shape; the crop below removes the padding's output.
+            # A bare fixed-shape engine: replicate-pad up to its shape and crop the output back
+            # (approximate for dynamic convs: the padding takes part in the global pool).
             batch = np.pad(batch, ((0, 0), (0, 0), (0, fixed[0] - height), (0, fixed[1] - width)), mode="edge")
         out = self.engine.infer(batch.astype(self.engine.inputs[0].dtype, copy=False))
         return out[..., : height * self.scale, : width * self.scale]

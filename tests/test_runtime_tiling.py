@@ -96,3 +96,39 @@ def test_a_variant_file_inside_the_artifact_uses_its_manifest(dy_artifact) -> No
     with Upscaler(dy_artifact / "model.onnx", tile=16) as up:
         assert up.choice.manifest is not None and up.tiling is not None
         assert up.upscale(Image.new("RGB", (40, 20))).size == (80, 40)
+
+
+def test_fixed_shape_engine_stays_exact_for_other_sizes(dy_artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+    import json
+    import shutil
+
+    import onnx
+
+    from runtime.files import sha256_file
+
+    artifact = tmp_path / "fixed"
+    shutil.copytree(dy_artifact, artifact)
+    graph = onnx.load(str(artifact / "model.onnx"))
+    for dim, value in zip(graph.graph.input[0].type.tensor_type.shape.dim, (1, 3, 24, 20)):
+        dim.ClearField("dim_param")
+        dim.dim_value = value
+    onnx.save(graph, str(artifact / "model.fixed.onnx"))
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["variants"].append({**manifest["variants"][0], "file": "model.fixed.onnx", "dynamic_batch": False,
+                                 "dynamic_spatial": False, "fixed_input_shape": [1, 3, 24, 20], "batch": 1})
+    manifest["files"]["model.fixed.onnx"] = sha256_file(artifact / "model.fixed.onnx")
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+
+    with Upscaler(artifact, tile=0) as dynamic, Upscaler(artifact, variant="model.fixed.onnx") as fixed:
+        assert fixed.engine.inputs[0].shape == (1, 3, 24, 20)
+        for height, width in [(24, 20), (17, 13), (31, 45)]:
+            image = sample_rgb[:height, :width].astype(np.float32) / 255
+            on_engine = fixed._plan(height, width) is None  # noqa: SLF001
+            assert on_engine == ((height, width) == (24, 20))  # other sizes go through the tiling graphs
+            assert np.abs(fixed.upscale_array(image) - dynamic.upscale_array(image)).max() <= 1e-4
+    bare = tmp_path / "bare.onnx"
+    shutil.copy(artifact / "model.fixed.onnx", bare)
+    with Upscaler(bare) as up:  # no tiling graphs: padded up to 24x20, cropped back
+        assert up.upscale(Image.new("RGB", (13, 17))).size == (26, 34)
+        with pytest.raises(UserError, match="exceeds the engine's largest input 20x24"):
+            up.upscale(Image.new("RGB", (21, 10)))
