@@ -32,23 +32,31 @@ def textured_crop(hr: np.ndarray, size: int = CROP) -> tuple[int, int]:
     return where
 
 
+def _family(qualities: dict[str, QualityResult], family: str, scale: int) -> QualityResult | None:
+    """The result of ``family`` at ``scale``: the real model if measured, else a variant (``*_tiny``)."""
+    exact = qualities.get(f"{family}_x{scale}")
+    if exact is not None:
+        return exact
+    return next((q for k, q in qualities.items() if k.startswith(f"{family}_") and k.endswith(f"_x{scale}")
+                 and "static" not in k), None)
+
+
 def _low_precision_label(result: QualityResult) -> str | None:
-    labels = [q.label for q in result.rows]
     for precision in ("int8", "bf16", "fp16"):
         hit = next((q.label for q in result.rows if q.precision == precision and q.label in result.images), None)
         if hit:
             return hit
-    return None if not labels else None
+    return None
 
 
 def write_visual(qualities: dict[str, QualityResult], folder: Path, scale: int = 2) -> str | None:
     """Write ``visual_comparison.png``; returns its file name, or None without the needed results."""
-    main = qualities.get(f"dyconvsr_x{scale}")
+    main = _family(qualities, "dyconvsr", scale)
     if main is None or not main.hr:
         return None
     columns: list[tuple[str, QualityResult, str]] = [("bicubic", main, MATLAB_BICUBIC)]
     for key, title in COLUMNS:
-        result = qualities.get(f"{key}_x{scale}")
+        result = _family(qualities, key, scale)
         label = next((q.label for q in result.rows if q.backend == "pytorch"), None) if result else None
         if result and label:
             columns.append((title, result, label))

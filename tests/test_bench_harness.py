@@ -1,0 +1,127 @@
+"""benchmarks.run on a tiny model at a tiny size: files written, schema stable, figures sane.
+
+Only the harness is tested here; speed goals are never asserted (see benchmarks/targets.py).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.config import RunConfig
+from benchmarks.report import combine
+from benchmarks.run import run, write_reports
+from runtime.bench.schema import MEASURED, SCHEMA_VERSION, read_report
+
+# The schema's field names: changing any of them must come with a SCHEMA_VERSION bump.
+REPORT_KEYS = {"tool", "machine", "versions", "settings", "memory_method", "matmul_peak", "matmul_peaks", "rows",
+               "quality", "checks", "notes", "created", "schema", "schema_version"}
+ROW_KEYS = {"group", "model", "scale", "resolution", "input_hw", "output_hw", "batch", "label", "backend", "variant",
+            "precision", "strategy", "device", "threads", "status", "engine", "timing", "throughput_mp_s", "memory",
+            "params", "macs", "flops", "gflops_per_s", "peak_fraction", "reference", "speedup_paired",
+            "speedup_of_medians", "parity_psnr_db", "parity_max_abs_diff", "notes"}
+TIMING_KEYS = {"samples_ms", "warmup", "first_run_ms", "median_ms", "p90_ms", "p95_ms", "min_ms", "mean_ms", "runs"}
+QUALITY_KEYS = {"model", "scale", "label", "backend", "variant", "precision", "dataset", "images", "psnr_y", "ssim_y",
+                "psnr_rgb", "params", "psnr_vs_reference_db", "per_image"}
+ROUNDS = 3
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("bench")
+    config = RunConfig(models=("dyconvsr_tiny", "srcnn_tiny"), resolutions=("16x12",),
+                       backends=("pytorch", "onnxruntime", "gpu", "bicubic"), rounds=ROUNDS, warmup=1,
+                       out=root / "reports", artifacts=root / "artifacts", quiet=True)
+    report, qualities = run(config)
+    write_reports(report, qualities, config)
+    return config.out, json.loads((config.out / "benchmark.json").read_text())
+
+
+def test_report_files_written(bench: tuple[Path, dict]) -> None:
+    out, _ = bench
+    for name in ("benchmark.json", "benchmark.md", "latency_by_resolution.png", "quality_vs_latency.png",
+                 "quality_vs_params.png", "visual_comparison.png"):
+        assert (out / name).stat().st_size > 0, name
+    markdown = (out / "benchmark.md").read_text()
+    assert "dyconvsr_tiny x2, 16x12" in markdown and "not measured: no GPU" in markdown
+    assert "Export targets" in markdown
+
+
+def test_schema_is_stable_and_round_trips(bench: tuple[Path, dict]) -> None:
+    out, data = bench
+    assert set(data) == REPORT_KEYS and data["schema_version"] == SCHEMA_VERSION
+    for row in data["rows"]:
+        assert set(row) == ROW_KEYS
+        if row["timing"]:
+            assert set(row["timing"]) == TIMING_KEYS
+    for row in data["quality"]:
+        assert set(row) == QUALITY_KEYS
+    again = read_report(out / "benchmark.json")
+    assert again.to_dict() == data
+
+
+def test_every_figure_present_and_positive(bench: tuple[Path, dict]) -> None:
+    _, data = bench
+    assert data["matmul_peak"]["gflops"] > 0
+    measured = [r for r in data["rows"] if r["status"] == MEASURED]
+    labels = {r["label"] for r in measured}
+    assert {"pytorch eager grouped", "pytorch eager branches", "onnxruntime model.onnx", "pillow bicubic"} <= labels
+    for row in measured:
+        t = row["timing"]
+        assert t["runs"] == ROUNDS and len(t["samples_ms"]) == ROUNDS
+        assert 0 < t["min_ms"] <= t["median_ms"] <= t["p90_ms"] <= t["p95_ms"]
+        for key in ("throughput_mp_s", "macs", "flops", "gflops_per_s", "peak_fraction", "speedup_paired"):
+            assert row[key] is not None and row[key] > 0, (row["label"], key)
+        assert row["memory"]["peak_rss_mb"] > 0 and row["memory"]["added_mb"] >= 0
+        if row["backend"] != "pillow":
+            assert row["params"] > 0
+    for q in data["quality"]:
+        assert q["psnr_y"] > 0 and 0 < q["ssim_y"] <= 1 and q["images"] == 3
+
+
+def test_ratios_and_rates_follow_from_the_timings(bench: tuple[Path, dict]) -> None:
+    _, data = bench
+    for group in {r["group"] for r in data["rows"]}:
+        rows = {r["label"]: r for r in data["rows"] if r["group"] == group and r["status"] == MEASURED}
+        reference = rows[next(iter(rows.values()))["reference"]]
+        assert reference["speedup_paired"] == pytest.approx(1.0)
+        for row in rows.values():
+            ref_t, t = np.array(reference["timing"]["samples_ms"]), np.array(row["timing"]["samples_ms"])
+            assert row["speedup_paired"] == pytest.approx(float(np.median(ref_t / t)))
+            assert row["speedup_of_medians"] == pytest.approx(reference["timing"]["median_ms"] / row["timing"]["median_ms"])
+            seconds = row["timing"]["median_ms"] / 1000
+            assert row["flops"] == 2 * row["macs"]
+            assert row["gflops_per_s"] == pytest.approx(row["flops"] / seconds / 1e9)
+            assert row["peak_fraction"] == pytest.approx(row["gflops_per_s"] / data["matmul_peak"]["gflops"])
+            h, w = row["output_hw"]
+            assert row["throughput_mp_s"] == pytest.approx(row["batch"] * h * w / 1e6 / seconds)
+
+
+def test_gpu_rows_are_listed_not_measured(bench: tuple[Path, dict]) -> None:
+    _, data = bench
+    gpu = [r for r in data["rows"] if r["device"] == "gpu"]
+    assert gpu, "GPU engines must be listed even where they cannot run"
+    if not data["machine"]["gpus"]:
+        assert all(r["status"] == "not measured: no GPU" and r["timing"] is None for r in gpu)
+
+
+def test_engines_agree_with_the_pytorch_reference(bench: tuple[Path, dict]) -> None:
+    _, data = bench
+    for row in data["rows"]:
+        if row["status"] == MEASURED and row["precision"] == "fp32" and row["backend"] != "pillow":
+            assert row["parity_max_abs_diff"] is None or row["parity_max_abs_diff"] <= 1e-4, row["label"]
+    for q in data["quality"]:
+        if q["precision"] == "fp32" and q["psnr_vs_reference_db"] is not None:
+            assert q["psnr_vs_reference_db"] > 80 or math.isinf(q["psnr_vs_reference_db"])
+
+
+def test_reports_from_several_machines_merge(bench: tuple[Path, dict], tmp_path: Path) -> None:
+    out, data = bench
+    device = dict(data, tool="runtime.bench", machine=dict(data["machine"], name="jetson"))
+    device["rows"] = [dict(r, macs=None, flops=None, gflops_per_s=None, peak_fraction=None) for r in data["rows"]]
+    (tmp_path / "device.json").write_text(json.dumps(device))
+    markdown = combine([out / "benchmark.json", tmp_path / "device.json"], tmp_path / "combined").read_text()
+    assert "| jetson |" in markdown and f"| {data['machine']['name']} |" in markdown
