@@ -97,8 +97,11 @@ def print_summary(folder: Path, manifest: Manifest) -> bool:
         diff = f"{p.max_abs_diff:.2e}" if p else "-"
         psnr = f"{p.psnr_db:.1f}" if p else "-"
         click.echo(f"  {v.file:<32}{v.strategy:<18}{v.precision:<6}{batch:<7}{size / 1024:>8.0f}KB  {diff:>10}  {psnr:>8}  {verdict}")
+    by_reason: dict[str, list[str]] = {}
     for file, reason in manifest.notes.get("skipped", {}).items():
-        click.echo(f"  {file:<32}skipped: {reason}")
+        by_reason.setdefault(reason, []).append(file)
+    for reason, files in by_reason.items():
+        click.echo(f"  skipped {', '.join(files)}: {reason}")
     if "auto" in manifest.notes:
         auto = manifest.notes["auto"]
         timings = ", ".join(f"{k} {v} ms" if isinstance(v, float) else f"{k}: {v}" for k, v in auto["median_ms"].items())

@@ -40,16 +40,3 @@ def ort_latency(path: str | Path, inputs: np.ndarray, runs: int = 10, warmup: in
     session = ort_session(path, threads=threads)
     feed = {session.get_inputs()[0].name: inputs}
     return time_call(lambda: session.run(None, feed), runs, warmup, threads, "onnxruntime CPUExecutionProvider")
-
-
-def torch_latency(model, inputs: np.ndarray, runs: int = 10, warmup: int = 2, threads: int = 2) -> Latency:
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    x = torch.from_numpy(inputs)
-    try:
-        with torch.inference_mode():
-            return time_call(lambda: model(x), runs, warmup, threads, "torch eager CPU")
-    finally:
-        torch.set_num_threads(previous)

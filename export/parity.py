@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.manifest import Parity
+from runtime.parity import compare as runtime_compare
+from runtime.parity import merge
 
 FP32_MAX_ABS_DIFF = 1e-4
 # PSNR of identical arrays is infinite; JSON has no infinity, so it is capped here.
@@ -34,44 +36,23 @@ def run_batched(session, inputs: np.ndarray, fixed_batch: int | None) -> np.ndar
     return np.concatenate([session.run(None, {name: c})[0] for c in chunks])
 
 
-def psnr_db(output: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR of ``output`` against ``reference``, both in [0, 1], in float64."""
-    mse = float(np.mean((output.astype(np.float64) - reference.astype(np.float64)) ** 2))
-    return PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10.0 * math.log10(1.0 / mse))
-
-
 def compare(
     outputs: Sequence[np.ndarray],
     references: Sequence[np.ndarray],
     max_abs_diff: float | None = FP32_MAX_ABS_DIFF,
     min_psnr_db: float | None = None,
 ) -> Parity:
-    """Parity over all reference pairs: worst max |diff|, mean |diff| and worst PSNR.
+    """runtime.parity's comparison over every (output, reference) pair, worst case kept.
 
     NaN/Inf always fail. ``max_abs_diff`` is the fp32 rule, ``min_psnr_db`` the reduced-precision one.
     """
-    if len(outputs) != len(references):
+    if len(outputs) != len(references) or not outputs:
         raise ValueError(f"{len(outputs)} outputs for {len(references)} references")
-    finite = all(bool(np.isfinite(o).all()) for o in outputs)
-    shapes_ok = all(o.shape == r.shape for o, r in zip(outputs, references))
-    if not (finite and shapes_ok):
-        worst = float("nan") if not finite else float("inf")
-        return Parity(worst, worst, 0.0, finite, _tolerance(max_abs_diff, min_psnr_db), False)
-    diffs = [np.abs(o.astype(np.float64) - r.astype(np.float64)) for o, r in zip(outputs, references)]
-    max_diff = max(float(d.max()) for d in diffs)
-    mean_diff = float(np.mean(np.concatenate([d.ravel() for d in diffs])))
-    psnr = min(psnr_db(o, r) for o, r in zip(outputs, references))
-    passed = (max_abs_diff is None or max_diff <= max_abs_diff) and (min_psnr_db is None or psnr >= min_psnr_db)
-    return Parity(max_diff, mean_diff, psnr, finite, _tolerance(max_abs_diff, min_psnr_db), passed)
-
-
-def _tolerance(max_abs_diff: float | None, min_psnr_db: float | None) -> dict[str, float]:
-    tolerance = {}
-    if max_abs_diff is not None:
-        tolerance["max_abs_diff"] = max_abs_diff
-    if min_psnr_db is not None:
-        tolerance["min_psnr_db"] = min_psnr_db
-    return tolerance
+    tolerance = {k: v for k, v in (("max_abs_diff", max_abs_diff), ("min_psnr_db", min_psnr_db)) if v is not None}
+    result = merge([runtime_compare(o, r, tolerance) for o, r in zip(outputs, references)])
+    if math.isinf(result.psnr_db):  # identical outputs; JSON has no infinity
+        result.psnr_db = math.copysign(PSNR_CAP_DB, result.psnr_db)
+    return result
 
 
 def check_onnx(
