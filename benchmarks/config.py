@@ -23,8 +23,12 @@ class RunConfig:
     backends: tuple[str, ...] = DEFAULT_BACKENDS
     # torch.compile takes about a minute per model and size on two busy cores: the main network only.
     compile_models: tuple[str, ...] = ("dyconvsr",)
+    # Models measured on every engine variant; the others (baselines, the static twin) run as
+    # PyTorch eager as trained, ONNX Runtime model.onnx and bicubic, which is what they are compared on.
+    full_models: tuple[str, ...] = ("dyconvsr", "dyconvsr_tiny")
+    openvino_all: bool = False  # OpenVINO on every fp32 lowering, not only model.onnx (and the INT8 file)
     threads: int = 2
-    rounds: int = 10
+    rounds: int = 6
     warmup: int = 2
     settle: int = 1
     batch: int = 1

@@ -31,7 +31,10 @@ def _echo(config: RunConfig, message: str) -> None:
 def model_engines(model: BenchModel, config: RunConfig, artifact: tuple[Path, object] | None) -> list[Engine | NotMeasured]:
     """Every engine for one model: eager per formulation, torch.compile, artifact variants, bicubic."""
     engines: list[Engine | NotMeasured] = []
+    full = model.name in config.full_models
     formulations = formulations_of(model.model) or [None]
+    if not full:
+        formulations = formulations[:1]
     if "pytorch" in config.backends:
         engines += [TorchEngine(model.model, f, config.threads) for f in formulations]
     if "torch.compile" in config.backends and model.name in config.compile_models:
@@ -39,7 +42,8 @@ def model_engines(model: BenchModel, config: RunConfig, artifact: tuple[Path, ob
     if artifact is not None:
         folder, manifest = artifact
         wanted = set(config.backends) & ARTIFACT_BACKENDS
-        engines += artifact_engines(folder, manifest, config.threads, wanted)
+        found = artifact_engines(folder, manifest, config.threads, wanted, openvino_all=config.openvino_all)
+        engines += found if full else [e for e in found if e.info.label == f"onnxruntime {manifest.default_variant}"]
     if "bicubic" in config.backends:
         engines.append(PillowBicubic(model.scale))
     check_engine_labels(engines)
@@ -73,7 +77,7 @@ def run(config: RunConfig) -> tuple[Report, dict[str, QualityResult]]:
                 _echo(config, f"artifact for {model.key} ({model.source})")
                 from .artifacts import ensure_artifact
 
-                artifact = ensure_artifact(model, config.artifacts, config.rebuild_artifacts,
+                artifact = ensure_artifact(model, config.artifacts, config.rebuild_artifacts, model.name in config.full_models,
                                            progress=lambda m: _echo(config, f"  .. {m}"))
             for text in config.resolutions:
                 resolution = parse_resolution(text)
@@ -136,9 +140,13 @@ def write_reports(report: Report, qualities: dict[str, QualityResult], config: R
               show_default=True, help="Backends (repeatable). gpu = ONNX Runtime CUDA/TensorRT and TensorRT plans.")
 @click.option("--compile-model", "compile_models", multiple=True, default=("dyconvsr",), show_default=True,
               help="Models also run through torch.compile (about a minute of compilation each on 2 cores).")
+@click.option("--openvino-all", is_flag=True,
+              help="Run OpenVINO on every fp32 lowering, not only model.onnx and the INT8 file.")
 @click.option("-t", "--threads", type=click.IntRange(min=0), default=2, show_default=True,
               help="Intra-op threads for PyTorch, ONNX Runtime and OpenVINO (0 = library default).")
-@click.option("-n", "--rounds", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--full-model", "full_models", multiple=True, default=("dyconvsr", "dyconvsr_tiny"), show_default=True,
+              help="Models run on every engine variant; the others run PyTorch eager, ONNX Runtime model.onnx, bicubic.")
+@click.option("-n", "--rounds", type=click.IntRange(min=1), default=6, show_default=True,
               help="Timed rounds; every engine runs once per round, so speed-ups are paired per round.")
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed runs per engine first.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
@@ -155,7 +163,7 @@ def write_reports(report: Report, qualities: dict[str, QualityResult], config: R
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @cli_errors
 def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[str, ...], backends: tuple[str, ...],
-         compile_models: tuple[str, ...], threads: int, rounds: int, warmup: int, batch: int, out: Path,
+         compile_models: tuple[str, ...], full_models: tuple[str, ...], openvino_all: bool, threads: int, rounds: int, warmup: int, batch: int, out: Path,
          artifacts: Path, rebuild_artifacts: bool, quality_folder: Path | None, no_quality: bool, no_figures: bool,
          machine_name: str | None, quiet: bool) -> None:
     """Benchmark every backend side by side and write OUT/benchmark.{json,md} and PNG figures.
@@ -170,7 +178,7 @@ def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[st
     PyTorch eager paired per round; Y-PSNR/SSIM of every engine on held-out images.
     """
     config = RunConfig(models=models, scales=tuple(int(s) for s in scales), resolutions=resolutions, backends=backends,
-                       compile_models=compile_models, threads=threads, rounds=rounds, warmup=warmup, batch=batch,
+                       compile_models=compile_models, full_models=full_models, openvino_all=openvino_all, threads=threads, rounds=rounds, warmup=warmup, batch=batch,
                        out=out, artifacts=artifacts, rebuild_artifacts=rebuild_artifacts, quality=not no_quality,
                        quality_folder=quality_folder, figures=not no_figures, machine_name=machine_name, quiet=quiet)
     for text in resolutions:

@@ -91,7 +91,7 @@ def _memory_method() -> str:
                    "GPU (ONNX Runtime CUDA/TensorRT providers and TensorRT plans; rows say 'no GPU' here).")
 @click.option("--threads", type=click.IntRange(min=0), default=2, show_default=True,
               help="Intra-op threads of every engine (0 = library default).")
-@click.option("--rounds", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--rounds", type=click.IntRange(min=1), default=6, show_default=True,
               help="Timed rounds; each round runs every engine once, so ratios are paired per round.")
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed runs per engine first.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per call.")

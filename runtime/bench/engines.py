@@ -133,12 +133,14 @@ def artifact_engines(
     threads: int,
     backends: set[str],
     openvino_precisions: tuple[str, ...] = ("f32", "bf16"),
+    openvino_all: bool = False,
 ) -> list[Engine | NotMeasured]:
     """Every variant of an artifact on every requested backend, GPU ones listed as not measured here.
 
     ``backends`` holds any of "onnxruntime", "openvino", "gpu". ONNX Runtime runs on the CPU
     provider (strict: no silent fallback); OpenVINO runs each fp32 ONNX variant in each of
-    ``openvino_precisions`` and the reduced-precision ONNX files as they are.
+    ``openvino_precisions`` and the INT8 file as it is; only the default variant and the INT8 file
+    unless ``openvino_all`` (OpenVINO re-optimises the graph itself, so lowerings matter less there).
     """
     engines: list[Engine | NotMeasured] = []
     cpu = RunnerConfig(backend="onnxruntime", provider="cpu", threads=threads, strict=True)
@@ -147,7 +149,8 @@ def artifact_engines(
         base = EngineInfo("", "onnxruntime", variant.file, variant.precision, variant.strategy, "cpu")
         if variant.kind in ("onnx", "ort") and "onnxruntime" in backends:
             engines.append(RunnerEngine(replace(base, label=f"onnxruntime {variant.file}"), path, cpu, variant))
-        if variant.kind == "onnx" and "openvino" in backends:
+        on_openvino = openvino_all or variant.file == manifest.default_variant or variant.precision == "int8"
+        if variant.kind == "onnx" and "openvino" in backends and on_openvino:
             engines += _openvino_engines(base, path, variant, threads, openvino_precisions)
         if variant.kind == "tensorrt" and "gpu" in backends:
             engines.append(_gpu_engine(replace(base, label=f"tensorrt {variant.file}", backend="tensorrt", device="gpu"),

@@ -26,7 +26,7 @@ from .timing import Timing
 
 @dataclass(frozen=True)
 class Protocol:
-    rounds: int = 10
+    rounds: int = 6
     warmup: int = 2
     settle: int = 1
 
