@@ -101,3 +101,11 @@ def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
 def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`rgb_to_ycbcr`."""
     return _affine_colour(x, YCBCR_TO_RGB, -YCBCR_TO_RGB @ YCBCR_OFFSET)
+
+
+def upscale_on_y(x: torch.Tensor, scale: int, forward_y) -> torch.Tensor:
+    """The Y-channel SR contract of SRCNN and the DCNN: bicubic-upscale the RGB input, run
+    ``forward_y`` on its Y (BT.601), keep the bicubic Cb/Cr, convert back to RGB."""
+    ycbcr = rgb_to_ycbcr(bicubic_upscale(x, scale))
+    y = forward_y(ycbcr[:, :1])
+    return ycbcr_to_rgb(torch.cat([y, ycbcr[:, 1:]], dim=1))

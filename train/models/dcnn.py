@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import bicubic_upscale, check_scale, init_gaussian, rgb_to_ycbcr, ycbcr_to_rgb
+from .common import check_scale, init_gaussian, upscale_on_y
 from .dynamic_conv import DynamicConv2d
 
 
@@ -61,6 +61,4 @@ class DCNN(nn.Module):
         return self.conv3(feat)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ycbcr = rgb_to_ycbcr(bicubic_upscale(x, self.scale))
-        y = self.forward_y(ycbcr[:, :1])
-        return ycbcr_to_rgb(torch.cat([y, ycbcr[:, 1:]], dim=1))
+        return upscale_on_y(x, self.scale, self.forward_y)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import bicubic_upscale, check_scale, init_gaussian, rgb_to_ycbcr, ycbcr_to_rgb
+from .common import check_scale, init_gaussian, upscale_on_y
 
 
 class SRCNN(nn.Module):
@@ -37,6 +37,4 @@ class SRCNN(nn.Module):
         return self.conv3(F.relu(self.conv2(F.relu(self.conv1(y)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ycbcr = rgb_to_ycbcr(bicubic_upscale(x, self.scale))
-        y = self.forward_y(ycbcr[:, :1])
-        return ycbcr_to_rgb(torch.cat([y, ycbcr[:, 1:]], dim=1))
+        return upscale_on_y(x, self.scale, self.forward_y)
