@@ -24,6 +24,8 @@ from train.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_config
 from train.models import dynamic_convs
 
 from .autoselect import choose_strategy
+from .fusion import NOTE as FUSION_NOTE
+from .fusion import can_fuse, fuse_pixel_shuffle
 from .lowering import STRATEGIES, is_dynamic, lower
 from .onnx_export import DEFAULT_OPSET, export_onnx
 from .parity import compare
@@ -44,6 +46,8 @@ class ExportOptions:
     ort_format: bool = True  # model.ort
     tensorrt: Sequence[str] = ("fp32", "fp16", "int8")  # plans, where tensorrt and a GPU exist
     tiling: bool = True
+    # one PixelShuffle(2s) instead of two shuffles around the repeat skip (export/fusion.py), every graph
+    fuse_shuffle: bool = True
     opset: int = DEFAULT_OPSET
     exporter: str = "legacy"
     # "auto": where to time the candidates (batch, 3, H, W), on ONNX Runtime CPU
@@ -115,6 +119,10 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
     skipped: dict[str, str] = {}
     progress("reference inputs and PyTorch outputs")
     references, refs = _write_references(model, folder, options)
+    if options.fuse_shuffle and can_fuse(model):
+        # After the references: every exported graph is checked against the unfused network.
+        model = fuse_pixel_shuffle(model)
+        notes["pixel_shuffle_fusion"] = FUSION_NOTE
     export_kw = {"opset": options.opset, "exporter": options.exporter}
 
     strategy = options.strategy

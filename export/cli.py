@@ -45,10 +45,12 @@ def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
 @click.option("--no-tensorrt", is_flag=True, help="Do not try to build TensorRT plans.")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(min=13))
 @click.option("--no-tiling", is_flag=True, help="Skip the tiling split (tiling/*.onnx).")
+@click.option("--no-fuse-shuffle", is_flag=True,
+              help="Keep DyConvSR's two pixel shuffles instead of fusing them into one (export/fusion.py).")
 @cli_errors
 def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tuple[str, ...], batch: int,
          fixed_shapes: tuple[tuple[int, int], ...], precisions: tuple[str, ...], no_reduced: bool, no_ort: bool,
-         no_tensorrt: bool, opset: int, no_tiling: bool) -> None:
+         no_tensorrt: bool, opset: int, no_tiling: bool, no_fuse_shuffle: bool) -> None:
     """Export CHECKPOINT(s) (<name>.json beside <name>.safetensors) to OUT/<name>/.
 
     With no CHECKPOINT, exports every checkpoint in weights/, or, when weights/ holds none, a
@@ -58,6 +60,7 @@ def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tupl
         strategy=strategy, extra_strategies=extra, batch=batch, fixed_shapes=fixed_shapes,
         precisions=() if no_reduced else (precisions or ("fp16", "int8")), ort_format=not no_ort,
         tensorrt=() if no_tensorrt else ("fp32", "fp16", "int8"), opset=opset, tiling=not no_tiling,
+        fuse_shuffle=not no_fuse_shuffle,
     )
     sources: list = [Path(c) for c in checkpoints] or shipped_checkpoints()
     if not sources:
@@ -106,6 +109,8 @@ def print_summary(folder: Path, manifest: Manifest) -> bool:
         auto = manifest.notes["auto"]
         timings = ", ".join(f"{k} {v} ms" if isinstance(v, float) else f"{k}: {v}" for k, v in auto["median_ms"].items())
         click.echo(f"  auto chose {auto['chosen']!r} ({timings}; {auto['shape']}, {auto['threads']} threads)")
+    if "pixel_shuffle_fusion" in manifest.notes:
+        click.echo(f"  every graph fused: one DepthToSpace({2 * manifest.scale}) for the two pixel shuffles")
     if manifest.tiling is not None:
         t = manifest.tiling
         verdict = "yes" if t.parity and t.parity.passed else "FAIL"

@@ -231,7 +231,8 @@ def test_cli_with_empty_weights_exports_untrained(tmp_path, monkeypatch) -> None
     result = CliRunner().invoke(export_cli, ["--no-tiling", "--no-reduced", "--no-ort", "--no-tensorrt"])
     assert result.exit_code == 0, result.output
     assert "UNTRAINED" in result.output
-    assert read_manifest(tmp_path / "artifacts" / "dyconvsr_x2_untrained").notes == {"untrained": True}
+    notes = read_manifest(tmp_path / "artifacts" / "dyconvsr_x2_untrained").notes
+    assert notes.pop("untrained") is True and set(notes) == {"pixel_shuffle_fusion"}
 
 
 @pytest.mark.parametrize("args, message", [

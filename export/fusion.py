@@ -1,0 +1,87 @@
+"""Pixel-shuffle fusion for DyConvSR: one PixelShuffle(2s) instead of PixelShuffle(2) + skip + PixelShuffle(s).
+
+The network ends with ``PixelShuffle(s)(PixelShuffle(2)(feat) + repeat(x, s^2))``. Both shuffles
+only move values, so the output pixel (c, s*(2h+p)+i, s*(2w+q)+j) reads feat channel
+``(c*s^2 + i*s + j)*4 + p*2 + q`` at (h, w) plus x(c, 2h+p, 2w+q). A single PixelShuffle(2s)
+(ONNX DepthToSpace, CRD mode) reads channel ``c*4s^2 + (s*p+i)*2s + (s*q+j)`` for the same pixel,
+so permuting the output channels of the tail and high-frequency convs (rows of their weights and
+biases) by that map gives the same values, and the skip becomes ``PixelUnshuffle(2)(x)`` (already
+computed for the head) with each channel broadcast over its s x s sub-block, added at LR/2
+resolution. Everything between the convs and the shuffle is elementwise or, for CBAM's spatial
+attention, a channel mean and max, which no channel permutation changes.
+
+Why: ONNX Runtime runs two DepthToSpace(2) on full-resolution tensors about 7x slower than one
+DepthToSpace(4) (CRD), which runs at memcpy speed; DCR order is 2x slower again (docs/performance.md).
+"""
+from __future__ import annotations
+
+import copy
+import types
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from runtime.errors import UserError
+from train.models.common import pad_to_multiple
+from train.models.dyconvsr import DyConvSR
+from train.models.dynamic_conv import DynamicConv2d
+
+NOTE = ("pixel-shuffle fusion: tail/high-frequency conv outputs permuted, repeat skip added at LR/2 "
+        "resolution, one DepthToSpace(2s, CRD) instead of two shuffles (export/fusion.py)")
+
+
+def can_fuse(model: nn.Module) -> bool:
+    return isinstance(model, DyConvSR)
+
+
+def fused_channel_order(scale: int) -> torch.Tensor:
+    """``order[n]``: the original tail channel that fused channel n must hold (3 colours x 2x2 x s x s)."""
+    c, p, i, q, j = torch.meshgrid(*(torch.arange(n) for n in (3, 2, scale, 2, scale)), indexing="ij")
+    # Fused channels are enumerated in (c, p, i, q, j) order: n = c*4s^2 + (s*p+i)*2s + s*q + j.
+    return ((c * scale**2 + i * scale + j) * 4 + p * 2 + q).flatten()
+
+
+def fused_skip(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """PixelUnshuffle(2)(x) (B, 12, h, w) -> (B, 12s^2, h, w): channel (c, p, q) repeated over (i, j)."""
+    b, _, h, w = lr.shape
+    return lr.reshape(b, 3, 2, 1, 2, 1, h, w).expand(b, 3, 2, scale, 2, scale, h, w).reshape(b, 12 * scale**2, h, w)
+
+
+def _permute_outputs(conv: nn.Conv2d, order: torch.Tensor) -> None:
+    with torch.no_grad():
+        conv.weight.copy_(conv.weight[order])
+        if conv.bias is not None:
+            conv.bias.copy_(conv.bias[order])
+
+
+def _fused_forward(self: DyConvSR, x: torch.Tensor, attention: torch.Tensor | None = None) -> torch.Tensor:
+    # DyConvSR.forward with the shuffle tail fused; tests/test_export_fusion.py holds them equal.
+    height, width = x.shape[-2:]
+    x = pad_to_multiple(x, 2)
+    lr = self.unshuffle(x)
+    feat = F.gelu(self.head(lr))
+    feat = self.body(feat, attention) if isinstance(self.body, DynamicConv2d) else self.body(feat)
+    feat = self.tail(F.gelu(feat))
+    if self.high_frequency is not None:
+        feat = feat + F.gelu(self.high_frequency(self.unshuffle(x - self.blur(x))))
+    if self.spatial_attention is not None:
+        feat = self.spatial_attention(feat)
+    if self.repeat_skip:
+        feat = feat + fused_skip(lr, self.scale)
+    out = F.pixel_shuffle(feat, 2 * self.scale)
+    return out[..., : height * self.scale, : width * self.scale]
+
+
+def fuse_pixel_shuffle(model: nn.Module) -> nn.Module:
+    """A copy of a DyConvSR whose forward ends in one PixelShuffle(2s); the model itself is untouched."""
+    if not can_fuse(model):
+        raise UserError(f"pixel-shuffle fusion applies to DyConvSR models; got {type(model).__name__}")
+    fused = copy.deepcopy(model).eval()
+    order = fused_channel_order(fused.scale)
+    _permute_outputs(fused.tail, order)
+    if fused.high_frequency is not None:
+        _permute_outputs(fused.high_frequency, order)
+    fused.forward = types.MethodType(_fused_forward, fused)
+    fused.fused_pixel_shuffle = True
+    return fused

@@ -1,0 +1,99 @@
+"""Pixel-shuffle fusion (export/fusion.py) is provably equal to the unmodified network: PyTorch
+and ONNX Runtime, every scale and lowering, odd sizes, batch 1 and 2; the artifact built with it
+keeps a correct tiling split."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from export.artifact import ExportOptions, export_artifact
+from export.fusion import can_fuse, fused_channel_order, fuse_pixel_shuffle
+from export.lowering import STRATEGIES, lower
+from export.onnx_export import export_onnx
+from export.parity import ort_session
+from export.variants import model_spec
+from runtime.check import check_artifact
+from runtime.errors import UserError
+from train.models import create_model
+
+MAX_ABS_DIFF = 1e-5
+SHAPES = [(1, 3, 17, 23), (2, 3, 16, 21)]  # odd, and batch 2 with one odd side
+
+
+def _model(name: str, scale: int) -> torch.nn.Module:
+    torch.manual_seed(scale)
+    return create_model(name, scale=scale).eval()
+
+
+def _inputs(shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape)))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_channel_order_is_a_permutation(scale: int) -> None:
+    order = fused_channel_order(scale)
+    assert sorted(order.tolist()) == list(range(12 * scale**2))
+
+
+@pytest.mark.parametrize("name", ["dyconvsr", "dyconvsr_static"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_fused_equals_unfused_in_pytorch(name: str, scale: int) -> None:
+    model = _model(name, scale)
+    fused = fuse_pixel_shuffle(model)
+    strategies = STRATEGIES if name == "dyconvsr" else {"static": None}
+    with torch.no_grad():
+        for shape in SHAPES:
+            x = _inputs(shape)
+            expected = model(x)
+            for strategy in strategies:
+                candidate = fused if strategy == "static" else lower(fused, strategy, batch=shape[0])
+                got = candidate(x)
+                assert got.shape == expected.shape == (shape[0], 3, scale * shape[2], scale * shape[3])
+                diff = (got - expected).abs().max().item()
+                assert diff <= MAX_ABS_DIFF, f"{name} x{scale} {strategy} {shape}: max|diff| {diff:.2e}"
+
+
+def test_fusion_leaves_the_model_alone_and_refuses_other_networks() -> None:
+    model = _model("dyconvsr", 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fuse_pixel_shuffle(model)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert not can_fuse(create_model("dcnn_tiny"))
+    with pytest.raises(UserError, match="DyConvSR"):
+        fuse_pixel_shuffle(create_model("dcnn_tiny"))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_fused_onnx_has_one_depth_to_space_and_matches_pytorch(tmp_path, scale: int) -> None:
+    model = _model("dyconvsr", scale)
+    path = tmp_path / "fused.onnx"
+    export_onnx(lower(fuse_pixel_shuffle(model), "stacked"), model_spec(True, 1), path)
+    shuffles = [n for n in onnx.load(str(path)).graph.node if n.op_type == "DepthToSpace"]
+    assert len(shuffles) == 1
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in shuffles[0].attribute}
+    assert attrs["blocksize"] == 2 * scale and attrs.get("mode", b"DCR") == b"CRD"
+    session = ort_session(path)
+    for shape in SHAPES:
+        x = _inputs(shape)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = session.run(None, {"input": x.numpy()})[0]
+        assert np.abs(got - expected).max() <= MAX_ABS_DIFF
+
+
+def test_artifact_fuses_by_default_and_tiling_stays_exact(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = create_model("dyconvsr_tiny", scale=3)
+    options = ExportOptions(strategy="aggregate", extra_strategies=("stacked",), precisions=(), ort_format=False,
+                            tensorrt=())
+    manifest = export_artifact(model, tmp_path / "a", options)
+    assert "pixel_shuffle_fusion" in manifest.notes
+    assert manifest.tiling is not None and manifest.tiling.parity.passed
+    report = check_artifact(tmp_path / "a")
+    assert report.passed, report.table()
+    assert any(row.name.startswith("tiled") or "tile" in row.name for row in report.rows), report.table()
+
+    unfused = export_artifact(model, tmp_path / "b", ExportOptions(**{**options.__dict__, "fuse_shuffle": False}))
+    assert "pixel_shuffle_fusion" not in unfused.notes
