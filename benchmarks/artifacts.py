@@ -12,6 +12,17 @@ from runtime.manifest import Manifest, read_manifest
 from .models import BenchModel
 
 
+def _fresh(manifest: Manifest, model: BenchModel) -> bool:
+    """The artifact was exported from this very model: same name and scale, same weights."""
+    if manifest.model_name != model.name or manifest.scale != model.scale:
+        return False
+    if not model.trained:
+        return False  # fresh random weights differ from run to run: export them anew
+    from train.checkpoint import read_checkpoint_config
+
+    return manifest.checkpoint_sha256 == read_checkpoint_config(model.source).get("weights_sha256")
+
+
 def export_options(full: bool = True) -> ExportOptions:
     """Every lowering; export's own defaults add the fp16/int8 ONNX, .ort and (on a GPU) TensorRT plans.
     Not ``full``: model.onnx alone, for baselines compared on the default engine only."""

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from runtime.bench.schema import QualityRow, Report, Row
 
-from .targets import MODEL, RESOLUTION, SCALE, evaluate_targets
+from .targets import MODEL, RESOLUTION, SCALE, evaluate_targets, parity_ok
 
 BUSY_LOAD_PER_CPU = 0.5
 
@@ -54,6 +54,8 @@ def _row_cells(row: Row, machine: str | None) -> list[str]:
     memory = f"{m.added_mb:.0f} (+{m.peak_rss_mb:.0f})" if m and m.added_mb is not None else (_f(m.peak_rss_mb, 0) if m else "-")
     parity = "reference" if row.label == row.reference else (
         "identical" if row.parity_max_abs_diff == 0 else _f(row.parity_psnr_db, 1, " dB"))
+    if not parity_ok(row):
+        parity += " **PARITY FAIL**"
     return [*lead, row.label, row.engine, _f(t.median_ms, 2), _f(t.p90_ms, 2), _f(t.p95_ms, 2), _f(t.min_ms, 2),
             _f(row.throughput_mp_s, 2), memory, _f(row.params / 1e3 if row.params is not None else None, 1, "K"),
             _f(row.macs / 1e9 if row.macs is not None else None, 2), _f(row.gflops_per_s, 1),
