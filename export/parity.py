@@ -16,10 +16,13 @@ FP32_MAX_ABS_DIFF = 1e-4
 PSNR_CAP_DB = 200.0
 
 
-def ort_session(path: str | Path, threads: int = 2):
+def ort_session(path: str | Path, threads: int = 2, spin: bool = True):
+    """``spin=False``: idle worker threads sleep instead of spinning (benchmarks mixing runtimes)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,49 @@
+"""OpenVINO INT8 by NNCF post-training quantisation: INT8 convolutions, everything else in float.
+
+Recipe (docs/performance.md has the measurements behind it): quantise only the inputs and weights
+of the feature convolutions (head, dynamic body, tail, high-frequency). Quantising the elementwise
+ops as well (NNCF's default) puts the tail (CBAM multiply, repeat-skip add) on an 8-bit grid just
+before the output and costs ~0.1 dB Y-PSNR without saving time; the attention MLP, the blur and
+the 7x7 spatial-attention conv are too small to gain from INT8.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime.errors import UserError
+
+from .precision import calibration_batches
+
+# OpenVINO op types (after its ONNX frontend) left in float.
+FLOAT_TYPES = ("GroupConvolution", "Sigmoid", "Softmax", "MatMul", "ReduceMax", "ReduceMean",
+               "Add", "Multiply", "Subtract", "Divide")
+FLOAT_PATTERNS = (".*/fc[12]/.*", ".*spatial_attention.*")
+CALIBRATION = {"crops_per_image": 2, "size": 96}
+
+
+def recipe() -> dict[str, object]:
+    return {"tool": "nncf.quantize (OpenVINO backend)", "quantised": "feature Conv inputs and weights",
+            "float_types": list(FLOAT_TYPES), "float_patterns": list(FLOAT_PATTERNS), **CALIBRATION}
+
+
+def quantize_openvino(source: str | Path):  # noqa: ANN201 - an openvino.Model
+    """The fp32 ONNX at ``source`` read by OpenVINO and quantised to INT8 with NNCF."""
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError:
+        raise UserError("OpenVINO INT8 needs the optional extra: pip install 'dyconvsr-toolchain[openvino]'") from None
+    model = ov.Core().read_model(str(source))
+    data: list[np.ndarray] = list(calibration_batches(CALIBRATION["crops_per_image"], CALIBRATION["size"]))
+    scope = nncf.IgnoredScope(types=list(FLOAT_TYPES), patterns=list(FLOAT_PATTERNS), validate=False)
+    return nncf.quantize(model, nncf.Dataset(data), subset_size=len(data), ignored_scope=scope)
+
+
+def to_openvino_int8(source: str | Path, target: str | Path) -> dict[str, object]:
+    """Write the OpenVINO IR (``target`` .xml beside its .bin); returns the recipe."""
+    import openvino as ov
+
+    ov.save_model(quantize_openvino(source), str(target))
+    return recipe()
