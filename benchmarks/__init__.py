@@ -1,6 +1,10 @@
-"""Benchmarks: every backend side by side (latency, memory, parameters, MACs, quality) -> reports/.
+"""Benchmarks: latency, throughput, memory, parameters, FLOPs and quality of every backend.
 
-``python -m benchmarks.run`` measures; ``python -m benchmarks.report`` merges JSON files from
-several machines. The torch-free protocol and JSON schema live in :mod:`runtime.bench`, so the
-device benchmark (``python -m runtime.bench``) writes the same files.
+Several runtimes share one process here (PyTorch, ONNX Runtime, OpenVINO), timed in interleaved
+rounds. Worker threads that spin after a call would steal the cores from the next engine and
+inflate its time, so OpenMP threads are made passive before torch loads (ONNX Runtime sessions
+are created with spinning off, see ``runtime.runners.RunnerConfig.spin``).
 """
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -17,15 +17,13 @@ PSNR_CAP_DB = 200.0
 
 
 def ort_session(path: str | Path, threads: int = 2, spin: bool = True):
-    """``spin=False``: idle worker threads sleep instead of spinning (benchmarks mixing runtimes)."""
+    """A CPU ONNX Runtime session with the runtime's own options (``runtime.runners.ort``);
+    ``spin=False``: idle worker threads sleep instead of spinning (benchmarks mixing runtimes)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    if not spin:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from runtime.runners.ort import session_options
+
+    return ort.InferenceSession(str(path), session_options(threads, spin), providers=["CPUExecutionProvider"])
 
 
 def run_batched(session, inputs: np.ndarray, fixed_batch: int | None) -> np.ndarray:

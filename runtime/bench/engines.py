@@ -143,7 +143,7 @@ def artifact_engines(
     unless ``openvino_all`` (OpenVINO re-optimises the graph itself, so lowerings matter less there).
     """
     engines: list[Engine | NotMeasured] = []
-    cpu = RunnerConfig(backend="onnxruntime", provider="cpu", threads=threads, strict=True)
+    cpu = RunnerConfig(backend="onnxruntime", provider="cpu", threads=threads, strict=True, spin=False)
     for variant in manifest.variants:
         path = folder / variant.file
         base = EngineInfo("", "onnxruntime", variant.file, variant.precision, variant.strategy, "cpu")
@@ -198,7 +198,7 @@ def _gpu_placeholders(folder: Path, manifest: Manifest, threads: int) -> list[En
         elif full not in providers:
             out.append(NotMeasured(info, f"not measured: this onnxruntime build lacks {full} (install the gpu extra)"))
         else:
-            config = RunnerConfig(backend="onnxruntime", provider=short, threads=threads, strict=True)
+            config = RunnerConfig(backend="onnxruntime", provider=short, threads=threads, strict=True, spin=False)
             out.append(RunnerEngine(info, folder / default.file, config, default))
     built = {v.precision for v in manifest.variants if v.kind == "tensorrt"}
     for precision in ("fp32", "fp16", "int8"):

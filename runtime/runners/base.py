@@ -29,6 +29,8 @@ class RunnerConfig:
     ignored by TensorRT. ``strict`` (default: on whenever a provider is named) fails when the
     engine does not run where asked instead of falling back silently. ``precision`` is an
     OpenVINO inference precision hint (``f32``, ``bf16``, ``f16``). ``threads`` 0 = library default.
+    ``spin=False`` lets idle ONNX Runtime worker threads sleep instead of spinning, which matters
+    when several runtimes share one process (benchmarks): a spinning pool steals the cores.
     """
 
     backend: str = "auto"
@@ -36,6 +38,7 @@ class RunnerConfig:
     threads: int = 0
     strict: bool | None = None
     precision: str | None = None
+    spin: bool = True
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

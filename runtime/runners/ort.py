@@ -54,6 +54,22 @@ def _dims(shape: list) -> tuple[int | None, ...]:
     return tuple(d if isinstance(d, int) else None for d in shape)
 
 
+def session_options(threads: int = 0, spin: bool = True):
+    """The ONNX Runtime session options every caller uses: ``threads`` intra-op threads
+    (0 = library default), one inter-op thread, all graph optimisations, quiet logging."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Errors reach the user as one UserError line; ONNX Runtime's own log would repeat them.
+    options.log_severity_level = 3
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class OrtRunner(Runner):
     def __init__(self, path: str, config: RunnerConfig = RunnerConfig()) -> None:
         super().__init__(path, config)
@@ -66,12 +82,7 @@ class OrtRunner(Runner):
 
         available = ort.get_available_providers()
         self.requested = resolve_providers(self.config.provider, available)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.config.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Errors reach the user as one UserError line; ONNX Runtime's own log would repeat them.
-        options.log_severity_level = 3
+        options = session_options(self.config.threads, self.config.spin)
         ort.set_default_logger_severity(3)
         try:
             with warnings.catch_warnings():  # "provider not available": strict mode says it better
