@@ -39,7 +39,9 @@ Progress = Callable[[str], None]
 @dataclass
 class ExportOptions:
     strategy: str = "branches"  # lowering of model.onnx, or "auto"
-    extra_strategies: Sequence[str] = ()  # written as model.<strategy>.onnx
+    # Written as model.<strategy>.onnx beside model.onnx (dynamic models only), so the artifact
+    # carries every lowering and a device can pick the fastest that its runtime accepts.
+    extra_strategies: Sequence[str] = tuple(STRATEGIES)
     batch: int = 1  # the fixed batch of strategies without a dynamic batch (aggregate)
     fixed_shapes: Sequence[tuple[int, int]] = ()  # (H, W): model.<strategy>.<N>x<H>x<W>.onnx
     precisions: Sequence[str] = ("fp16", "int8")  # reduced-precision ONNX variants of model.onnx

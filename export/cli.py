@@ -33,7 +33,9 @@ def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
               help="Lowering of the dynamic conv used for model.onnx; 'auto' times every lowering that "
                    "passes parity on ONNX Runtime CPU and keeps the fastest.")
 @click.option("--also", "extra", multiple=True, type=click.Choice(list(STRATEGIES)),
-              help="Further strategies written as model.<strategy>.onnx (repeatable).")
+              help="Further strategies written as model.<strategy>.onnx (repeatable). "
+                   "Default: every strategy besides the one in model.onnx.")
+@click.option("--only-default", is_flag=True, help="Write no model.<strategy>.onnx besides model.onnx.")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
               help="Fixed batch of the strategies without a dynamic batch (aggregate).")
 @click.option("--fixed", "fixed_shapes", multiple=True, type=(click.IntRange(min=1), click.IntRange(min=1)),
@@ -50,14 +52,15 @@ def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
 @cli_errors
 def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tuple[str, ...], batch: int,
          fixed_shapes: tuple[tuple[int, int], ...], precisions: tuple[str, ...], no_reduced: bool, no_ort: bool,
-         no_tensorrt: bool, opset: int, no_tiling: bool, no_fuse_shuffle: bool) -> None:
+         no_tensorrt: bool, opset: int, no_tiling: bool, no_fuse_shuffle: bool, only_default: bool) -> None:
     """Export CHECKPOINT(s) (<name>.json beside <name>.safetensors) to OUT/<name>/.
 
     With no CHECKPOINT, exports every checkpoint in weights/, or, when weights/ holds none, a
     freshly initialised (untrained) dyconvsr x2 so the pipeline can be exercised end to end.
     """
     options = ExportOptions(
-        strategy=strategy, extra_strategies=extra, batch=batch, fixed_shapes=fixed_shapes,
+        strategy=strategy, extra_strategies=() if only_default else (extra or tuple(STRATEGIES)),
+        batch=batch, fixed_shapes=fixed_shapes,
         precisions=() if no_reduced else (precisions or ("fp16", "int8")), ort_format=not no_ort,
         tensorrt=() if no_tensorrt else ("fp32", "fp16", "int8"), opset=opset, tiling=not no_tiling,
         fuse_shuffle=not no_fuse_shuffle,
