@@ -74,3 +74,13 @@ def test_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(UserError, match="has format 'other'"):
         load_checkpoint(tmp_path / "m")
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    save_checkpoint(tmp_path / "m", create_model("srcnn_tiny", scale=2))
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("m.json", "m.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask
