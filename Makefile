@@ -19,12 +19,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
-# The main job on the embedded default: export the shipped DyConvSR x2 (a freshly initialised
+# The main job on the embedded default: list the model zoo (parameters, MACs), export the shipped DyConvSR x2 (a freshly initialised
 # one if weights/ has none), upscale the bundled sample with the torch-free runtime, prove the
 # engines against the stored PyTorch references, and time them.
 DEMO_CKPT := $(wildcard weights/dyconvsr_x2.json)
 DEMO_ART := artifacts/$(if $(DEMO_CKPT),dyconvsr_x2,dyconvsr_x2_untrained)
 demo: setup
+	$(PY) -m train models --scale 2
 	$(PY) -m export $(DEMO_CKPT)
 	$(PY) -m runtime.infer $(DEMO_ART) assets/astronaut_crop.png -o outputs/demo --overwrite
 	$(PY) -m runtime.check $(DEMO_ART)
