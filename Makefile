@@ -31,9 +31,11 @@ demo: setup
 	$(PY) -m runtime.check $(DEMO_ART)
 	$(PY) -m runtime.bench $(DEMO_ART) -r 720p --rounds 5 --backend onnxruntime -o outputs/demo/bench.json
 
-# Quick training profile on the embedded images (scikit-image); see `python -m train fit --help`.
+# Quick training profile on the embedded images (scikit-image), then its evaluation on the
+# held-out embedded images; see `python -m train fit --help`.
 train: setup
-	$(PY) -m train fit --profile quick
+	$(PY) -m train fit --profile quick $(if $(wildcard runs/quick/last.state.json),--resume)
+	$(PY) -m train evaluate runs/quick/best -o runs/quick/eval
 
 # The shipped weights: every config in configs/, resumed where a run stopped (safe to interrupt
 # and re-run, in as many sessions as it takes), then each run's best checkpoint promoted to weights/.

@@ -83,8 +83,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # The DyConvSR paper's recipe (batch 64 of 256x256 HR crops; 100 epochs ~ 100k iterations).
     "paper": {},
     # A usable model on 2 CPU cores in a few minutes, on the embedded images.
-    "quick": {"hr_patch": 96, "batch_size": 16, "iterations": 600, "lr_step": 400, "val_every": 200,
-              "save_every": 100, "anneal_fraction": 0.2},
+    "quick": {"hr_patch": 96, "batch_size": 16, "iterations": 2000, "lr_step": 1500, "val_every": 500,
+              "save_every": 250, "anneal_fraction": 0.1, "out": "runs/quick"},
     # The long CPU run behind the shipped weights.
     "cpu": {"hr_patch": 128, "batch_size": 32, "iterations": 40_000, "lr_step": 10_000, "val_every": 1000,
             "save_every": 250, "anneal_fraction": 0.05},
