@@ -202,3 +202,12 @@ def test_cli_bad_checkpoint_is_one_line(folder, tmp_path) -> None:
     assert "broken.json" in line and "JSON" in line
     line = _one_line_error(run(str(tmp_path / "missing"), "--data", str(folder), "-o", str(tmp_path / "out")))
     assert "missing" in line
+
+
+def test_cli_scores_folders_and_the_embedded_images_together(folder, tmp_path) -> None:
+    result = run("--data", str(folder), "--embedded", "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    sets = {row["benchmark"] for row in json.loads((tmp_path / "out" / "dyconvsr.json").read_text())["results"]}
+    assert sets == {folder.name, "embedded-val"}
+    line = _one_line_error(run("--no-embedded", "-o", str(tmp_path / "out")))
+    assert "nothing to evaluate on" in line

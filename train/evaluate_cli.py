@@ -23,13 +23,15 @@ from .tables import TABLES, build_report
               help="dyconvsr: the DyConvSR paper's Table 1 with its published rows; cross-scale: the "
                    "dynamic-CNN paper's train-scale x test-scale table; colour: its YCbCr/HSV/RGB table "
                    "(Y-channel networks only).")
+@click.option("--embedded/--no-embedded", default=None,
+              help="Also score the held-out scikit-image photos (default: only when no --data is given).")
 @click.option("--bicubic/--no-bicubic", default=True, show_default=True, help="Include the bicubic baseline row.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="reports/eval", show_default=True,
               help="Folder for <table>.md and <table>.json.")
 @cli_errors
 def evaluate_command(
-    checkpoints: tuple[str, ...], folders: tuple[str, ...], scales: tuple[str, ...], table: str, bicubic: bool,
-    out_dir: str,
+    checkpoints: tuple[str, ...], folders: tuple[str, ...], scales: tuple[str, ...], table: str,
+    embedded: bool | None, bicubic: bool, out_dir: str,
 ) -> None:
     """Score CHECKPOINT... (stems, .json or .safetensors) on folders of HR images.
 
@@ -51,7 +53,11 @@ def evaluate_command(
         if not Path(folder).is_dir():
             raise UserError(f"--data {folder}: not a folder of images")
     candidates = load_candidates(checkpoints)
-    benchmarks = [load_benchmark(f) for f in folders] or [embedded_benchmark("val")]
+    benchmarks = [load_benchmark(f) for f in folders]
+    if embedded or (embedded is None and not folders):
+        benchmarks.append(embedded_benchmark("val"))
+    if not benchmarks:
+        raise UserError("nothing to evaluate on: give --data FOLDER or drop --no-embedded")
     chosen = [int(s) for s in scales] or ([2, 3, 4] if table == "cross-scale" else None)
     if table == "colour":
         results = evaluate_colour_spaces(candidates, benchmarks, chosen)
