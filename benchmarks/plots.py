@@ -84,15 +84,8 @@ def quality_vs_latency(report: Report, path: Path) -> bool:
         ax.axhline(value, ls="--", lw=0.8, color="grey")
         ax.text(ax.get_xlim()[0], value, f" published {entry.method} ({PUBLISHED_SET}; no latency published)",
                 fontsize=6, va="bottom", color="grey")
-    ax.set_xscale("log")
-    ax.set_xlabel(f"median latency at {size} (ms, log), measured", fontsize=8)
-    ax.set_ylabel(f"Y-PSNR (dB) on {points[0][3]}", fontsize=8)
-    ax.set_title(f"Quality vs latency (x2). Dashed: {SOURCE}", fontsize=7)
-    ax.tick_params(labelsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _finish_log_x(plt, fig, ax, path, f"median latency at {size} (ms, log), measured",
+                  f"Y-PSNR (dB) on {points[0][3]}", f"Quality vs latency (x2). Dashed: {SOURCE}")
     return True
 
 
@@ -113,16 +106,22 @@ def quality_vs_params(report: Report, path: Path) -> bool:
         ax.scatter(entry.params_k, value, s=18, facecolors="none", edgecolors="tab:red")
         ax.annotate(f"{entry.method} (published, {PUBLISHED_SET})", (entry.params_k, value), fontsize=6,
                     xytext=(3, -8), textcoords="offset points", color="tab:red")
+    _finish_log_x(plt, fig, ax, path, "parameters (K, log)", "Y-PSNR (dB)",
+                  f"Quality vs parameters (x2). Hollow red: {SOURCE}")
+    return True
+
+
+def _finish_log_x(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> None:
+    """The shared look of the scatter plots (log x axis, small type, light grid), then save."""
     ax.set_xscale("log")
-    ax.set_xlabel("parameters (K, log)", fontsize=8)
-    ax.set_ylabel("Y-PSNR (dB)", fontsize=8)
-    ax.set_title(f"Quality vs parameters (x2). Hollow red: {SOURCE}", fontsize=7)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=7)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
-    return True
 
 
 def write_plots(report: Report, folder: Path) -> dict[str, str]:

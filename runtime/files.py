@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from .errors import UserError
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -48,3 +52,16 @@ def _umask() -> int:
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def read_json_document(path: str | os.PathLike[str], expected_format: str, what: str) -> dict[str, Any]:
+    """A JSON object whose ``format`` field must equal ``expected_format``; ``what`` names the
+    file in errors ("checkpoint config", ...). Raises :class:`UserError` naming what was found."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != expected_format:
+        got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise UserError(f"{what} {path} has format {got!r}; expected {expected_format!r}")
+    return data

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .files import atomic_write_bytes, sha256_file
+from .files import atomic_write_bytes, read_json_document, sha256_file
 
 FORMAT = "dyconvsr-toolchain/artifact-v1"
 MANIFEST_NAME = "manifest.json"
@@ -188,14 +188,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> Manifest:
         raise UserError(f"artifact folder {folder} not found (make one with `python -m export`)")
     if not path.is_file():
         raise UserError(f"{folder} has no {MANIFEST_NAME}: not an artifact folder written by export")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise UserError(f"{path} has format {got!r}; this runtime reads {FORMAT!r}")
-    return Manifest.from_dict(data)
+    return Manifest.from_dict(read_json_document(path, FORMAT, "manifest"))
 
 
 def hash_files(folder: str | os.PathLike[str]) -> dict[str, str]:

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from runtime.errors import UserError
-from runtime.files import atomic_path, atomic_write_bytes, sha256_file
+from runtime.files import atomic_path, atomic_write_bytes, read_json_document, sha256_file
 
 from .models import create_model
 
@@ -76,13 +76,7 @@ def read_checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     _, config_path = checkpoint_paths(path)
     if not config_path.is_file():
         raise UserError(f"checkpoint config {config_path} not found (expected <name>.json beside <name>.safetensors)")
-    try:
-        document = json.loads(config_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"checkpoint config {config_path} is not valid JSON: {exc}") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        got = document.get("format") if isinstance(document, dict) else type(document).__name__
-        raise UserError(f"checkpoint config {config_path} has format {got!r}; expected {FORMAT!r}")
+    document = read_json_document(config_path, FORMAT, "checkpoint config")
     model = document.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(
         model.get("kwargs", {}), dict

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from runtime.errors import UserError
-from runtime.files import atomic_write_bytes
+from runtime.files import atomic_write_bytes, read_json_document
 
 from .checkpoint import load_checkpoint, save_checkpoint, save_tensors
 
@@ -96,9 +96,7 @@ def load_training_state(
     optim_path, state_path = _paths(stem)
     if not state_path.is_file():
         raise UserError(f"no training state at {state_path}")
-    document = json.loads(state_path.read_text())
-    if document.get("format") != STATE_FORMAT:
-        raise UserError(f"{state_path} has format {document.get('format')!r}; expected {STATE_FORMAT!r}")
+    document = read_json_document(state_path, STATE_FORMAT, "training state")
     saved = load_checkpoint(stem).model
     if type(saved) is not type(model) or saved.state_dict().keys() != model.state_dict().keys():
         raise UserError(f"training state {stem} was saved for a different model ({type(saved).__name__})")
