@@ -20,7 +20,7 @@ from torch import nn
 
 from runtime.errors import UserError
 from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, hash_files
-from train.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_config
+from train.checkpoint import Checkpoint, checkpoint_label, load_checkpoint, read_checkpoint_config
 from train.models import dynamic_convs
 
 from .autoselect import choose_strategy
@@ -75,7 +75,7 @@ def resolve_source(source: str | os.PathLike[str] | nn.Module | Checkpoint) -> C
 
 def artifact_name(checkpoint: Checkpoint) -> str:
     if checkpoint.path is not None:
-        return checkpoint.path.with_suffix("").name
+        return checkpoint_label(checkpoint.path, separator="_")
     return f"{checkpoint.name}_x{checkpoint.model.scale}_untrained"
 
 

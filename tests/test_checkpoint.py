@@ -84,3 +84,11 @@ def test_saved_files_get_ordinary_permissions(tmp_path: Path) -> None:
     os.umask(mask)
     for name in ("m.json", "m.safetensors"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_checkpoint_label_names_run_checkpoints_by_their_run() -> None:
+    from train.checkpoint import checkpoint_label
+
+    assert checkpoint_label("weights/dyconvsr_x2.json") == "dyconvsr_x2"
+    assert checkpoint_label("runs/dyconvsr_x3/best.safetensors") == "dyconvsr_x3/best"
+    assert checkpoint_label("runs/dyconvsr_x3/last", separator="_") == "dyconvsr_x3_last"

@@ -42,6 +42,15 @@ def checkpoint_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
+def checkpoint_label(path: str | os.PathLike[str], separator: str = "/") -> str:
+    """A checkpoint's display name: its stem, or ``<run>/<best|last>`` for a training run's files
+    (``separator`` joins the two; use "_" where the label becomes a folder name)."""
+    stem = checkpoint_paths(path)[1].with_suffix("")
+    if stem.name in ("best", "last") and stem.parent.name:
+        return f"{stem.parent.name}{separator}{stem.name}"
+    return stem.name
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomic safetensors write of detached, contiguous CPU copies."""
     with atomic_path(path) as tmp:

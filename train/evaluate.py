@@ -34,7 +34,7 @@ from runtime.images import to_uint8
 from runtime.metrics import METRIC_NAMES, Scores, score_pair
 from runtime.resize import imresize
 
-from .checkpoint import load_checkpoint
+from .checkpoint import checkpoint_label, load_checkpoint
 from .data import embedded_images, folder_images
 from .models.common import SUPPORTED_SCALES, bicubic_upscale
 
@@ -106,10 +106,7 @@ def load_candidates(paths: Sequence[str | os.PathLike[str]]) -> list[Candidate]:
     seen: dict[str, int] = {}
     for path in paths:
         checkpoint = load_checkpoint(path)
-        file = Path(path)
-        stem = file.name.removesuffix(".json").removesuffix(".safetensors")
-        if stem in ("best", "last"):  # a training run's folder names the model
-            stem = f"{file.parent.name}/{stem}"
+        stem = checkpoint_label(path)
         seen[stem] = seen.get(stem, 0) + 1
         label = stem if seen[stem] == 1 else f"{stem} ({seen[stem]})"
         candidates.append(Candidate(label, checkpoint.model.eval(), checkpoint.name))
