@@ -29,6 +29,7 @@ class QualityResult:
     # label -> image name -> uint8 SR image, kept for the visual comparison figure
     images: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     hr: dict[str, np.ndarray] = field(default_factory=dict)
+    trained: bool = True  # False: the model was freshly initialised (no checkpoint in weights/)
 
 
 def _to_float(image: np.ndarray) -> np.ndarray:
@@ -49,7 +50,7 @@ def evaluate_engines(
 ) -> QualityResult:
     """Score each engine (the reference among them) and the two bicubic baselines on ``bench``."""
     scale = model.scale
-    result = QualityResult()
+    result = QualityResult(trained=model.trained)
     pairs = [(name, modcrop(hr, scale)) for name, hr in bench.images]
     lrs = {name: make_lr(hr, scale) for name, hr in pairs}
     result.hr = {name: hr for name, hr in pairs[:keep_images]}

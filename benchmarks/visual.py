@@ -59,7 +59,7 @@ def write_visual(qualities: dict[str, QualityResult], folder: Path, scale: int =
         result = _family(qualities, key, scale)
         label = next((q.label for q in result.rows if q.backend == "pytorch"), None) if result else None
         if result and label:
-            columns.append((title, result, label))
+            columns.append((title if result.trained else f"{title} (untrained)", result, label))
     low = _low_precision_label(main)
     if low:
         columns.append((f"DyConvSR {low}", main, low))
