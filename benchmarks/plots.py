@@ -74,16 +74,28 @@ def quality_vs_latency(report: Report, path: Path) -> bool:
             points.append((row.timing.median_ms, q.psnr_y, f"{q.model}: {q.label}", q.dataset))
     if not points:
         return False
+    # Points far below bicubic (untrained models) would squash the axis; they are named instead.
+    bicubic = [db for _, db, label, _ in points if "bicubic" in label]
+    floor = min(bicubic) - 3.0 if bicubic else -float("inf")
+    left_out = [label for _, db, label, _ in points if db < floor]
+    points = [p for p in points if p[1] >= floor]
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for ms, db, label, _ in points:
-        ax.scatter(ms, db, s=14)
-        ax.annotate(label, (ms, db), fontsize=5.5, xytext=(3, 2), textcoords="offset points")
+    fig, ax = plt.subplots(figsize=(9.0, 4.8))
+    markers = "osD^v<>P*X"
+    for i, (ms, db, label, _) in enumerate(points):
+        ax.scatter(ms, db, s=22, marker=markers[i % len(markers)], label=label)
+    ax.legend(fontsize=5.5, loc="lower right", ncol=2, framealpha=0.8)
+    if left_out:
+        import textwrap
+
+        note = "not drawn (> 3 dB below bicubic, e.g. untrained): " + ", ".join(left_out)
+        fig.text(0.01, 0.005, "\n".join(textwrap.wrap(note, 180)), fontsize=5, color="grey", va="bottom")
+        fig.subplots_adjust(bottom=0.2)
     for entry in (e for e in TABLE1_X2 if e.method in ("DyConvSR", "Bicubic")):
         value = entry.psnr[PUBLISHED_SET]
         ax.axhline(value, ls="--", lw=0.8, color="grey")
-        ax.text(ax.get_xlim()[0], value, f" published {entry.method} ({PUBLISHED_SET}; no latency published)",
-                fontsize=6, va="bottom", color="grey")
+        ax.text(0.01, value, f"published {entry.method} ({PUBLISHED_SET}; no latency published)",
+                transform=ax.get_yaxis_transform(), fontsize=6, va="bottom", color="grey")
     _finish_log_x(plt, fig, ax, path, f"median latency at {size} (ms, log), measured",
                   f"Y-PSNR (dB) on {points[0][3]}", f"Quality vs latency (x2). Dashed: {SOURCE}")
     return True
