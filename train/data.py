@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from runtime.errors import UserError
-from runtime.images import find_images
+from runtime.images import find_images, to_uint8
 
 from .models.common import SUPPORTED_SCALES, rgb_to_ycbcr
 
@@ -56,11 +56,13 @@ class NamedImage:
     lr: np.ndarray | None = None
 
 
-def _as_rgb_uint8(array: np.ndarray) -> np.ndarray:
+def as_rgb_uint8(array: np.ndarray) -> np.ndarray:
+    """Any image array (bool, uint8, float in [0, 1]; gray or RGB(A)) -> uint8 HxWx3."""
+    array = np.asarray(array)
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     elif array.dtype != np.uint8:
-        array = (np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8)
+        array = to_uint8(array)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     return np.ascontiguousarray(array[..., :3])
@@ -80,7 +82,7 @@ def embedded_images(split: str) -> list[NamedImage]:
     if split not in EMBEDDED_SPLITS:
         raise UserError(f"embedded split must be one of {', '.join(EMBEDDED_SPLITS)}; got {split!r}")
     names = EMBEDDED_TRAIN if split == "train" else EMBEDDED_VAL
-    return [NamedImage(name, _as_rgb_uint8(_load_embedded(name))) for name in names]
+    return [NamedImage(name, as_rgb_uint8(_load_embedded(name))) for name in names]
 
 
 def load_uint8(path: Path) -> np.ndarray:

@@ -30,12 +30,11 @@ from tqdm import tqdm
 
 from runtime.color import rgb_to_ycbcr, ycbcr_to_rgb
 from runtime.errors import UserError
-from runtime.images import to_uint8
 from runtime.metrics import METRIC_NAMES, Scores, score_pair
 from runtime.resize import imresize
 
 from .checkpoint import checkpoint_label, load_checkpoint
-from .data import embedded_images, folder_images
+from .data import as_rgb_uint8, embedded_images, folder_images
 from .models.common import SUPPORTED_SCALES, bicubic_upscale
 
 BICUBIC = "Bicubic"
@@ -53,15 +52,6 @@ class Benchmark:
     images: list[tuple[str, np.ndarray]]
 
 
-def _as_rgb_uint8(array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array)
-    if array.dtype != np.uint8:  # float in [0, 1]
-        array = to_uint8(array)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    return np.ascontiguousarray(array[..., :3])
-
-
 def load_benchmark(folder: str | os.PathLike[str], name: str | None = None) -> Benchmark:
     """Every image under ``folder`` (recursively); grayscale images become 3 equal channels."""
     images = [(item.name, item.hr) for item in folder_images(folder)]
@@ -70,7 +60,7 @@ def load_benchmark(folder: str | os.PathLike[str], name: str | None = None) -> B
 
 def embedded_benchmark(split: str = "val") -> Benchmark:
     """The held-out scikit-image photographs (train/data.py owns the split); no download."""
-    images = [(item.name, _as_rgb_uint8(item.hr)) for item in embedded_images(split)]
+    images = [(item.name, as_rgb_uint8(item.hr)) for item in embedded_images(split)]
     return Benchmark(EMBEDDED_NAME if split == "val" else f"embedded-{split}", images)
 
 
@@ -260,7 +250,7 @@ def _pairs(
             for scale in scales:
                 for name, image in bench.images:
                     bar.set_postfix_str(f"{bench.name} x{scale} {name}")
-                    hr = modcrop(_as_rgb_uint8(image), scale)
+                    hr = modcrop(as_rgb_uint8(image), scale)
                     yield bench.name, scale, name, hr, make_lr(hr, scale)
                     bar.update(1)
 

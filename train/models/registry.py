@@ -6,7 +6,6 @@ all a checkpoint needs to rebuild it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
