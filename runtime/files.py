@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,56 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+PENDING_SUFFIX = ".pending"
+
+
+def _pending(paths: Sequence[Path]) -> list[Path]:
+    return [p.with_name(p.name + PENDING_SUFFIX) for p in paths]
+
+
+def recover_group(paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Finish or drop an interrupted :func:`file_group` write of ``paths``.
+
+    If the group's last pending file exists, every file was fully written: the renames are
+    completed. Otherwise the group never committed: its pending files are removed, and the
+    previous generation of ``paths`` is intact.
+    """
+    targets = [Path(p) for p in paths]
+    pending = _pending(targets)
+    if pending[-1].exists():
+        for src, dst in zip(pending, targets):
+            if src.exists():
+                os.replace(src, dst)
+    else:
+        for src in pending:
+            src.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def file_group(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]]:
+    """Write several files as one unit (e.g. weights + the JSON naming their sha256).
+
+    Yields one pending path per target; write them in order, each completely (the last one is the
+    commit mark, so write it with :func:`atomic_path` or :func:`atomic_write_bytes`). On success
+    they are renamed onto ``paths``, the last one last; a crash at any point leaves either the old
+    or the new generation once :func:`recover_group` has run (readers call it first).
+    """
+    targets = [Path(p) for p in paths]
+    recover_group(targets)
+    pending = _pending(targets)
+    try:
+        yield pending
+        missing = [p for p in pending if not p.is_file()]
+        if missing:
+            raise RuntimeError(f"file group incomplete: {', '.join(map(str, missing))} not written")
+    except BaseException:
+        for src in pending:
+            src.unlink(missing_ok=True)
+        raise
+    for src, dst in zip(pending, targets):
+        os.replace(src, dst)
 
 
 def _umask() -> int:

@@ -17,7 +17,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from runtime.errors import UserError
-from runtime.files import atomic_path, atomic_write_bytes, read_json_document, sha256_file
+from runtime.files import (
+    atomic_path,
+    atomic_write_bytes,
+    file_group,
+    read_json_document,
+    recover_group,
+    sha256_file,
+)
 
 from .models import create_model
 
@@ -57,27 +64,37 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
+def write_checkpoint_files(
+    weights_target: Path, config_target: Path, model: nn.Module, weights_name: str,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write a model's safetensors and JSON to the given paths (pending files of a group); the
+    JSON names the weights ``weights_name`` and holds their sha256."""
+    config = getattr(model, "config", None)
+    if config is None:
+        raise UserError("model has no .config; build it with train.models.create_model(name, ...)")
+    save_tensors(weights_target, model.state_dict(), metadata={"format": FORMAT, "model": config.name})
+    document = {
+        "format": FORMAT,
+        "model": config.to_dict(),
+        "weights": weights_name,
+        "weights_sha256": sha256_file(weights_target),
+        "metadata": metadata or {},
+    }
+    atomic_write_bytes(config_target, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+
+
 def save_checkpoint(
     path: str | os.PathLike[str], model: nn.Module, metadata: dict[str, Any] | None = None
 ) -> Path:
     """Save ``model`` (built by ``create_model``) as ``<path>.safetensors`` + ``<path>.json``.
 
-    Returns the JSON path. The weights are written first, the JSON last, so a config never points
-    at weights that are not fully on disk.
+    Returns the JSON path. Both files are written as one group (runtime.files.file_group): a crash
+    leaves the old pair or the new one, never weights that disagree with their JSON.
     """
-    config = getattr(model, "config", None)
-    if config is None:
-        raise UserError("model has no .config; build it with train.models.create_model(name, ...)")
     weights_path, config_path = checkpoint_paths(path)
-    save_tensors(weights_path, model.state_dict(), metadata={"format": FORMAT, "model": config.name})
-    document = {
-        "format": FORMAT,
-        "model": config.to_dict(),
-        "weights": weights_path.name,
-        "weights_sha256": sha256_file(weights_path),
-        "metadata": metadata or {},
-    }
-    atomic_write_bytes(config_path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+    with file_group([weights_path, config_path]) as (weights_tmp, config_tmp):
+        write_checkpoint_files(weights_tmp, config_tmp, model, weights_path.name, metadata)
     return config_path
 
 
@@ -97,6 +114,7 @@ def read_checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 def load_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> Checkpoint:
     """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU)."""
     weights_path, config_path = checkpoint_paths(path)
+    recover_group([weights_path, config_path])
     document = read_checkpoint_config(path)
     if not weights_path.is_file():
         raise UserError(f"checkpoint weights {weights_path} not found (named by {config_path})")

@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 from runtime.errors import UserError
-from runtime.files import atomic_write_bytes, read_json_document
+from runtime.files import atomic_write_bytes, file_group, read_json_document, recover_group
 
-from .checkpoint import load_checkpoint, save_checkpoint, save_tensors
+from .checkpoint import checkpoint_paths, load_checkpoint, save_tensors, write_checkpoint_files
 
 STATE_FORMAT = "dyconvsr-toolchain/train-state-v1"
 
@@ -56,6 +56,13 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: list[dict[str
     return {"state": state, "param_groups": groups}
 
 
+def _group(stem: Path) -> list[Path]:
+    """The files of one saved state, the state JSON last (it marks a complete group)."""
+    weights, config = checkpoint_paths(stem)
+    optim_path, state_path = _paths(stem)
+    return [weights, config, optim_path, state_path]
+
+
 def save_training_state(
     stem: str | os.PathLike[str],
     model: nn.Module,
@@ -64,11 +71,11 @@ def save_training_state(
     state: TrainingState,
     metadata: dict[str, Any],
 ) -> None:
+    """Write model, optimizer and state as one group: a kill at any moment leaves the previous
+    state or this one (see runtime.files.file_group), so ``--resume`` always finds a whole state."""
     stem = Path(stem)
-    optim_path, state_path = _paths(stem)
-    save_checkpoint(stem, model, metadata={**metadata, "step": state.step})
+    files = _group(stem)
     tensors, groups = _flatten_optimizer(optimizer.state_dict())
-    save_tensors(optim_path, tensors)
     document = {
         "format": STATE_FORMAT,
         "step": state.step,
@@ -78,11 +85,16 @@ def save_training_state(
         "optimizer_param_groups": groups,
         "scheduler": scheduler.state_dict(),
     }
-    atomic_write_bytes(state_path, (json.dumps(document, indent=2) + "\n").encode())
+    with file_group(files) as (weights_tmp, config_tmp, optim_tmp, state_tmp):
+        write_checkpoint_files(weights_tmp, config_tmp, model, files[0].name, {**metadata, "step": state.step})
+        save_tensors(optim_tmp, tensors)
+        atomic_write_bytes(state_tmp, (json.dumps(document, indent=2) + "\n").encode())
 
 
 def has_training_state(stem: str | os.PathLike[str]) -> bool:
-    return _paths(Path(stem))[1].is_file()
+    files = _group(Path(stem))
+    recover_group(files)
+    return files[-1].is_file()
 
 
 def load_training_state(
@@ -93,6 +105,7 @@ def load_training_state(
 ) -> TrainingState:
     """Restore model weights, optimizer and scheduler in place; return the step and scores."""
     stem = Path(stem)
+    recover_group(_group(stem))
     optim_path, state_path = _paths(stem)
     if not state_path.is_file():
         raise UserError(f"no training state at {state_path}")

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from runtime.files import atomic_write_bytes, file_group, recover_group
+
+
+def generation(paths: list[Path]) -> list[bytes]:
+    return [p.read_bytes() for p in paths]
+
+
+def test_a_group_replaces_every_file_together(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.bin", tmp_path / "a.json"]
+    for p in paths:
+        p.write_bytes(b"old")
+    with file_group(paths) as pending:
+        for p in pending:
+            atomic_write_bytes(p, b"new")
+    assert generation(paths) == [b"new", b"new"]
+    assert sorted(os.listdir(tmp_path)) == ["a.bin", "a.json"]
+
+
+def test_a_failure_while_writing_keeps_the_old_generation(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.bin", tmp_path / "a.json"]
+    for p in paths:
+        p.write_bytes(b"old")
+    with pytest.raises(OSError):
+        with file_group(paths) as pending:
+            atomic_write_bytes(pending[0], b"new")
+            raise OSError("disk full")
+    assert generation(paths) == [b"old", b"old"]
+    assert sorted(os.listdir(tmp_path)) == ["a.bin", "a.json"]
+
+
+def test_recovery_after_a_crash_mid_write_drops_the_unfinished_group(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.bin", tmp_path / "a.json"]
+    for p in paths:
+        p.write_bytes(b"old")
+    (tmp_path / "a.bin.pending").write_bytes(b"new")  # killed before the last file was written
+    recover_group(paths)
+    assert generation(paths) == [b"old", b"old"]
+    assert not (tmp_path / "a.bin.pending").exists()
+
+
+def test_recovery_after_a_crash_mid_commit_finishes_the_renames(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.bin", tmp_path / "a.json", tmp_path / "a.state"]
+    for p in paths:
+        p.write_bytes(b"old")
+    # killed after renaming the first file of a fully written group
+    paths[0].write_bytes(b"new")
+    (tmp_path / "a.json.pending").write_bytes(b"new")
+    (tmp_path / "a.state.pending").write_bytes(b"new")
+    recover_group(paths)
+    assert generation(paths) == [b"new", b"new", b"new"]
+    assert sorted(os.listdir(tmp_path)) == ["a.bin", "a.json", "a.state"]
+
+
+def test_a_group_must_write_every_file(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.bin", tmp_path / "a.json"]
+    with pytest.raises(RuntimeError, match="incomplete"):
+        with file_group(paths) as pending:
+            atomic_write_bytes(pending[0], b"new")
+    assert os.listdir(tmp_path) == []
