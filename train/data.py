@@ -271,18 +271,22 @@ class SubImageSampler:
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, step, self.rank])
-        inputs, targets = [], []
         window = self._window - self._window % 12
         margin = (window - self.size) // 2
+        crops, scales = [], []
         for index in rng.choice(len(self.images), size=self.batch_size, p=self._weights):
             im = self.images[index]
-            scale = int(self.scales[int(rng.integers(len(self.scales)))])
+            scales.append(int(self.scales[int(rng.integers(len(self.scales)))]))
             h, w = im.hr.shape[:2]
             top, left = int(rng.integers(h - window + 1)), int(rng.integers(w - window + 1))
             rotation, hflip, vflip = int(rng.integers(4)), bool(rng.integers(2)), bool(rng.integers(2))
-            hr = _to_tensor([augment(im.hr[top : top + window, left : left + window], rotation, hflip, vflip)])
-            degraded = gaussian_blur_downup(hr, scale)
-            cut = (slice(None), slice(0, 1), slice(margin, margin + self.size), slice(margin, margin + self.size))
-            inputs.append(rgb_to_ycbcr(degraded)[cut])
-            targets.append(rgb_to_ycbcr(hr)[cut])
-        return torch.cat(inputs), torch.cat(targets)
+            crops.append(augment(im.hr[top : top + window, left : left + window], rotation, hflip, vflip))
+        hr = _to_tensor(crops)
+        degraded = torch.empty_like(hr)
+        # One degradation call per scale present (not per sample): the blur is a batched conv.
+        scale_of = torch.tensor(scales)
+        for scale in sorted(set(scales)):
+            chosen = scale_of == scale
+            degraded[chosen] = gaussian_blur_downup(hr[chosen], scale)
+        cut = (slice(None), slice(0, 1), slice(margin, margin + self.size), slice(margin, margin + self.size))
+        return rgb_to_ycbcr(degraded)[cut].contiguous(), rgb_to_ycbcr(hr)[cut].contiguous()
