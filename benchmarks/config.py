@@ -26,7 +26,7 @@ class RunConfig:
     # Models measured on every engine variant; the others (baselines, the static twin) run as
     # PyTorch eager as trained, ONNX Runtime model.onnx and bicubic, which is what they are compared on.
     full_models: tuple[str, ...] = ("dyconvsr", "dyconvsr_tiny")
-    openvino_all: bool = False  # OpenVINO on every fp32 lowering, not only model.onnx (and the INT8 file)
+    openvino_all: bool = True  # OpenVINO on every fp32 lowering, not only model.onnx (and the INT8 file)
     threads: int = 2
     rounds: int = 6
     warmup: int = 2

@@ -46,17 +46,18 @@ def machine_section(reports: Sequence[Report]) -> list[str]:
     return [*lines, ""]
 
 
-def _row_cells(row: Row, machine: str | None) -> list[str]:
+def _row_cells(row: Row, machine: str | None, with_model: bool = False) -> list[str]:
     lead = [machine] if machine is not None else []
+    label = f"{row.model}: {row.label}" if with_model else row.label
     if not row.measured:
-        return [*lead, row.label, row.status, *["-"] * 12]
+        return [*lead, label, row.status, *["-"] * 12]
     t, m = row.timing, row.memory
     memory = f"{m.added_mb:.0f} (+{m.peak_rss_mb:.0f})" if m and m.added_mb is not None else (_f(m.peak_rss_mb, 0) if m else "-")
     parity = "reference" if row.label == row.reference else (
         "identical" if row.parity_max_abs_diff == 0 else _f(row.parity_psnr_db, 1, " dB"))
     if not parity_ok(row):
         parity += " **PARITY FAIL**"
-    return [*lead, row.label, row.engine, _f(t.median_ms, 2), _f(t.p90_ms, 2), _f(t.p95_ms, 2), _f(t.min_ms, 2),
+    return [*lead, label, row.engine, _f(t.median_ms, 2), _f(t.p90_ms, 2), _f(t.p95_ms, 2), _f(t.min_ms, 2),
             _f(row.throughput_mp_s, 2), memory, _f(row.params / 1e3 if row.params is not None else None, 1, "K"),
             _f(row.macs / 1e9 if row.macs is not None else None, 2), _f(row.gflops_per_s, 1),
             _f(row.peak_fraction * 100 if row.peak_fraction is not None else None, 1, "%"),
@@ -75,13 +76,17 @@ def latency_section(reports: Sequence[Report]) -> list[str]:
     lines = ["## Latency", ""]
     for name, items in groups.items():
         first = items[0][1]
+        models = list(dict.fromkeys(row.model for _, row in items))
         h, w = first.input_hw
-        lines += [f"### {first.model} x{first.scale}, {first.resolution}: {w}x{h} -> {first.output_hw[1]}x{first.output_hw[0]}, "
+        lines += [f"### {' + '.join(models)} x{first.scale}, {first.resolution}: {w}x{h} -> {first.output_hw[1]}x{first.output_hw[0]}, "
                   f"batch {first.batch}, {first.threads} threads", ""]
-        lines += _table(header, [_row_cells(row, machine if multi else None) for machine, row in items])
+        lines += _table(header, [_row_cells(row, machine if multi else None, len(models) > 1) for machine, row in items])
         ref = first.reference or "-"
         lines += ["", f"Speed-up: median over rounds of ({ref} time / engine time), same rounds. "
                   "'vs reference': PSNR of the engine's output against the reference's on the same input.", ""]
+        if len(models) > 1:
+            lines += [f"{' and '.join(models)} were timed in the same rounds (their ratios are paired); each model's "
+                      "speed-up and parity are against its own PyTorch reference.", ""]
     return lines
 
 

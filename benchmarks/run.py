@@ -17,7 +17,7 @@ from runtime.errors import cli_errors
 
 from .complexity import ComplexityCounter
 from .config import ARTIFACT_BACKENDS, BACKENDS, DEFAULT_BACKENDS, RunConfig
-from .engines import PillowBicubic, TorchEngine, eager_label, formulations_of
+from .engines import OpenVinoNncfEngine, PillowBicubic, TorchEngine, eager_label, formulations_of, nncf_available
 from .models import DEFAULT_MODELS, BenchModel, load_bench_model
 from .peak import matmul_peaks
 from .quality import QualityResult, evaluate_engines
@@ -43,11 +43,45 @@ def model_engines(model: BenchModel, config: RunConfig, artifact: tuple[Path, ob
         folder, manifest = artifact
         wanted = set(config.backends) & ARTIFACT_BACKENDS
         found = artifact_engines(folder, manifest, config.threads, wanted, openvino_all=config.openvino_all)
-        engines += found if full else [e for e in found if e.info.label == f"onnxruntime {manifest.default_variant}"]
+        # Baselines and the static twin: the default graph on ONNX Runtime and OpenVINO only.
+        engines += found if full else [e for e in found if e.info.variant == manifest.default_variant
+                                       and e.info.backend in ("onnxruntime", "openvino")]
+        if full and "openvino" in wanted and nncf_available():
+            engines += nncf_engines(folder, manifest, config.threads)
     if "bicubic" in config.backends:
         engines.append(PillowBicubic(model.scale))
     check_engine_labels(engines)
     return engines
+
+
+# A dynamic network and its static twin are timed in the same rounds when both are measured, so
+# the "cost of the dynamic kernel" ratios are paired per round like every other speed-up.
+TWINS = {"dyconvsr": "dyconvsr_static"}
+
+
+def paired_twins(models: tuple[str, ...]) -> dict[str, str]:
+    return {dynamic: static for dynamic, static in TWINS.items() if dynamic in models and static in models}
+
+
+def _load(name: str, scale: int, config: RunConfig, report: Report) -> tuple[BenchModel, tuple[Path, object] | None]:
+    model = load_bench_model(name, scale)
+    if not model.trained:
+        report.notes.append(f"{model.key}: no checkpoint in weights/, measured UNTRAINED (freshly initialised)")
+    artifact = None
+    if set(config.backends) & ARTIFACT_BACKENDS:
+        _echo(config, f"artifact for {model.key} ({model.source})")
+        from .artifacts import ensure_artifact
+
+        artifact = ensure_artifact(model, config.artifacts, config.rebuild_artifacts, model.name in config.full_models,
+                                   progress=lambda m: _echo(config, f"  .. {m}"))
+    return model, artifact
+
+
+def nncf_engines(folder: Path, manifest, threads: int) -> list[Engine]:  # noqa: ANN001 - runtime Manifest
+    """OpenVINO INT8 by NNCF on the aggregate lowering (OpenVINO's fastest fp32 graph) and on model.onnx."""
+    wanted = {manifest.default_variant, "model.aggregate.onnx"}
+    return [OpenVinoNncfEngine(folder / v.file, v.strategy, threads) for v in manifest.variants
+            if v.file in wanted and v.kind == "onnx" and v.precision == "fp32"]
 
 
 def reference_label(model: BenchModel) -> str:
@@ -68,29 +102,31 @@ def run(config: RunConfig) -> tuple[Report, dict[str, QualityResult]]:
                     notes=list(config.extra_notes))
     qualities: dict[str, QualityResult] = {}
     for scale in config.scales:
+        paired = paired_twins(config.models)
         for name in config.models:
-            model = load_bench_model(name, scale)
-            if not model.trained:
-                report.notes.append(f"{model.key}: no checkpoint in weights/, measured UNTRAINED (freshly initialised)")
-            artifact = None
-            if set(config.backends) & ARTIFACT_BACKENDS:
-                _echo(config, f"artifact for {model.key} ({model.source})")
-                from .artifacts import ensure_artifact
-
-                artifact = ensure_artifact(model, config.artifacts, config.rebuild_artifacts, model.name in config.full_models,
-                                           progress=lambda m: _echo(config, f"  .. {m}"))
+            if name in paired.values():
+                continue  # timed in its dynamic partner's rounds
+            members = [name] + ([paired[name]] if name in paired else [])
+            loaded = [(_load(member, scale, config, report)) for member in members]
             for text in config.resolutions:
                 resolution = parse_resolution(text)
                 height, width = resolution.lr_size(scale)
-                group = GroupInfo(model.name, scale, resolution.name, config.batch, (height, width), config.threads)
-                engines = model_engines(model, config, artifact)
-                outcomes = measure_group(engines, bench_input(config.batch, height, width), config.protocol,
-                                         desc=group.name, quiet=config.quiet)
-                counter = ComplexityCounter(model.model, (config.batch, 3, height, width), scale)
-                report.rows += build_rows(group, outcomes, reference_label(model), counter, peak)
+                groups = [GroupInfo(model.name, scale, resolution.name, config.batch, (height, width), config.threads,
+                                    shared_with=name if model.name != name else None) for model, _ in loaded]
+                engine_sets = [model_engines(model, config, artifact) for model, artifact in loaded]
+                outcomes = measure_group([e for engines in engine_sets for e in engines],
+                                         bench_input(config.batch, height, width), config.protocol,
+                                         desc=groups[0].name, quiet=config.quiet)
+                start = 0
+                for (model, _), group, engines in zip(loaded, groups, engine_sets):
+                    mine = outcomes[start : start + len(engines)]
+                    start += len(engines)
+                    counter = ComplexityCounter(model.model, (config.batch, 3, height, width), scale)
+                    report.rows += build_rows(group, mine, reference_label(model), counter, peak)
             if config.quality:
-                qualities[model.key] = _quality(model, config, artifact)
-                report.quality += qualities[model.key].rows
+                for model, artifact in loaded:
+                    qualities[model.key] = _quality(model, config, artifact)
+                    report.quality += qualities[model.key].rows
     machine.load_average["end"] = load_average()
     return report, qualities
 
@@ -140,8 +176,8 @@ def write_reports(report: Report, qualities: dict[str, QualityResult], config: R
               show_default=True, help="Backends (repeatable). gpu = ONNX Runtime CUDA/TensorRT and TensorRT plans.")
 @click.option("--compile-model", "compile_models", multiple=True, default=("dyconvsr",), show_default=True,
               help="Models also run through torch.compile (about a minute of compilation each on 2 cores).")
-@click.option("--openvino-all", is_flag=True,
-              help="Run OpenVINO on every fp32 lowering, not only model.onnx and the INT8 file.")
+@click.option("--openvino-all/--openvino-default-only", default=True, show_default=True,
+              help="OpenVINO on every fp32 lowering of the fully measured models, or only on model.onnx and the INT8 file.")
 @click.option("-t", "--threads", type=click.IntRange(min=0), default=2, show_default=True,
               help="Intra-op threads for PyTorch, ONNX Runtime and OpenVINO (0 = library default).")
 @click.option("--full-model", "full_models", multiple=True, default=("dyconvsr", "dyconvsr_tiny"), show_default=True,

@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks.config import RunConfig
 from benchmarks.report import combine
+from benchmarks import run as bench_run
 from benchmarks.run import run, write_reports
 from runtime.bench.schema import MEASURED, SCHEMA_VERSION, read_report
 
@@ -35,7 +36,10 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     config = RunConfig(models=("dyconvsr_tiny", "srcnn_tiny"), resolutions=("16x12",),
                        backends=("pytorch", "onnxruntime", "gpu", "bicubic"), rounds=ROUNDS, warmup=1,
                        out=root / "reports", artifacts=root / "artifacts", quiet=True)
-    report, qualities = run(config)
+    # Pair the two tiny models the way dyconvsr and its static twin are paired in a real run.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bench_run, "TWINS", {"dyconvsr_tiny": "srcnn_tiny"})
+        report, qualities = run(config)
     write_reports(report, qualities, config)
     return config.out, json.loads((config.out / "benchmark.json").read_text())
 
@@ -46,7 +50,8 @@ def test_report_files_written(bench: tuple[Path, dict]) -> None:
                  "quality_vs_params.png", "visual_comparison.png"):
         assert (out / name).stat().st_size > 0, name
     markdown = (out / "benchmark.md").read_text()
-    assert "dyconvsr_tiny x2, 16x12" in markdown and "not measured: no GPU" in markdown
+    assert "dyconvsr_tiny + srcnn_tiny x2, 16x12" in markdown and "not measured: no GPU" in markdown
+    assert "srcnn_tiny: onnxruntime model.onnx" in markdown
     assert "Export targets" in markdown
 
 
@@ -84,8 +89,8 @@ def test_every_figure_present_and_positive(bench: tuple[Path, dict]) -> None:
 
 def test_ratios_and_rates_follow_from_the_timings(bench: tuple[Path, dict]) -> None:
     _, data = bench
-    for group in {r["group"] for r in data["rows"]}:
-        rows = {r["label"]: r for r in data["rows"] if r["group"] == group and r["status"] == MEASURED}
+    for group, model in {(r["group"], r["model"]) for r in data["rows"]}:
+        rows = {r["label"]: r for r in data["rows"] if (r["group"], r["model"]) == (group, model) and r["status"] == MEASURED}
         reference = rows[next(iter(rows.values()))["reference"]]
         assert reference["speedup_paired"] == pytest.approx(1.0)
         for row in rows.values():
@@ -98,6 +103,17 @@ def test_ratios_and_rates_follow_from_the_timings(bench: tuple[Path, dict]) -> N
             assert row["peak_fraction"] == pytest.approx(row["gflops_per_s"] / data["matmul_peak"]["gflops"])
             h, w = row["output_hw"]
             assert row["throughput_mp_s"] == pytest.approx(row["batch"] * h * w / 1e6 / seconds)
+
+
+def test_twins_are_timed_in_the_same_rounds(bench: tuple[Path, dict]) -> None:
+    _, data = bench
+    rows = [r for r in data["rows"] if r["status"] == MEASURED]
+    assert {r["group"] for r in rows} == {"dyconvsr_tiny x2 16x12"}
+    assert {r["model"] for r in rows} == {"dyconvsr_tiny", "srcnn_tiny"}
+    assert {len(r["timing"]["samples_ms"]) for r in rows} == {ROUNDS}
+    # Each model keeps its own reference: the partner's output is a different function.
+    assert {r["model"]: r["reference"] for r in rows} == {"dyconvsr_tiny": "pytorch eager grouped",
+                                                          "srcnn_tiny": "pytorch eager"}
 
 
 def test_gpu_rows_are_listed_not_measured(bench: tuple[Path, dict]) -> None:

@@ -116,6 +116,21 @@ def test_openvino_matches_onnxruntime_in_f32_and_runs_bf16(dy_artifact) -> None:
             pass
 
 
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino extra not installed")
+def test_openvino_ir_runs_on_openvino_by_suffix(dy_artifact, tmp_path) -> None:  # noqa: F811
+    import openvino as ov
+
+    ov.save_model(ov.Core().read_model(str(dy_artifact / "model.onnx")), str(tmp_path / "model.xml"))
+    x = np.random.default_rng(1).random((1, 3, 17, 20), dtype=np.float32)
+    with make_runner(dy_artifact / "model.onnx") as ort_runner:
+        expected = ort_runner.infer(x)
+    with make_runner(tmp_path / "model.xml", RunnerConfig(threads=1, precision="f32")) as runner:
+        assert runner.description.startswith("openvino CPU")
+        assert np.abs(runner.infer(x) - expected).max() <= 1e-4
+    with pytest.raises(UserError, match="backend 'onnxruntime' cannot run model.xml"):
+        make_runner(tmp_path / "model.xml", RunnerConfig(backend="onnxruntime"))
+
+
 @pytest.mark.gpu
 def test_cuda_provider_really_runs_where_present(dy_artifact) -> None:  # noqa: F811
     import onnxruntime

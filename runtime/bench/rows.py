@@ -35,10 +35,12 @@ class GroupInfo:
     batch: int
     input_hw: tuple[int, int]
     threads: int
+    # Rows of several models timed in the same rounds share one group name (the first model's).
+    shared_with: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.model} x{self.scale} {self.resolution}"
+        return f"{self.shared_with or self.model} x{self.scale} {self.resolution}"
 
     @property
     def output_hw(self) -> list[int]:

@@ -9,20 +9,23 @@ from .tensorrt import PlanOrigin
 
 PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 ONNX_SUFFIXES = (".onnx", ".ort")
+OPENVINO_SUFFIXES = (".xml",)  # OpenVINO IR (its weights in the .bin beside it)
 
 
 def backend_for(path: str | Path, config: RunnerConfig) -> str:
     """The backend that will run ``path``: the configured one, else chosen by file suffix."""
     suffix = Path(path).suffix.lower()
-    if suffix not in PLAN_SUFFIXES + ONNX_SUFFIXES:
+    known = PLAN_SUFFIXES + ONNX_SUFFIXES + OPENVINO_SUFFIXES
+    if suffix not in known:
         raise UserError(
             f"{path}: unknown engine type {suffix or '(no suffix)'!r}; runtime runs "
-            f"{', '.join(ONNX_SUFFIXES + PLAN_SUFFIXES)} files or an artifact folder"
+            f"{', '.join(known)} files or an artifact folder"
         )
     backend = config.backend
     if backend == "auto":
-        return "tensorrt" if suffix in PLAN_SUFFIXES else "onnxruntime"
-    if (backend == "tensorrt") != (suffix in PLAN_SUFFIXES) or (backend == "openvino" and suffix == ".ort"):
+        return "tensorrt" if suffix in PLAN_SUFFIXES else "openvino" if suffix in OPENVINO_SUFFIXES else "onnxruntime"
+    if ((backend == "tensorrt") != (suffix in PLAN_SUFFIXES) or (backend == "openvino" and suffix == ".ort")
+            or (suffix in OPENVINO_SUFFIXES and backend != "openvino")):
         raise UserError(f"backend {backend!r} cannot run {Path(path).name}; pass --backend auto")
     return backend
 
