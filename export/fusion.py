@@ -11,8 +11,15 @@ conv, added at LR/2
 resolution. Everything between the convs and the shuffle is elementwise or, for CBAM's spatial
 attention, a channel mean and max, which no channel permutation changes.
 
+The input side gets the mirror treatment: PixelUnshuffle(2) exports as a 6-D Reshape-Transpose-
+Reshape, while ONNX's SpaceToDepth(2) does the same move in one op with the channels in
+(row offset, column offset, colour) order instead of (colour, row offset, column offset). The fused
+copy swaps its ``unshuffle`` for :class:`SpaceToDepth` and permutes the input channels of every
+conv that reads it (head, high-frequency, the skip), so every value is unchanged.
+
 Why: ONNX Runtime runs two DepthToSpace(2) on full-resolution tensors about 7x slower than one
-DepthToSpace(4) (CRD), which runs at memcpy speed; DCR order is 2x slower again (docs/performance.md).
+DepthToSpace(4) (CRD), which runs at memcpy speed; DCR order is 2x slower again; the two 6-D
+Transposes of PixelUnshuffle took 11% of the fused graph's time (docs/performance.md).
 """
 from __future__ import annotations
 
@@ -29,7 +36,47 @@ from train.models.dyconvsr import DyConvSR
 from train.models.dynamic_conv import DynamicConv2d
 
 NOTE = ("pixel-shuffle fusion: tail/high-frequency conv outputs permuted, repeat skip added at LR/2 "
-        "resolution, one DepthToSpace(2s, CRD) instead of two shuffles (export/fusion.py)")
+        "resolution, one DepthToSpace(2s, CRD) instead of two shuffles; SpaceToDepth(2) with permuted conv "
+        "inputs instead of PixelUnshuffle's 6-D transposes (export/fusion.py)")
+
+
+def _space_to_depth(x: torch.Tensor, block: int) -> torch.Tensor:
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h // block, block, w // block, block)
+    return x.permute(0, 3, 5, 1, 2, 4).reshape(b, block * block * c, h // block, w // block)
+
+
+class _SpaceToDepthOp(torch.autograd.Function):
+    """The ONNX node of SpaceToDepth (no torch op exports to it); used only while exporting."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, block: int) -> torch.Tensor:  # noqa: ANN001
+        return _space_to_depth(x, block)
+
+    @staticmethod
+    def symbolic(g, x, block: int):  # noqa: ANN001, ANN205 - torch.onnx graph context
+        return g.op("SpaceToDepth", x, blocksize_i=block)
+
+
+class SpaceToDepth(nn.Module):
+    """ONNX SpaceToDepth: channel (dy * block + dx) * C + c of the output holds x[c, block*h+dy, block*w+dx]."""
+
+    def __init__(self, block: int) -> None:
+        super().__init__()
+        self.block = block
+        self.downscale_factor = block  # as nn.PixelUnshuffle: tiles align to it (export/tiling.py)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Plain (differentiable) ops in PyTorch; the single ONNX node when exporting.
+        if torch.onnx.is_in_onnx_export():
+            return _SpaceToDepthOp.apply(x, self.block)
+        return _space_to_depth(x, self.block)
+
+
+def space_to_depth_order(channels: int, block: int = 2) -> torch.Tensor:
+    """``order[n]``: the PixelUnshuffle channel that SpaceToDepth channel n holds."""
+    dy, dx, c = torch.meshgrid(torch.arange(block), torch.arange(block), torch.arange(channels), indexing="ij")
+    return (c * block * block + dy * block + dx).flatten()
 
 
 def can_fuse(model: nn.Module) -> bool:
@@ -65,6 +112,11 @@ def _permute_outputs(conv: nn.Conv2d, order: torch.Tensor) -> None:
             conv.bias.copy_(conv.bias[order])
 
 
+def _permute_inputs(conv: nn.Conv2d, order: torch.Tensor) -> None:
+    with torch.no_grad():
+        conv.weight.copy_(conv.weight[:, order])
+
+
 def _fused_forward(self: DyConvSR, x: torch.Tensor, attention: torch.Tensor | None = None) -> torch.Tensor:
     # DyConvSR.forward with the shuffle tail fused; tests/test_export_fusion.py holds them equal.
     height, width = x.shape[-2:]
@@ -92,7 +144,12 @@ def fuse_pixel_shuffle(model: nn.Module) -> nn.Module:
     _permute_outputs(fused.tail, order)
     if fused.high_frequency is not None:
         _permute_outputs(fused.high_frequency, order)
-    fused.register_buffer("fused_skip_weight", fused_skip_weight(fused.scale), persistent=False)
+    inputs = space_to_depth_order(3)
+    fused.unshuffle = SpaceToDepth(2)
+    _permute_inputs(fused.head, inputs)
+    if fused.high_frequency is not None:
+        _permute_inputs(fused.high_frequency, inputs)
+    fused.register_buffer("fused_skip_weight", fused_skip_weight(fused.scale)[:, inputs].contiguous(), persistent=False)
     fused.forward = types.MethodType(_fused_forward, fused)
     fused.fused_pixel_shuffle = True
     return fused

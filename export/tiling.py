@@ -83,7 +83,9 @@ def pooled_name(i: int) -> str:
 def geometry(lowered: nn.Module, scale: int) -> TilingGeometry:
     """Channels, feature scale, alignment and halo (from the measured receptive field)."""
     layers = dynamic_convs(lowered)
-    align = math.lcm(1, *(m.downscale_factor for m in lowered.modules() if isinstance(m, nn.PixelUnshuffle)))
+    # nn.PixelUnshuffle and export/fusion.py's SpaceToDepth: tiles must start on their block grid.
+    align = math.lcm(1, *(m.downscale_factor for m in lowered.modules()
+                          if isinstance(getattr(m, "downscale_factor", None), int)))
     feature_scale = 1.0
     if layers:
         size = 8 * align

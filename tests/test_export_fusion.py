@@ -70,8 +70,12 @@ def test_fused_onnx_has_one_depth_to_space_and_matches_pytorch(tmp_path, scale: 
     model = _model("dyconvsr", scale)
     path = tmp_path / "fused.onnx"
     export_onnx(lower(fuse_pixel_shuffle(model), "stacked"), model_spec(True, 1), path)
-    shuffles = [n for n in onnx.load(str(path)).graph.node if n.op_type == "DepthToSpace"]
+    nodes = onnx.load(str(path)).graph.node
+    shuffles = [n for n in nodes if n.op_type == "DepthToSpace"]
     assert len(shuffles) == 1
+    # PixelUnshuffle (head and high-frequency inputs) became SpaceToDepth: no 6-D transpose left.
+    assert sum(n.op_type == "SpaceToDepth" for n in nodes) == 2
+    assert not any(n.op_type == "Transpose" and "unshuffle" in n.name for n in nodes)
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in shuffles[0].attribute}
     assert attrs["blocksize"] == 2 * scale and attrs.get("mode", b"DCR") == b"CRD"
     session = ort_session(path)
