@@ -24,10 +24,11 @@ def _fresh(manifest: Manifest, model: BenchModel) -> bool:
 
 
 def export_options(full: bool = True) -> ExportOptions:
-    """Every lowering; export's own defaults add the fp16/int8 ONNX, .ort and (on a GPU) TensorRT plans.
+    """Every lowering, model.onnx chosen by timing as the export CLI does; export's own defaults add
+    the fp16/int8 ONNX, .ort and (on a GPU) TensorRT plans.
     Not ``full``: model.onnx alone, for baselines compared on the default engine only."""
     if full:
-        return ExportOptions(strategy="branches", extra_strategies=tuple(STRATEGIES))
+        return ExportOptions(strategy="auto", extra_strategies=tuple(STRATEGIES))  # as `python -m export`
     return ExportOptions(strategy="branches", precisions=(), ort_format=False, tensorrt=())
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from runtime.errors import UserError
-from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, hash_files
+from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, Variant, hash_files
 from train.checkpoint import Checkpoint, checkpoint_label, load_checkpoint, read_checkpoint_config
 from train.models import dynamic_convs
 
@@ -59,6 +59,18 @@ class ExportOptions:
 
 def _quiet(_: str) -> None:
     pass
+
+
+def _constant_weight_source(variants: Sequence[Variant], auto: dict | None) -> Variant | None:
+    """model.onnx when its conv weights are constants, else the written lowering with constant
+    weights that ``auto`` timed fastest (the first written one without timings); None if none."""
+    candidates = [v for v in variants if v.kind == "onnx" and v.fixed_input_shape is None
+                  and (v.strategy not in STRATEGIES or STRATEGIES[v.strategy].constant_conv_weights)]  # static nets
+    if not candidates or candidates[0] is variants[0]:
+        return candidates[0] if candidates else None
+    timed = (auto or {}).get("median_ms", {})
+    return min(candidates, key=lambda v: timed.get(v.strategy) if isinstance(timed.get(v.strategy), float)
+               else float("inf"))
 
 
 def resolve_source(source: str | os.PathLike[str] | nn.Module | Checkpoint) -> Checkpoint:
@@ -152,9 +164,13 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
         progress(f"{file}: fixed input shape")
         variants.append(onnx_variant(model, strategy, folder / file, refs, batch, (height, width), **export_kw))
 
+    # INT8 quantisation and TensorRT plans need constant conv weights: when model.onnx computes its
+    # kernel (aggregate), they are built from the fastest written lowering that has them.
+    constant = _constant_weight_source(variants, notes.get("auto"))
     for precision in options.precisions:
-        progress(f"{precision} variant of model.onnx and its PSNR against the fp32 reference")
-        variant, kept = reduced_precision_variant(default, folder, precision, refs)
+        base = default if precision == "fp16" or constant is None else constant
+        progress(f"{precision} variant of {base.file} and its PSNR against the fp32 reference")
+        variant, kept = reduced_precision_variant(base, folder, precision, refs)
         if kept:
             variants.append(variant)
         else:
@@ -167,7 +183,7 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
 
     if options.tensorrt:
         progress("TensorRT plans")
-        plans, plan_skips = tensorrt_variants(default, folder, tuple(options.tensorrt), refs)
+        plans, plan_skips = tensorrt_variants(constant or default, folder, tuple(options.tensorrt), refs)
         variants.extend(plans)
         skipped.update(plan_skips)
 

@@ -220,9 +220,10 @@ def test_interrupted_export_leaves_nothing_valid(tmp_path, monkeypatch) -> None:
 def test_cli_exports_a_checkpoint_and_prints_summary(tmp_path) -> None:
     save_checkpoint(tmp_path / "w" / "tiny_x2", create_model("dyconvsr_tiny"))
     result = CliRunner().invoke(export_cli, [str(tmp_path / "w" / "tiny_x2.json"), "-o", str(tmp_path / "out"),
-                                             "--also", "aggregate", "--no-ort", "--no-tensorrt"])
+                                             "--strategy", "branches", "--also", "aggregate", "--no-ort", "--no-tensorrt"])
     assert result.exit_code == 0, result.output
     assert "model.aggregate.onnx" in result.output and "tiling" in result.output
+    assert "auto chose" not in result.output
     assert verify_files(tmp_path / "out" / "tiny_x2", read_manifest(tmp_path / "out" / "tiny_x2")) == []
 
 
@@ -231,8 +232,9 @@ def test_cli_with_empty_weights_exports_untrained(tmp_path, monkeypatch) -> None
     result = CliRunner().invoke(export_cli, ["--no-tiling", "--no-reduced", "--no-ort", "--no-tensorrt"])
     assert result.exit_code == 0, result.output
     assert "UNTRAINED" in result.output
+    assert "auto chose" in result.output  # the default model.onnx is the fastest lowering, timed here
     notes = read_manifest(tmp_path / "artifacts" / "dyconvsr_x2_untrained").notes
-    assert notes.pop("untrained") is True and set(notes) == {"pixel_shuffle_fusion"}
+    assert notes.pop("untrained") is True and set(notes) == {"pixel_shuffle_fusion", "auto"}
 
 
 @pytest.mark.parametrize("args, message", [

@@ -115,3 +115,23 @@ def test_auto_picks_the_fastest_passing_strategy(tmp_path) -> None:
     assert auto["chosen"] == min(timed, key=timed.get) == manifest.default.strategy
     assert manifest.default.parity.passed
     assert read_manifest(tmp_path / "a").notes["auto"]["chosen"] == auto["chosen"]
+
+
+def test_int8_comes_from_constant_weights_when_model_onnx_computes_its_kernel(tmp_path) -> None:
+    torch.manual_seed(0)
+    manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a", ExportOptions(
+        strategy="aggregate", extra_strategies=("branches", "stacked"), precisions=("fp16", "int8"),
+        ort_format=False, tensorrt=(), tiling=False))
+    by_file = {v.file: v for v in manifest.variants}
+    assert by_file["model.onnx"].strategy == "aggregate" and not by_file["model.onnx"].dynamic_batch
+    assert by_file["model.fp16.onnx"].strategy == "aggregate"
+    int8 = [v for v in manifest.variants if v.precision == "int8"]
+    assert len(int8) == 1 and int8[0].strategy in ("branches", "stacked") and int8[0].dynamic_batch
+    assert int8[0].file == f"model.{int8[0].strategy}.int8.onnx"
+    graph = onnx.load(str(tmp_path / "a" / int8[0].file)).graph
+    constants = {i.name for i in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+    for node in (n for n in graph.node if n.op_type == "Conv"):
+        weight = producers.get(node.input[1])
+        # Every conv weight is a constant, directly or through its DequantizeLinear.
+        assert node.input[1] in constants or (weight is not None and weight.op_type in ("DequantizeLinear", "Constant"))
