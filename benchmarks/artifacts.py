@@ -4,7 +4,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from export.artifact import ExportOptions, export_artifact
+from export.artifact import OPENVINO_VARIANTS, ExportOptions, export_artifact
 from export.lowering import STRATEGIES, is_dynamic
 from runtime.errors import UserError
 from runtime.manifest import Manifest, read_manifest
@@ -25,10 +25,11 @@ def _fresh(manifest: Manifest, model: BenchModel) -> bool:
 
 def export_options(full: bool = True) -> ExportOptions:
     """Every lowering, model.onnx chosen by timing as the export CLI does; export's own defaults add
-    the fp16/int8 ONNX, .ort and (on a GPU) TensorRT plans.
+    the fp16/int8 ONNX, .ort and (on a GPU) TensorRT plans; the OpenVINO IR (fp32, NNCF INT8) as the CLI does.
     Not ``full``: model.onnx alone, for baselines compared on the default engine only."""
     if full:
-        return ExportOptions(strategy="auto", extra_strategies=tuple(STRATEGIES))  # as `python -m export`
+        # as `python -m export`
+        return ExportOptions(strategy="auto", extra_strategies=tuple(STRATEGIES), openvino=OPENVINO_VARIANTS)
     return ExportOptions(strategy="branches", precisions=(), ort_format=False, tensorrt=())
 
 

@@ -3,9 +3,6 @@ and the bicubic baseline. Artifact engines (ONNX Runtime, OpenVINO, GPU) come fr
 from __future__ import annotations
 
 import copy
-import importlib.util
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,8 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from runtime.bench.engines import Engine, EngineInfo, RunnerEngine
-from runtime.runners import RunnerConfig
+from runtime.bench.engines import Engine, EngineInfo
 from train.models import dynamic_convs, set_formulation
 
 EAGER = "pytorch"
@@ -109,35 +105,3 @@ class PillowBicubic(Engine):
 def bicubic_macs(batch: int, height: int, width: int, scale: int) -> int:
     """Separable 4-tap bicubic: a horizontal pass over (H, sW) then a vertical one over (sH, sW)."""
     return batch * 3 * 4 * (height * width * scale + height * width * scale * scale)
-
-
-def nncf_available() -> bool:
-    return importlib.util.find_spec("nncf") is not None and importlib.util.find_spec("openvino") is not None
-
-
-class OpenVinoNncfEngine(RunnerEngine):
-    """An fp32 ONNX variant quantised to INT8 by NNCF at load time (export/openvino_int8.py's recipe),
-    run by the runtime's OpenVINO runner from a temporary IR. Its fp32 partner is
-    ``openvino f32 <same file>``, so the reduced-precision target pairs them."""
-
-    def __init__(self, source: Path, strategy: str | None, threads: int) -> None:
-        info = EngineInfo(f"openvino int8 (NNCF) {source.name}", "openvino", source.name, "int8", strategy, "cpu",
-                          notes={"quantised_by": "nncf (export/openvino_int8.py)"})
-        config = RunnerConfig(backend="openvino", provider="CPU", threads=threads, strict=True, precision="f32")
-        super().__init__(info, source, config)
-        self.source = source
-        self._folder: tempfile.TemporaryDirectory[str] | None = None
-
-    def load(self) -> None:
-        from export.openvino_int8 import to_openvino_int8
-
-        self._folder = tempfile.TemporaryDirectory(prefix="nncf-int8-")
-        self.path = Path(self._folder.name) / "model.int8.xml"
-        to_openvino_int8(self.source, self.path)
-        super().load()
-
-    def close(self) -> None:
-        super().close()
-        if self._folder is not None:
-            self._folder.cleanup()
-            self._folder = None

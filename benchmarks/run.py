@@ -17,7 +17,7 @@ from runtime.errors import cli_errors
 
 from .complexity import ComplexityCounter
 from .config import ARTIFACT_BACKENDS, BACKENDS, DEFAULT_BACKENDS, RunConfig
-from .engines import OpenVinoNncfEngine, PillowBicubic, TorchEngine, eager_label, formulations_of, nncf_available
+from .engines import PillowBicubic, TorchEngine, eager_label, formulations_of
 from .models import DEFAULT_MODELS, BenchModel, load_bench_model
 from .peak import matmul_peaks
 from .quality import QualityResult, evaluate_engines
@@ -46,8 +46,6 @@ def model_engines(model: BenchModel, config: RunConfig, artifact: tuple[Path, ob
         # Baselines and the static twin: the default graph on ONNX Runtime and OpenVINO only.
         engines += found if full else [e for e in found if e.info.variant == manifest.default_variant
                                        and e.info.backend in ("onnxruntime", "openvino")]
-        if full and "openvino" in wanted and nncf_available():
-            engines += nncf_engines(folder, manifest, config.threads)
     if "bicubic" in config.backends:
         engines.append(PillowBicubic(model.scale))
     check_engine_labels(engines)
@@ -75,13 +73,6 @@ def _load(name: str, scale: int, config: RunConfig, report: Report) -> tuple[Ben
         artifact = ensure_artifact(model, config.artifacts, config.rebuild_artifacts, model.name in config.full_models,
                                    progress=lambda m: _echo(config, f"  .. {m}"))
     return model, artifact
-
-
-def nncf_engines(folder: Path, manifest, threads: int) -> list[Engine]:  # noqa: ANN001 - runtime Manifest
-    """OpenVINO INT8 by NNCF on the aggregate lowering (OpenVINO's fastest fp32 graph) and on model.onnx."""
-    wanted = {manifest.default_variant, "model.aggregate.onnx"}
-    return [OpenVinoNncfEngine(folder / v.file, v.strategy, threads) for v in manifest.variants
-            if v.file in wanted and v.kind == "onnx" and v.precision == "fp32"]
 
 
 def reference_label(model: BenchModel) -> str:

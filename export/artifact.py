@@ -31,9 +31,19 @@ from .onnx_export import DEFAULT_OPSET, export_onnx
 from .parity import compare
 from .references import fixed_shape_reference, reference_inputs
 from .tiling import TilingMain, TilingStats, geometry, main_spec, ort_runner, run_tiled, stats_spec
-from .variants import ReferenceSet, model_spec, onnx_variant, ort_variant, reduced_precision_variant, tensorrt_variants
+from .variants import (
+    ReferenceSet,
+    model_spec,
+    onnx_variant,
+    openvino_variants,
+    ort_variant,
+    reduced_precision_variant,
+    tensorrt_variants,
+)
 
 Progress = Callable[[str], None]
+# The OpenVINO IR variants `python -m export` writes by default (ExportOptions.openvino).
+OPENVINO_VARIANTS = ("fp32", "int8")
 
 
 @dataclass
@@ -47,6 +57,9 @@ class ExportOptions:
     precisions: Sequence[str] = ("fp16", "int8")  # reduced-precision ONNX variants of model.onnx
     ort_format: bool = True  # model.ort
     tensorrt: Sequence[str] = ("fp32", "fp16", "int8")  # plans, where tensorrt and a GPU exist
+    # OpenVINO IR of model.onnx: "fp32" (model.openvino.xml) and "int8" by NNCF (model.openvino.int8.xml),
+    # where openvino (and nncf) are installed. `python -m export` writes both by default.
+    openvino: Sequence[str] = ()
     tiling: bool = True
     # one PixelShuffle(2s) instead of two shuffles around the repeat skip (export/fusion.py), every graph
     fuse_shuffle: bool = True
@@ -180,6 +193,12 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
     if options.ort_format:
         progress("model.ort (ONNX Runtime Mobile format)")
         variants.append(ort_variant(default, folder, refs))
+
+    if options.openvino:
+        progress(f"OpenVINO IR ({', '.join(options.openvino)}) of {default.file} and its parity on OpenVINO CPU")
+        irs, ir_skips = openvino_variants(default, folder, tuple(options.openvino), refs)
+        variants.extend(irs)
+        skipped.update(ir_skips)
 
     if options.tensorrt:
         progress("TensorRT plans")

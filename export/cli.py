@@ -10,7 +10,7 @@ import click
 from runtime.errors import UserError, cli_errors
 from runtime.manifest import Manifest
 
-from .artifact import ExportOptions, artifact_name, export_artifact, resolve_source
+from .artifact import OPENVINO_VARIANTS, ExportOptions, artifact_name, export_artifact, resolve_source
 from .lowering import STRATEGIES, STRATEGY_CHOICES
 
 WEIGHTS_DIR = Path("weights")
@@ -48,6 +48,11 @@ def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
 @click.option("--no-reduced", is_flag=True, help="No fp16/int8 variants.")
 @click.option("--no-ort", is_flag=True, help="No model.ort (ONNX Runtime Mobile format).")
 @click.option("--no-tensorrt", is_flag=True, help="Do not try to build TensorRT plans.")
+@click.option("--openvino", "openvino", multiple=True, type=click.Choice(["fp32", "int8"]),
+              help="OpenVINO IR variants of model.onnx (repeatable): fp32 -> model.openvino.xml, int8 (NNCF "
+                   "post-training quantisation, export/openvino_ir.py) -> model.openvino.int8.xml. Default: both, "
+                   "where openvino (and nncf) are installed; skipped with the reason otherwise.")
+@click.option("--no-openvino", is_flag=True, help="No OpenVINO IR variants.")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(min=13))
 @click.option("--no-tiling", is_flag=True, help="Skip the tiling split (tiling/*.onnx).")
 @click.option("--no-fuse-shuffle", is_flag=True,
@@ -55,7 +60,7 @@ def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
 @cli_errors
 def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tuple[str, ...], batch: int,
          fixed_shapes: tuple[tuple[int, int], ...], precisions: tuple[str, ...], no_reduced: bool, no_ort: bool,
-         no_tensorrt: bool, opset: int, no_tiling: bool, no_fuse_shuffle: bool, only_default: bool) -> None:
+         no_tensorrt: bool, openvino: tuple[str, ...], no_openvino: bool, opset: int, no_tiling: bool, no_fuse_shuffle: bool, only_default: bool) -> None:
     """Export CHECKPOINT(s) (<name>.json beside <name>.safetensors) to OUT/<name>/.
 
     With no CHECKPOINT, exports every checkpoint in weights/, or, when weights/ holds none, a
@@ -65,7 +70,8 @@ def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tupl
         strategy=strategy, extra_strategies=() if only_default else (extra or tuple(STRATEGIES)),
         batch=batch, fixed_shapes=fixed_shapes,
         precisions=() if no_reduced else (precisions or ("fp16", "int8")), ort_format=not no_ort,
-        tensorrt=() if no_tensorrt else ("fp32", "fp16", "int8"), opset=opset, tiling=not no_tiling,
+        tensorrt=() if no_tensorrt else ("fp32", "fp16", "int8"),
+        openvino=() if no_openvino else (openvino or OPENVINO_VARIANTS), opset=opset, tiling=not no_tiling,
         fuse_shuffle=not no_fuse_shuffle,
     )
     sources: list = [Path(c) for c in checkpoints] or shipped_checkpoints()
@@ -98,7 +104,8 @@ def print_summary(folder: Path, manifest: Manifest) -> bool:
     click.echo(f"  {'file':<32}{'strategy':<18}{'prec':<6}{'batch':<7}{'size':>10}  {'max|diff|':>10}  {'PSNR':>8}  ok")
     failed = False
     for v in manifest.variants:
-        size = (folder / v.file).stat().st_size
+        files = [folder / v.file, *([(folder / v.file).with_suffix(".bin")] if v.kind == "openvino" else [])]
+        size = sum(f.stat().st_size for f in files)
         p = v.parity
         batch = "N" if v.dynamic_batch else str(v.batch)
         verdict = "-" if p is None else ("yes" if p.passed else "FAIL")

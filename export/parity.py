@@ -9,7 +9,7 @@ import numpy as np
 
 from runtime.manifest import Parity
 from runtime.parity import compare as runtime_compare
-from runtime.parity import merge
+from runtime.parity import merge, run_in_chunks
 
 FP32_MAX_ABS_DIFF = 1e-4
 # PSNR of identical arrays is infinite; JSON has no infinity, so it is capped here.
@@ -24,17 +24,6 @@ def ort_session(path: str | Path, threads: int = 2, spin: bool = True):
     from runtime.runners.ort import session_options
 
     return ort.InferenceSession(str(path), session_options(threads, spin), providers=["CPUExecutionProvider"])
-
-
-def run_batched(session, inputs: np.ndarray, fixed_batch: int | None) -> np.ndarray:
-    """Run ``inputs`` through ``session``; a fixed-batch graph gets them in chunks of its batch."""
-    name = session.get_inputs()[0].name
-    if fixed_batch is None or fixed_batch == inputs.shape[0]:
-        return session.run(None, {name: inputs})[0]
-    if inputs.shape[0] % fixed_batch:
-        raise ValueError(f"batch {inputs.shape[0]} is not a multiple of the graph's fixed batch {fixed_batch}")
-    chunks = [inputs[i : i + fixed_batch] for i in range(0, inputs.shape[0], fixed_batch)]
-    return np.concatenate([session.run(None, {name: c})[0] for c in chunks])
 
 
 def compare(
@@ -64,4 +53,9 @@ def check_onnx(
     **tolerance: float | None,
 ) -> Parity:
     session = ort_session(path)
-    return compare([run_batched(session, x, fixed_batch) for x in inputs], references, **tolerance)
+    name = session.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: x})[0]
+
+    return compare([run_in_chunks(run, x, fixed_batch) for x in inputs], references, **tolerance)

@@ -13,11 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime.manifest import Variant
+from runtime.manifest import Parity, Variant
+from runtime.parity import run_in_chunks
+from runtime.runners import PlanOrigin, RunnerConfig, make_runner
 
 from .lowering import get_strategy, is_dynamic, lower
 from .onnx_export import TRACE_HW, GraphSpec, export_onnx, opset_of
-from .parity import FP32_MAX_ABS_DIFF, check_onnx
+from .parity import FP32_MAX_ABS_DIFF, check_onnx, compare
 from .precision import MIN_PSNR_DB, to_fp16, to_int8
 
 
@@ -149,17 +151,46 @@ def tensorrt_variants(
         variants.append(Variant(
             file=plan.name, kind="tensorrt", strategy=base.strategy, precision=precision,
             dynamic_batch=base.dynamic_batch, dynamic_spatial=True, opset=base.opset, batch=base.batch, notes=notes,
-            parity=_plan_parity(plan, notes, refs.usable(base.batch, base.fixed_input_shape), tolerance),
+            parity=_runner_parity(plan, RunnerConfig(backend="tensorrt"), PlanOrigin.from_notes(notes),
+                                  refs.usable(base.batch, base.fixed_input_shape), tolerance),
         ))
     return variants, skipped
 
 
-def _plan_parity(plan: Path, notes: dict, pairs: tuple[list[np.ndarray], list[np.ndarray]], tolerance: dict):
-    from runtime.runners import PlanOrigin, RunnerConfig, make_runner
+def openvino_variants(
+    base: Variant, folder: Path, precisions: tuple[str, ...], refs: ReferenceSet
+) -> tuple[list[Variant], dict[str, str]]:
+    """OpenVINO IR of ``base`` (fp32: ``model.openvino.xml``; int8 by NNCF: ``model.openvino.int8.xml``),
+    each run on the references by runtime's OpenVINO runner on the CPU in f32 for its parity.
+    Skipped, with the reason, where openvino (and nncf for int8) is not installed."""
+    from .openvino_ir import openvino_unavailable, to_openvino_fp32, to_openvino_int8
 
-    from .parity import compare
+    variants, skipped = [], {}
+    for precision in precisions:
+        path = folder / ("model.openvino.xml" if precision == "fp32" else f"model.openvino.{precision}.xml")
+        reason = openvino_unavailable(precision)
+        if reason:
+            skipped[path.name] = reason
+            continue
+        convert = to_openvino_fp32 if precision == "fp32" else to_openvino_int8
+        notes = {**base.notes, **convert(folder / base.file, path), "source": base.file,
+                 "weights_file": path.with_suffix(".bin").name}
+        tolerance = {"max_abs_diff": FP32_MAX_ABS_DIFF} if precision == "fp32" else {
+            "max_abs_diff": None, "min_psnr_db": MIN_PSNR_DB[precision]}
+        variants.append(Variant(
+            file=path.name, kind="openvino", strategy=base.strategy, precision=precision,
+            dynamic_batch=base.dynamic_batch, dynamic_spatial=base.dynamic_spatial,
+            fixed_input_shape=base.fixed_input_shape, opset=base.opset, batch=base.batch, notes=notes,
+            parity=_runner_parity(path, RunnerConfig(backend="openvino", provider="CPU", precision="f32", strict=True),
+                                  None, refs.usable(base.batch, base.fixed_input_shape), tolerance, base.batch),
+        ))
+    return variants, skipped
 
+
+def _runner_parity(path: Path, config: RunnerConfig, origin: PlanOrigin | None,
+                   pairs: tuple[list[np.ndarray], list[np.ndarray]], tolerance: dict, batch: int | None = None) -> Parity:
+    """Parity of an engine run by the runtime's own runner (batches larger than a fixed ``batch`` in chunks)."""
     inputs, references = pairs
-    with make_runner(plan, RunnerConfig(backend="tensorrt"), PlanOrigin.from_notes(notes)) as runner:
-        outputs = [runner.infer(x) for x in inputs]
+    with make_runner(path, config, origin) as runner:
+        outputs = [run_in_chunks(runner.infer, x, batch) for x in inputs]
     return compare(outputs, references, **tolerance)

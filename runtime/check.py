@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import UserError, cli_errors
 from .manifest import Manifest, Reference, Variant, read_manifest, verify_files
-from .parity import FP32_TOLERANCE, REDUCED_PRECISION_TOLERANCE, compare, merge, tolerance_for
+from .parity import FP32_TOLERANCE, REDUCED_PRECISION_TOLERANCE, compare, merge, run_in_chunks, tolerance_for
 from .runners import BACKENDS, Runner, RunnerConfig, backend_for, make_runner
 from .runners.tensorrt import PlanOrigin
 from .upscaler import Upscaler
@@ -107,38 +107,42 @@ def _variant_config(variant: Variant, config: RunnerConfig) -> RunnerConfig:
         return replace(config, backend="auto", provider="auto", strict=None)
 
 
-def _run_batched(runner: Runner, batch: np.ndarray, chunk: int | None) -> np.ndarray:
-    dtype = runner.inputs[0].dtype
-    if not chunk or chunk >= batch.shape[0]:
-        return runner.infer(batch.astype(dtype, copy=False))
-    parts = [runner.infer(batch[i : i + chunk].astype(dtype, copy=False)) for i in range(0, batch.shape[0], chunk)]
-    return np.concatenate(parts)
-
-
-def _reduced(config: RunnerConfig, variant_precision: str) -> bool:
+def _reduced(config: RunnerConfig, variant_precision: str, runner: Runner | None = None) -> bool:
+    """An fp32 graph that OpenVINO runs in bf16/f16: asked for with --precision, or OpenVINO's own
+    default on CPUs with AMX (the loaded runner reports the precision it compiled)."""
     hint = (config.precision or "").lower()
+    if runner is not None and getattr(runner, "precision", None):
+        hint = runner.precision
     return variant_precision == "fp32" and config.backend == "openvino" and hint not in ("", "f32", "fp32")
 
 
 def check_variant(folder: Path, manifest: Manifest, variant: Variant, config: RunnerConfig,
                   pairs: list[tuple[np.ndarray, np.ndarray]]) -> CheckRow:
     config = _variant_config(variant, config)
-    tolerance = REDUCED_PRECISION_TOLERANCE if _reduced(config, variant.precision) else tolerance_for(variant, variant.precision)
     try:
         runner = make_runner(folder / variant.file, config, PlanOrigin.from_notes(variant.notes))
         with runner:
+            reduced = _reduced(replace(config, backend=backend_for(variant.file, config)), variant.precision, runner)
+            tolerance = REDUCED_PRECISION_TOLERANCE if reduced else tolerance_for(variant, variant.precision)
             results, skipped = [], []
             fixed = runner.inputs[0].shape[-2:]
             chunk = variant.batch or runner.inputs[0].shape[0]
+            dtype = runner.inputs[0].dtype
+
+            def run(batch: np.ndarray) -> np.ndarray:
+                return runner.infer(batch.astype(dtype, copy=False))
+
             for x, y in pairs:
                 if None not in fixed and tuple(x.shape[-2:]) != tuple(fixed):
                     skipped.append(f"{x.shape[-1]}x{x.shape[-2]}")
                     continue
-                results.append(compare(_run_batched(runner, x, chunk), y, tolerance, _peak(manifest)))
+                results.append(compare(run_in_chunks(run, x, chunk), y, tolerance, _peak(manifest)))
             engine = runner.description
     except UserError as exc:
         if variant.kind == "tensorrt" and ("needs TensorRT" in str(exc) or "CUDA runtime" in str(exc)):
             return CheckRow(variant.file, "tensorrt", SKIP, note=str(exc).split(":")[0])
+        if variant.kind == "openvino" and "optional extra" in str(exc):
+            return CheckRow(variant.file, "openvino", SKIP, note="openvino not installed")
         return CheckRow(variant.file, backend_for(variant.file, config), FAIL, note=_short(exc))
     except Exception as exc:  # an engine failing at run time is a verdict, not a crash
         return CheckRow(variant.file, backend_for(variant.file, config), FAIL, note=_short(exc))

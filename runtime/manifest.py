@@ -8,6 +8,7 @@ inputs/outputs computed by PyTorch, and ``manifest.json`` describing all of it::
     model.<variant>.onnx        other strategies / precisions / fixed shapes
     model.ort                   ONNX Runtime Mobile format
     model.<precision>.plan      TensorRT plans (only where built)
+    model.openvino[.int8].xml   OpenVINO IR (+ .bin weights), fp32 and NNCF INT8 (where openvino is installed)
     tiling/stats_<i>.onnx       per dynamic layer: tile -> features whose mean drives attention i
     tiling/main.onnx            tile + pooled statistics -> upscaled tile
     reference/input_<j>.npy     float32 NCHW in [0, 1]
@@ -63,7 +64,7 @@ class Variant:
     """One engine file in the artifact folder."""
 
     file: str
-    kind: str  # "onnx" | "ort" | "tensorrt"
+    kind: str  # "onnx" | "ort" | "tensorrt" | "openvino"
     strategy: str  # lowering of the dynamic conv: "branches", "aggregate", ...
     precision: str  # "fp32" | "fp16" | "int8" | "bf16"
     dynamic_batch: bool

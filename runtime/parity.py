@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -52,3 +53,12 @@ def merge(results: list[Parity]) -> Parity:
         results[0].tolerance,
         all(r.passed for r in results),
     )
+
+
+def run_in_chunks(run: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, chunk: int | None) -> np.ndarray:
+    """``run`` over ``inputs`` (N, ...) in chunks of ``chunk`` (a fixed-batch graph's batch), concatenated."""
+    if not chunk or chunk >= inputs.shape[0]:
+        return run(inputs)
+    if inputs.shape[0] % chunk:
+        raise ValueError(f"batch {inputs.shape[0]} is not a multiple of the graph's fixed batch {chunk}")
+    return np.concatenate([run(inputs[i : i + chunk]) for i in range(0, inputs.shape[0], chunk)])

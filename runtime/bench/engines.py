@@ -152,6 +152,9 @@ def artifact_engines(
         on_openvino = openvino_all or variant.file == manifest.default_variant or variant.precision == "int8"
         if variant.kind == "onnx" and "openvino" in backends and on_openvino:
             engines += _openvino_engines(base, path, variant, threads, openvino_precisions)
+        if variant.kind == "openvino" and "openvino" in backends and on_openvino:
+            # IR files run as written: float parts in f32 (so INT8 pairs with the fp32 graph it came from).
+            engines += _openvino_engines(base, path, variant, threads, ("f32",))
         if variant.kind == "tensorrt" and "gpu" in backends:
             engines.append(_gpu_engine(replace(base, label=f"tensorrt {variant.file}", backend="tensorrt", device="gpu"),
                                        path, RunnerConfig(backend="tensorrt"), variant))
@@ -166,10 +169,10 @@ def _openvino_engines(base: EngineInfo, path: Path, variant: Variant, threads: i
     # fp32 graphs (at each requested precision) and the INT8 graph (its own kernels) are run.
     if variant.precision not in ("fp32", "int8"):
         return []
-    wanted = precisions if variant.precision == "fp32" else (None,)
+    wanted = precisions if variant.precision == "fp32" else (None,) if variant.kind == "onnx" else ("f32",)
     out: list[Engine | NotMeasured] = []
     for precision in wanted:
-        name = precision or variant.precision
+        name = variant.precision if precision is None or variant.precision == "int8" else precision
         info = replace(base, label=f"openvino {name} {variant.file}", backend="openvino",
                        precision=variant.precision if precision in (None, "f32") else name)
         if not openvino_available():

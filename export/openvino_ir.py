@@ -1,6 +1,10 @@
-"""OpenVINO INT8 by NNCF post-training quantisation: INT8 convolutions, everything else in float.
+"""OpenVINO IR variants of the artifact: the fp32 graph as OpenVINO's own format, and INT8 by NNCF
+post-training quantisation (INT8 convolutions, everything else in float).
 
-Recipe (docs/performance.md has the measurements behind it): quantise only the inputs and weights
+The IR (``.xml`` + ``.bin``) skips OpenVINO's ONNX frontend on the device and is what OpenVINO
+deployments ship; runtime/runners/openvino.py runs it.
+
+INT8 recipe (docs/performance.md has the measurements behind it): quantise only the inputs and weights
 of the feature convolutions (head, dynamic body, tail, high-frequency). Quantising the elementwise
 ops as well (NNCF's default) puts the tail (CBAM multiply, repeat-skip add) on an 8-bit grid just
 before the output and costs ~0.1 dB Y-PSNR without saving time; the attention MLP, the blur and
@@ -9,6 +13,7 @@ image itself and stays float.
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +36,24 @@ def recipe() -> dict[str, object]:
             "float_types": list(FLOAT_TYPES), "float_patterns": list(FLOAT_PATTERNS), **CALIBRATION}
 
 
+def openvino_unavailable(precision: str) -> str | None:
+    """Why the OpenVINO IR of ``precision`` cannot be written here, or None when it can."""
+    needed = ("openvino", "nncf") if precision == "int8" else ("openvino",)
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        extra = "openvino-int8" if precision == "int8" else "openvino"
+        return f"{' and '.join(missing)} not installed (pip install 'dyconvsr-toolchain[{extra}]')"
+    return None
+
+
 def quantize_openvino(source: str | Path):  # noqa: ANN201 - an openvino.Model
     """The fp32 ONNX at ``source`` read by OpenVINO and quantised to INT8 with NNCF."""
-    try:
-        import nncf
-        import openvino as ov
-    except ImportError:
-        raise UserError("OpenVINO INT8 needs the optional extra: pip install 'dyconvsr-toolchain[openvino]'") from None
+    reason = openvino_unavailable("int8")
+    if reason:
+        raise UserError(f"OpenVINO INT8: {reason}")
+    import nncf
+    import openvino as ov
+
     model = ov.Core().read_model(str(source))
     data: list[np.ndarray] = list(calibration_batches(CALIBRATION["crops_per_image"], CALIBRATION["size"]))
     scope = nncf.IgnoredScope(types=list(FLOAT_TYPES), patterns=list(FLOAT_PATTERNS), validate=False)
@@ -45,8 +61,19 @@ def quantize_openvino(source: str | Path):  # noqa: ANN201 - an openvino.Model
 
 
 def to_openvino_int8(source: str | Path, target: str | Path) -> dict[str, object]:
-    """Write the OpenVINO IR (``target`` .xml beside its .bin); returns the recipe."""
+    """Write the INT8 OpenVINO IR (``target`` .xml beside its .bin); returns the recipe."""
     import openvino as ov
 
-    ov.save_model(quantize_openvino(source), str(target))
+    ov.save_model(quantize_openvino(source), str(target), compress_to_fp16=False)
     return recipe()
+
+
+def to_openvino_fp32(source: str | Path, target: str | Path) -> dict[str, object]:
+    """Write the fp32 ONNX at ``source`` as OpenVINO IR (weights kept fp32, not compressed to fp16)."""
+    reason = openvino_unavailable("fp32")
+    if reason:
+        raise UserError(f"OpenVINO IR: {reason}")
+    import openvino as ov
+
+    ov.save_model(ov.Core().read_model(str(source)), str(target), compress_to_fp16=False)
+    return {"conversion": "openvino.save_model(compress_to_fp16=False)", "openvino": ov.__version__}
