@@ -255,3 +255,18 @@ def test_lowering_does_not_touch_the_loaded_model() -> None:
     lowered = lower(model, "aggregate")
     assert "forward" not in vars(model.conv2) and "forward" in vars(lowered.conv2)
     assert [type(m).forward for m in model.modules()] == forwards
+
+
+@pytest.mark.parametrize("strategy", ["aggregate", "stacked"])
+def test_every_gelu_reaches_onnx_runtime_fusable(strategy: str, tmp_path) -> None:
+    """onnxsim must not fold GELU's "* 0.5" into the next conv: ONNX Runtime then fuses all three
+    GELUs of DyConvSR into Gelu kernels and no Erf is left to run element by element."""
+    model = create_model("dyconvsr", scale=2)
+    manifest = export_artifact(model, tmp_path / "a", ExportOptions(strategy=strategy, extra_strategies=(), precisions=(),
+                                                                    ort_format=False, tensorrt=(), tiling=False))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(tmp_path / "a" / manifest.default_variant), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert ops.count("Gelu") == 3 and "Erf" not in ops
