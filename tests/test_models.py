@@ -142,3 +142,23 @@ def test_unknown_model_name_is_a_clear_error() -> None:
 def test_bad_config_is_a_clear_error(kwargs: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
         create_model("dyconvsr", **kwargs)
+
+
+@pytest.mark.parametrize("name", ["srcnn", "dcnn"])
+def test_he_gaussian_init_scales_each_layer_by_its_fan_in(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, scale=2, init_std="he")
+    for layer in (model.conv1, model.conv2, model.conv3):
+        weight = layer.weight.detach()
+        fan_in = weight.shape[-3] * weight.shape[-2] * weight.shape[-1]  # conv1: 81, conv2: 64, conv3: 800
+        assert weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.15)
+        assert abs(weight.mean().item()) < 0.2 * weight.std().item()
+        assert torch.count_nonzero(layer.bias) == 0
+    fixed = create_model(name, scale=2, init_std=1e-3)
+    assert fixed.conv1.weight.std().item() == pytest.approx(1e-3, rel=0.15)
+
+
+@pytest.mark.parametrize("bad", ["xavier", -1.0, 0.0])
+def test_bad_init_std_is_a_clear_error(bad) -> None:  # noqa: ANN001
+    with pytest.raises(UserError, match="init_std must be a positive number or 'he'"):
+        create_model("srcnn", scale=2, init_std=bad)

@@ -63,7 +63,7 @@ class TrainConfig:
     lr_step: int = 20_000  # StepLR period in iterations (paper: 20 of 100 epochs)
     lr_gamma: float = 0.5
     loss: str = "l1"  # l1 | mse
-    init_std: float | None = None  # Gaussian init (SRCNN recipe: 0.001)
+    init_std: float | str | None = None  # Gaussian init: a std (SRCNN paper: 0.001) or "he" (N(0, 2/fan_in))
     temperature_start: float = 30.0
     temperature_end: float = 1.0
     anneal_fraction: float = 0.1

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import check_scale, init_gaussian, upscale_on_y
+from .common import InitStd, check_scale, gaussian_std, init_gaussian, upscale_on_y
 from .dynamic_conv import DynamicConv2d
 
 
@@ -37,7 +37,7 @@ class DCNN(nn.Module):
         kernel_sizes: tuple[int, int, int] = (9, 1, 5),
         num_kernels: int = 4,
         temperature: float = 30.0,
-        init_std: float | None = None,
+        init_std: InitStd | None = None,
     ) -> None:
         super().__init__()
         self.scale = check_scale(scale)
@@ -49,7 +49,7 @@ class DCNN(nn.Module):
         if init_std is not None:
             init_gaussian(self, init_std)
             for layer in (self.conv2, self.conv3):
-                nn.init.normal_(layer.weight, 0.0, init_std)
+                nn.init.normal_(layer.weight, 0.0, gaussian_std(init_std, layer.weight))
                 nn.init.zeros_(layer.bias)
 
     def set_scale(self, scale: int) -> None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import check_scale, init_gaussian, upscale_on_y
+from .common import InitStd, check_scale, init_gaussian, upscale_on_y
 
 
 class SRCNN(nn.Module):
@@ -21,7 +21,7 @@ class SRCNN(nn.Module):
         scale: int = 2,
         features: tuple[int, int] = (64, 32),
         kernel_sizes: tuple[int, int, int] = (9, 1, 5),
-        init_std: float | None = None,
+        init_std: InitStd | None = None,
     ) -> None:
         super().__init__()
         self.scale = check_scale(scale)
