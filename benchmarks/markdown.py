@@ -20,26 +20,39 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
+# Other processes using more than this share of the usable CPUs during the run make it "busy".
+BUSY_OTHER_CPU_SHARE = 0.1
+
+
 def busy(report: Report) -> bool:
+    """Other processes' CPU share where measured; else (older reports) the load average, which also
+    counts the benchmark's own threads."""
+    if report.machine.other_cpu_share is not None:
+        return report.machine.other_cpu_share > BUSY_OTHER_CPU_SHARE
     loads = [v for v in report.machine.load_average.values() if v is not None]
     return bool(loads) and max(loads) > BUSY_LOAD_PER_CPU * report.machine.usable_cpus
 
 
 def machine_section(reports: Sequence[Report]) -> list[str]:
-    header = ("machine", "tool", "CPU", "cores", "ISA", "GPU", "load avg start/end", "fp32 matmul peak", "taken")
+    header = ("machine", "tool", "CPU", "cores", "ISA", "GPU", "load avg start/end", "other processes' CPU",
+              "fp32 matmul peak", "taken")
     rows = []
     for r in reports:
         m, load = r.machine, r.machine.load_average
         peak = f"{r.matmul_peak.gflops:.0f} GFLOP/s ({r.matmul_peak.library})" if r.matmul_peak else "-"
         rows.append((m.name, r.tool, m.cpu, f"{m.usable_cpus}/{m.logical_cpus}", " ".join(m.isa) or "-",
-                     ", ".join(m.gpus) or "none", f"{load.get('start')}/{load.get('end')}", peak, r.created))
+                     ", ".join(m.gpus) or "none", f"{load.get('start')}/{load.get('end')}",
+                     "-" if m.other_cpu_share is None else f"{m.other_cpu_share:.0%}", peak, r.created))
     lines = ["## Machines", "", *_table(header, rows), ""]
     for r in reports:
         if busy(r):
-            lines.append(f"**{r.machine.name} was busy during this run** (1-minute load average up to "
-                         f"{max(v for v in r.machine.load_average.values() if v is not None)} on "
-                         f"{r.machine.usable_cpus} CPUs): latencies are noisy and must be re-taken on a quiet "
-                         "machine before anyone quotes them. Paired per-round speed-ups are the most robust figure.")
+            what = (f"other processes used {r.machine.other_cpu_share:.0%} of its {r.machine.usable_cpus} CPUs"
+                    if r.machine.other_cpu_share is not None else
+                    f"1-minute load average up to {max(v for v in r.machine.load_average.values() if v is not None)} "
+                    f"on {r.machine.usable_cpus} CPUs")
+            lines.append(f"**{r.machine.name} was busy during this run** ({what}): latencies are noisy and must be "
+                         "re-taken on a quiet machine before anyone quotes them. Paired per-round speed-ups are the "
+                         "most robust figure.")
             lines.append("")
     lines.append("Versions: " + "; ".join(
         f"{r.machine.name}: " + ", ".join(f"{k} {v}" for k, v in sorted(r.versions.items())) for r in reports))

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from runtime.bench.engines import Engine, NotMeasured, artifact_engines, check_engine_labels
-from runtime.bench.machine import describe_machine, library_versions, load_average
+from runtime.bench.machine import OtherCpuUse, describe_machine, library_versions, load_average
 from runtime.bench.memory import PeakMemory
 from runtime.bench.protocol import measure_group
 from runtime.bench.resolutions import NAMED, parse_resolution
@@ -84,6 +84,7 @@ def reference_label(model: BenchModel) -> str:
 def run(config: RunConfig) -> tuple[Report, dict[str, QualityResult]]:
     machine = describe_machine(config.machine_name)
     machine.load_average["start"] = load_average()
+    other_cpu = OtherCpuUse()
     _echo(config, "measuring the fp32 matrix-multiply peak")
     peak, peaks = matmul_peaks(config.threads)
     with PeakMemory() as probe:
@@ -119,6 +120,7 @@ def run(config: RunConfig) -> tuple[Report, dict[str, QualityResult]]:
                     qualities[model.key] = _quality(model, config, artifact)
                     report.quality += qualities[model.key].rows
     machine.load_average["end"] = load_average()
+    machine.other_cpu_share = other_cpu.share(machine.usable_cpus)
     return report, qualities
 
 

@@ -62,3 +62,27 @@ def test_timing_statistics_and_paired_ratio() -> None:
     assert paired_ratio([2.0, 4.0, 6.0], [1.0, 1.0, 3.0]) == 2.0
     with pytest.raises(ValueError):
         paired_ratio([1.0], [1.0, 2.0])
+
+
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="needs Linux /proc/stat")
+def test_other_processes_cpu_is_counted_and_our_own_is_not() -> None:
+    """A separate process burning CPU shows in the share; the measuring process's own work does not
+    (other tests running beside this one can only add to the share, so only lower bounds are safe)."""
+    import os
+    import time
+
+    from runtime.bench.machine import OtherCpuUse
+
+    cpus = len(os.sched_getaffinity(0))
+    burner = "import time, os\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass\nprint(time.process_time() - t)"
+    probe = OtherCpuUse()
+    start = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-c", burner], stdout=subprocess.PIPE, text=True)
+    own_start = time.process_time()
+    while time.process_time() - own_start < 0.5:  # our own busy work: excluded
+        pass
+    burned = float(child.communicate()[0])
+    share = probe.share(cpus)
+    wall = time.monotonic() - start
+    assert share is not None
+    assert share >= 0.8 * burned / (wall * cpus)

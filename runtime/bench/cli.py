@@ -14,7 +14,7 @@ import click
 from ..errors import UserError, cli_errors
 from ..manifest import read_manifest
 from .engines import EngineInfo, artifact_engines, check_engine_labels
-from .machine import describe_machine, library_versions, load_average, numpy_matmul_peak
+from .machine import OtherCpuUse, describe_machine, library_versions, load_average, numpy_matmul_peak
 from .memory import METHOD_HWM, PeakMemory
 from .protocol import Protocol, measure_group
 from .resolutions import NAMED, parse_resolution
@@ -39,6 +39,7 @@ def bench_artifact(
     manifest = read_manifest(folder)
     machine = describe_machine(machine_name)
     machine.load_average["start"] = load_average()
+    other_cpu = OtherCpuUse()
     peak = numpy_matmul_peak()
     report = Report(
         tool="runtime.bench", machine=machine, versions=library_versions(),
@@ -66,6 +67,7 @@ def bench_artifact(
         outcomes = measure_group(engines, bench_input(batch, height, width), protocol, desc=group.name, quiet=quiet)
         report.rows += build_rows(group, outcomes, reference, _no_complexity, peak)
     machine.load_average["end"] = load_average()
+    machine.other_cpu_share = other_cpu.share(machine.usable_cpus)
     return report
 
 

@@ -29,8 +29,12 @@ class Machine:
     os: str
     python: str
     gpus: list[str]
-    # 1-minute load average when the run started and ended: a busy machine shows here.
+    # 1-minute load average when the run started and ended. It counts the benchmark's own threads
+    # (2 threads on 2 cores read as load 2), so it cannot tell a busy machine from a busy benchmark.
     load_average: dict[str, float] = field(default_factory=dict)
+    # Share of the usable CPUs that OTHER processes used during the run (system CPU time from
+    # /proc/stat minus this process's own): 0.0 on a quiet machine; None where unmeasurable.
+    other_cpu_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +90,40 @@ def describe_machine(name: str | None = None) -> Machine:
         python=platform.python_version(),
         gpus=gpu_names(),
     )
+
+
+class OtherCpuUse:
+    """Measures how much CPU the rest of the machine used while a benchmark ran (Linux)."""
+
+    def __init__(self) -> None:
+        self._start: tuple[float, float, float] | None = _cpu_snapshot()
+
+    def share(self, cpus: int) -> float | None:
+        """Other processes' CPU time since construction, as a share of ``cpus`` over the wall time."""
+        end = _cpu_snapshot()
+        if self._start is None or end is None:
+            return None
+        wall = end[0] - self._start[0]
+        system = end[1] - self._start[1]
+        own = end[2] - self._start[2]
+        if wall <= 0:
+            return None
+        return round(max(0.0, (system - own) / (wall * max(cpus, 1))), 3)
+
+
+def _cpu_snapshot() -> tuple[float, float, float] | None:
+    """(wall s, CPU s used by every process on the machine, CPU s used by this process's own threads).
+    Child processes count as "other": their time only reaches os.times() once waited for."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy time.
+    ticks = [int(v) for v in fields[:8]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    times = os.times()
+    own = times.user + times.system
+    return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), own
 
 
 def load_average() -> float | None:
