@@ -43,7 +43,7 @@ from .variants import (
 
 Progress = Callable[[str], None]
 # The OpenVINO IR variants `python -m export` writes by default (ExportOptions.openvino).
-OPENVINO_VARIANTS = ("fp32", "int8")
+OPENVINO_VARIANTS = ("fp32", "bf16", "int8")
 
 
 @dataclass
@@ -57,8 +57,9 @@ class ExportOptions:
     precisions: Sequence[str] = ("fp16", "int8")  # reduced-precision ONNX variants of model.onnx
     ort_format: bool = True  # model.ort
     tensorrt: Sequence[str] = ("fp32", "fp16", "int8")  # plans, where tensorrt and a GPU exist
-    # OpenVINO IR of model.onnx: "fp32" (model.openvino.xml) and "int8" by NNCF (model.openvino.int8.xml),
-    # where openvino (and nncf) are installed. `python -m export` writes both by default.
+    # OpenVINO IR of model.onnx: "fp32" (model.openvino.xml), "bf16" (model.openvino.bf16.xml, bf16
+    # inference stored in the IR) and "int8" by NNCF (model.openvino.int8.xml), where openvino (and
+    # nncf) are installed. `python -m export` writes all three (OPENVINO_VARIANTS) by default.
     openvino: Sequence[str] = ()
     tiling: bool = True
     # one PixelShuffle(2s) instead of two shuffles around the repeat skip (export/fusion.py), every graph

@@ -48,10 +48,12 @@ def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
 @click.option("--no-reduced", is_flag=True, help="No fp16/int8 variants.")
 @click.option("--no-ort", is_flag=True, help="No model.ort (ONNX Runtime Mobile format).")
 @click.option("--no-tensorrt", is_flag=True, help="Do not try to build TensorRT plans.")
-@click.option("--openvino", "openvino", multiple=True, type=click.Choice(["fp32", "int8"]),
-              help="OpenVINO IR variants of model.onnx (repeatable): fp32 -> model.openvino.xml, int8 (NNCF "
-                   "post-training quantisation, export/openvino_ir.py) -> model.openvino.int8.xml. Default: both, "
-                   "where openvino (and nncf) are installed; skipped with the reason otherwise.")
+@click.option("--openvino", "openvino", multiple=True, type=click.Choice(list(OPENVINO_VARIANTS)),
+              help="OpenVINO IR variants of model.onnx (repeatable): fp32 -> model.openvino.xml, bf16 -> "
+                   "model.openvino.bf16.xml (bf16 inference stored in the IR; needs a CPU with AVX512-BF16 or AMX "
+                   "to be proven), int8 (NNCF post-training quantisation, export/openvino_ir.py) -> "
+                   "model.openvino.int8.xml. Default: all three, where openvino (and nncf) are installed; "
+                   "skipped with the reason otherwise.")
 @click.option("--no-openvino", is_flag=True, help="No OpenVINO IR variants.")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(min=13))
 @click.option("--no-tiling", is_flag=True, help="Skip the tiling split (tiling/*.onnx).")

@@ -68,12 +68,21 @@ def to_openvino_int8(source: str | Path, target: str | Path) -> dict[str, object
     return recipe()
 
 
-def to_openvino_fp32(source: str | Path, target: str | Path) -> dict[str, object]:
-    """Write the fp32 ONNX at ``source`` as OpenVINO IR (weights kept fp32, not compressed to fp16)."""
+def to_openvino_fp32(source: str | Path, target: str | Path, precision: str = "fp32") -> dict[str, object]:
+    """Write the fp32 ONNX at ``source`` as OpenVINO IR (weights kept fp32, not compressed to fp16).
+
+    ``precision="bf16"`` stores the inference precision in the IR (rt_info ``runtime_options``), so
+    OpenVINO runs it in bfloat16 wherever the device can (AVX512-BF16/AMX CPUs) without being told;
+    "fp32" leaves the choice to the device (OpenVINO picks bf16 by itself on AMX CPUs)."""
     reason = openvino_unavailable("fp32")
     if reason:
         raise UserError(f"OpenVINO IR: {reason}")
     import openvino as ov
 
-    ov.save_model(ov.Core().read_model(str(source)), str(target), compress_to_fp16=False)
-    return {"conversion": "openvino.save_model(compress_to_fp16=False)", "openvino": ov.__version__}
+    model = ov.Core().read_model(str(source))
+    notes: dict[str, object] = {"conversion": "openvino.save_model(compress_to_fp16=False)", "openvino": ov.__version__}
+    if precision == "bf16":
+        model.set_rt_info("bf16", ["runtime_options", "INFERENCE_PRECISION_HINT"])
+        notes["runtime_options"] = {"INFERENCE_PRECISION_HINT": "bf16"}
+    ov.save_model(model, str(target), compress_to_fp16=False)
+    return notes

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from runtime.errors import UserError
 from runtime.manifest import Parity, Variant
 from runtime.parity import run_in_chunks
 from runtime.runners import PlanOrigin, RunnerConfig, make_runner
@@ -160,9 +161,11 @@ def tensorrt_variants(
 def openvino_variants(
     base: Variant, folder: Path, precisions: tuple[str, ...], refs: ReferenceSet
 ) -> tuple[list[Variant], dict[str, str]]:
-    """OpenVINO IR of ``base`` (fp32: ``model.openvino.xml``; int8 by NNCF: ``model.openvino.int8.xml``),
-    each run on the references by runtime's OpenVINO runner on the CPU in f32 for its parity.
-    Skipped, with the reason, where openvino (and nncf for int8) is not installed."""
+    """OpenVINO IR of ``base``: fp32 ``model.openvino.xml``, bf16 ``model.openvino.bf16.xml`` (the same
+    graph with bf16 inference stored in it), int8 by NNCF ``model.openvino.int8.xml``; each run on the
+    references by runtime's OpenVINO runner on this CPU (fp32 and int8 with float parts in f32) for
+    its parity. Skipped, with the reason, where openvino (and nncf for int8) is not installed or
+    this CPU cannot run bf16."""
     from .openvino_ir import openvino_unavailable, to_openvino_fp32, to_openvino_int8
 
     variants, skipped = [], {}
@@ -172,17 +175,27 @@ def openvino_variants(
         if reason:
             skipped[path.name] = reason
             continue
-        convert = to_openvino_fp32 if precision == "fp32" else to_openvino_int8
-        notes = {**base.notes, **convert(folder / base.file, path), "source": base.file,
-                 "weights_file": path.with_suffix(".bin").name}
+        if precision == "int8":
+            converted = to_openvino_int8(folder / base.file, path)
+        else:
+            converted = to_openvino_fp32(folder / base.file, path, precision)
+        notes = {**base.notes, **converted, "source": base.file, "weights_file": path.with_suffix(".bin").name}
         tolerance = {"max_abs_diff": FP32_MAX_ABS_DIFF} if precision == "fp32" else {
             "max_abs_diff": None, "min_psnr_db": MIN_PSNR_DB[precision]}
+        config = RunnerConfig(backend="openvino", provider="CPU", precision="bf16" if precision == "bf16" else "f32",
+                              strict=True)
+        try:
+            parity = _runner_parity(path, config, None, refs.usable(base.batch, base.fixed_input_shape), tolerance,
+                                    base.batch)
+        except UserError as exc:  # strict: this CPU has no bf16, so the variant cannot be proven here
+            for file in (path, path.with_suffix(".bin")):
+                file.unlink()
+            skipped[path.name] = str(exc).split(";")[0]
+            continue
         variants.append(Variant(
             file=path.name, kind="openvino", strategy=base.strategy, precision=precision,
             dynamic_batch=base.dynamic_batch, dynamic_spatial=base.dynamic_spatial,
-            fixed_input_shape=base.fixed_input_shape, opset=base.opset, batch=base.batch, notes=notes,
-            parity=_runner_parity(path, RunnerConfig(backend="openvino", provider="CPU", precision="f32", strict=True),
-                                  None, refs.usable(base.batch, base.fixed_input_shape), tolerance, base.batch),
+            fixed_input_shape=base.fixed_input_shape, opset=base.opset, batch=base.batch, notes=notes, parity=parity,
         ))
     return variants, skipped
 

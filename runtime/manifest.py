@@ -8,7 +8,7 @@ inputs/outputs computed by PyTorch, and ``manifest.json`` describing all of it::
     model.<variant>.onnx        other strategies / precisions / fixed shapes
     model.ort                   ONNX Runtime Mobile format
     model.<precision>.plan      TensorRT plans (only where built)
-    model.openvino[.int8].xml   OpenVINO IR (+ .bin weights), fp32 and NNCF INT8 (where openvino is installed)
+    model.openvino[.bf16|.int8].xml  OpenVINO IR (+ .bin weights): fp32, bf16, NNCF INT8 (where openvino is installed)
     tiling/stats_<i>.onnx       per dynamic layer: tile -> features whose mean drives attention i
     tiling/main.onnx            tile + pooled statistics -> upscaled tile
     reference/input_<j>.npy     float32 NCHW in [0, 1]

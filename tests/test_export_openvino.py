@@ -1,6 +1,7 @@
 """OpenVINO IR variants of the artifact (export/openvino_ir.py) on the shipped DyConvSR x2: the fp32 IR
-matches PyTorch, the NNCF INT8 IR keeps held-out quality within the export issue's 0.1 dB budget and
-leaves the image-carrying skip in float, and runtime.check runs both from the artifact folder."""
+matches PyTorch, the bf16 IR runs in bf16 by itself where the CPU can, the NNCF INT8 IR keeps held-out
+quality within the export issue's 0.1 dB budget and leaves the image-carrying skip in float, and
+runtime.check runs them from the artifact folder."""
 from __future__ import annotations
 
 import importlib.util
@@ -16,6 +17,11 @@ pytestmark = pytest.mark.skipif(
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "dyconvsr_x2.json"
 
 
+def _cpu_has_bf16() -> bool:
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (folder, manifest)
     from export.artifact import ExportOptions, export_artifact
@@ -24,7 +30,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (folde
     folder = tmp_path_factory.mktemp("openvino") / "dyconvsr_x2"
     manifest = export_artifact(load_checkpoint(SHIPPED), folder, ExportOptions(
         strategy="aggregate", extra_strategies=(), precisions=(), ort_format=False, tensorrt=(), tiling=False,
-        openvino=("fp32", "int8")))
+        openvino=("fp32", "bf16", "int8")))
     return folder, manifest
 
 
@@ -82,3 +88,22 @@ def test_nncf_int8_keeps_quality_and_the_skip_in_float(artifact) -> None:  # noq
     int8 = _y_psnr(core.compile_model(quantized, "CPU", config))
     assert fp32 > 33.0  # the shipped weights, not a fresh model
     assert fp32 - int8 < 0.1
+
+
+def test_bf16_ir_carries_its_precision(artifact) -> None:  # noqa: ANN001
+    folder, manifest = artifact
+    if not _cpu_has_bf16():
+        assert "model.openvino.bf16.xml" in manifest.notes["skipped"]
+        assert not (folder / "model.openvino.bf16.xml").exists()
+        return
+    import openvino as ov
+
+    variant = manifest.variant("model.openvino.bf16.xml")
+    assert variant.precision == "bf16" and variant.parity.passed
+    assert 40.0 <= variant.parity.psnr_db < 100.0  # really bf16: far from fp32's ~150 dB, above the floor
+    core = ov.Core()
+    assert core.read_model(str(folder / "model.openvino.bf16.xml")).has_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"])
+    assert not core.read_model(str(folder / "model.openvino.xml")).has_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"])
+    # Plain OpenVINO, told nothing, compiles the file in bf16 on this CPU.
+    compiled = core.compile_model(str(folder / "model.openvino.bf16.xml"), "CPU")
+    assert "bf16" in str(compiled.get_property("INFERENCE_PRECISION_HINT")).replace("bfloat16", "bf16")

@@ -152,9 +152,10 @@ def artifact_engines(
         on_openvino = openvino_all or variant.file == manifest.default_variant or variant.precision == "int8"
         if variant.kind == "onnx" and "openvino" in backends and on_openvino:
             engines += _openvino_engines(base, path, variant, threads, openvino_precisions)
-        if variant.kind == "openvino" and "openvino" in backends and on_openvino:
-            # IR files run as written: float parts in f32 (so INT8 pairs with the fp32 graph it came from).
-            engines += _openvino_engines(base, path, variant, threads, ("f32",))
+        if variant.kind == "openvino" and "openvino" in backends and (on_openvino or variant.precision == "bf16"):
+            # IR files run as written: fp32 and the INT8 file's float parts in f32 (so INT8 pairs with
+            # the fp32 graph it came from), the bf16 file in the precision stored in it.
+            engines += _openvino_engines(base, path, variant, threads, (None,) if variant.precision == "bf16" else ("f32",))
         if variant.kind == "tensorrt" and "gpu" in backends:
             engines.append(_gpu_engine(replace(base, label=f"tensorrt {variant.file}", backend="tensorrt", device="gpu"),
                                        path, RunnerConfig(backend="tensorrt"), variant))
@@ -167,7 +168,7 @@ def _openvino_engines(base: EngineInfo, path: Path, variant: Variant, threads: i
                       precisions: tuple[str, ...]) -> list[Engine | NotMeasured]:
     # OpenVINO picks its own inference precision for an fp16 graph (bf16 on such CPUs), so only the
     # fp32 graphs (at each requested precision) and the INT8 graph (its own kernels) are run.
-    if variant.precision not in ("fp32", "int8"):
+    if variant.precision not in ("fp32", "int8") and variant.kind != "openvino":
         return []
     wanted = precisions if variant.precision == "fp32" else (None,) if variant.kind == "onnx" else ("f32",)
     out: list[Engine | NotMeasured] = []
