@@ -17,9 +17,17 @@ Reshape, while ONNX's SpaceToDepth(2) does the same move in one op with the chan
 copy swaps its ``unshuffle`` for :class:`SpaceToDepth` and permutes the input channels of every
 conv that reads it (head, high-frequency, the skip), so every value is unchanged.
 
+The high-frequency branch ``SpaceToDepth(x - blur(x))`` moves to the LR/2 grid as well
+(:class:`PhaseBlur`): a 5x5 blur at full resolution is, on the space-to-depth channels, a 3x3 conv
+12 -> 12 (each output phase reads the input phases its 5x5 window covers), and full-resolution
+replicate padding by 2 is, on that grid, a 1-pixel border whose phases all copy the edge pixel. So
+``detail = lr - PhaseBlur(lr)`` reuses the head's ``lr`` and drops the full-resolution pad, the
+depthwise conv (the slowest conv per MAC in ONNX Runtime) and the second SpaceToDepth.
+
 Why: ONNX Runtime runs two DepthToSpace(2) on full-resolution tensors about 7x slower than one
 DepthToSpace(4) (CRD), which runs at memcpy speed; DCR order is 2x slower again; the two 6-D
-Transposes of PixelUnshuffle took 11% of the fused graph's time (docs/performance.md).
+Transposes of PixelUnshuffle took 11% of the fused graph's time; the full-resolution depthwise
+blur took 1.75 of 30.8 ms (docs/performance.md).
 """
 from __future__ import annotations
 
@@ -37,7 +45,8 @@ from train.models.dynamic_conv import DynamicConv2d
 
 NOTE = ("pixel-shuffle fusion: tail/high-frequency conv outputs permuted, repeat skip added at LR/2 "
         "resolution, one DepthToSpace(2s, CRD) instead of two shuffles; SpaceToDepth(2) with permuted conv "
-        "inputs instead of PixelUnshuffle's 6-D transposes (export/fusion.py)")
+        "inputs instead of PixelUnshuffle's 6-D transposes; the high-frequency blur as a 3x3 conv on the "
+        "space-to-depth channels (export/fusion.py)")
 
 
 def _space_to_depth(x: torch.Tensor, block: int) -> torch.Tensor:
@@ -77,6 +86,43 @@ def space_to_depth_order(channels: int, block: int = 2) -> torch.Tensor:
     """``order[n]``: the PixelUnshuffle channel that SpaceToDepth channel n holds."""
     dy, dx, c = torch.meshgrid(torch.arange(block), torch.arange(block), torch.arange(channels), indexing="ij")
     return (c * block * block + dy * block + dx).flatten()
+
+
+class PhaseBlur(nn.Module):
+    """A depthwise ``size`` x ``size`` blur with replicate padding, computed on SpaceToDepth(2) channels.
+
+    ``PhaseBlur(kernel)(SpaceToDepth(2)(x)) == SpaceToDepth(2)(GaussianBlur(x))`` for x of even size:
+    output phase (dy, dx) of colour c sums input phases (dy', dx') of the same colour over a 3x3
+    neighbourhood with the 5x5 tap at (2a + dy' - dy, 2b + dx' - dx); the border copies phase 0 of
+    the first row/column and phase 1 of the last one into both phases (full-resolution replicate).
+    """
+
+    def __init__(self, kernel: torch.Tensor, colours: int = 3) -> None:
+        super().__init__()
+        size = kernel.shape[-1]
+        if size > 5 or size % 2 == 0:
+            raise ValueError(f"PhaseBlur covers odd kernels up to 5x5 (a 1-pixel border at LR/2); got {size}")
+        radius = size // 2
+        channels = 4 * colours
+        weight = torch.zeros(channels, channels, 3, 3, dtype=kernel.dtype)
+        for dy, dx, c, dy2, dx2, a, b in torch.cartesian_prod(*(torch.arange(n) for n in (2, 2, colours, 2, 2, 3, 3))).tolist():
+            u, v = 2 * (a - 1) + dy2 - dy, 2 * (b - 1) + dx2 - dx
+            if abs(u) <= radius and abs(v) <= radius:
+                weight[(dy * 2 + dx) * colours + c, (dy2 * 2 + dx2) * colours + c, a, b] = kernel[u + radius, v + radius]
+        self.register_buffer("weight", weight, persistent=False)
+        phase = torch.arange(channels) // colours  # dy * 2 + dx of each channel
+        colour = torch.arange(channels) % colours
+        dy, dx = phase // 2, phase % 2
+        # Border sources: same colour and row phase, column phase 0 (left) or 1 (right); rows likewise.
+        self.register_buffer("left", (dy * 2 + 0) * colours + colour, persistent=False)
+        self.register_buffer("right", (dy * 2 + 1) * colours + colour, persistent=False)
+        self.register_buffer("top", (0 * 2 + dx) * colours + colour, persistent=False)
+        self.register_buffer("bottom", (1 * 2 + dx) * colours + colour, persistent=False)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        lr = torch.cat([lr[:, self.left, :, :1], lr, lr[:, self.right, :, -1:]], dim=3)
+        lr = torch.cat([lr[:, self.top, :1], lr, lr[:, self.bottom, -1:]], dim=2)
+        return F.conv2d(lr, self.weight)
 
 
 def can_fuse(model: nn.Module) -> bool:
@@ -126,7 +172,7 @@ def _fused_forward(self: DyConvSR, x: torch.Tensor, attention: torch.Tensor | No
     feat = self.body(feat, attention) if isinstance(self.body, DynamicConv2d) else self.body(feat)
     feat = self.tail(F.gelu(feat))
     if self.high_frequency is not None:
-        feat = feat + F.gelu(self.high_frequency(self.unshuffle(x - self.blur(x))))
+        feat = feat + F.gelu(self.high_frequency(lr - self.phase_blur(lr)))
     if self.spatial_attention is not None:
         feat = self.spatial_attention(feat)
     if self.repeat_skip:
@@ -149,6 +195,8 @@ def fuse_pixel_shuffle(model: nn.Module) -> nn.Module:
     _permute_inputs(fused.head, inputs)
     if fused.high_frequency is not None:
         _permute_inputs(fused.high_frequency, inputs)
+    if fused.high_frequency is not None:
+        fused.phase_blur = PhaseBlur(fused.blur.kernel[0, 0], colours=3)
     fused.register_buffer("fused_skip_weight", fused_skip_weight(fused.scale)[:, inputs].contiguous(), persistent=False)
     fused.forward = types.MethodType(_fused_forward, fused)
     fused.fused_pixel_shuffle = True

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from export.artifact import ExportOptions, export_artifact
-from export.fusion import can_fuse, fused_channel_order, fuse_pixel_shuffle
+from export.fusion import PhaseBlur, SpaceToDepth, can_fuse, fused_channel_order, fuse_pixel_shuffle
 from export.lowering import STRATEGIES, lower
 from export.onnx_export import export_onnx
 from export.parity import ort_session
@@ -73,9 +73,11 @@ def test_fused_onnx_has_one_depth_to_space_and_matches_pytorch(tmp_path, scale: 
     nodes = onnx.load(str(path)).graph.node
     shuffles = [n for n in nodes if n.op_type == "DepthToSpace"]
     assert len(shuffles) == 1
-    # PixelUnshuffle (head and high-frequency inputs) became SpaceToDepth: no 6-D transpose left.
-    assert sum(n.op_type == "SpaceToDepth" for n in nodes) == 2
+    # PixelUnshuffle became one SpaceToDepth shared by the head and the high-frequency branch (whose
+    # blur runs on the LR/2 grid): no 6-D transpose, no full-resolution depthwise blur left.
+    assert sum(n.op_type == "SpaceToDepth" for n in nodes) == 1
     assert not any(n.op_type == "Transpose" and "unshuffle" in n.name for n in nodes)
+    assert not any(n.op_type == "Conv" and "blur" in n.name and "phase" not in n.name for n in nodes)
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in shuffles[0].attribute}
     assert attrs["blocksize"] == 2 * scale and attrs.get("mode", b"DCR") == b"CRD"
     session = ort_session(path)
@@ -101,3 +103,16 @@ def test_artifact_fuses_by_default_and_tiling_stays_exact(tmp_path) -> None:
 
     unfused = export_artifact(model, tmp_path / "b", ExportOptions(**{**options.__dict__, "fuse_shuffle": False}))
     assert "pixel_shuffle_fusion" not in unfused.notes
+
+
+@pytest.mark.parametrize("size", [5, 3])
+@pytest.mark.parametrize("hw", [(2, 2), (8, 14), (36, 50)])
+def test_phase_blur_is_the_full_resolution_blur_on_space_to_depth_channels(size: int, hw: tuple[int, int]) -> None:
+    from train.models.common import GaussianBlur
+
+    blur = GaussianBlur(3, size=size, sigma=1.0)
+    x = torch.rand(2, 3, *hw)
+    expected = SpaceToDepth(2)(blur(x))
+    got = PhaseBlur(blur.kernel[0, 0])(SpaceToDepth(2)(x))
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() < 1e-6
