@@ -38,7 +38,7 @@ def _say(message: str, quiet: bool = False) -> None:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per engine call.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="Intra-op threads (0 = library default).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="auto: .plan -> TensorRT, .onnx/.ort -> ONNX Runtime; openvino needs the optional extra.")
+              help="auto: .plan -> TensorRT, .onnx/.ort -> ONNX Runtime, .xml (OpenVINO IR) -> OpenVINO; openvino needs the optional extra.")
 @click.option("--provider", default="auto", show_default=True,
               help="ONNX Runtime providers in priority order, e.g. 'tensorrt,cuda,cpu', or an OpenVINO device (CPU, GPU, NPU).")
 @click.option("--strict/--no-strict", default=None,

@@ -170,7 +170,7 @@ def _openvino_engines(base: EngineInfo, path: Path, variant: Variant, threads: i
     # fp32 graphs (at each requested precision) and the INT8 graph (its own kernels) are run.
     if variant.precision not in ("fp32", "int8") and variant.kind != "openvino":
         return []
-    wanted = precisions if variant.precision == "fp32" else (None,) if variant.kind == "onnx" else ("f32",)
+    wanted = precisions if variant.precision == "fp32" or variant.kind == "openvino" else (None,)
     out: list[Engine | NotMeasured] = []
     for precision in wanted:
         name = variant.precision if precision is None or variant.precision == "int8" else precision
