@@ -141,3 +141,29 @@ def test_promote_copies_a_run_checkpoint_bit_exact(tmp_path: Path) -> None:
     assert shipped.metadata["promoted_from"].endswith("best") and shipped.metadata["step"] == 3
     for key, value in best.model.state_dict().items():
         assert torch.equal(value, shipped.model.state_dict()[key])
+
+
+def test_warm_start_copies_every_matching_tensor_and_keeps_the_rest_fresh(tmp_path: Path) -> None:
+    fit(tiny_config(tmp_path / "x2", iterations=6), progress=False)
+    donor = load_checkpoint(tmp_path / "x2" / "last").model.state_dict()
+    # An x3 run started from the x2 weights: after step 0 nothing has moved yet, so compare at init.
+    from train.fit import warm_start
+
+    torch.manual_seed(5)
+    model = create_model("dyconvsr_tiny", scale=3)
+    fresh_before = {k: v.clone() for k, v in model.state_dict().items()}
+    copied, fresh = warm_start(model, str(tmp_path / "x2" / "last"))
+    state = model.state_dict()
+    assert set(fresh) == {"tail.weight", "tail.bias", "high_frequency.weight", "high_frequency.bias"}
+    assert copied and not set(copied) & set(fresh)
+    for name in copied:
+        assert torch.equal(state[name], donor[name])
+    for name in fresh:
+        assert torch.equal(state[name], fresh_before[name])
+    # Through fit: the run starts from the donor, and an unrelated donor is refused.
+    result = fit(tiny_config(tmp_path / "x3", scale=3, hr_patch=33, iterations=2, init_from=str(tmp_path / "x2" / "last")),
+                 progress=False)
+    assert result.steps == 2
+    with pytest.raises(UserError, match="no tensor matches"):
+        fit(tiny_config(tmp_path / "srcnn", model="srcnn_tiny", iterations=2, init_from=str(tmp_path / "x2" / "last")),
+            progress=False)

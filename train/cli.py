@@ -54,6 +54,9 @@ def models_command(size: int, scales: tuple[str, ...], include_tiny: bool) -> No
 @click.option("--threads", type=click.IntRange(min=0), default=None, help="torch threads (0 = default).")
 @click.option("--val-every", type=click.IntRange(min=1), default=None, help="Validate every N steps.")
 @click.option("--out", default=None, help="Run folder (last/best checkpoints, metrics.jsonl).")
+@click.option("--init-from", default=None, type=click.Path(dir_okay=False),
+              help="Warm start from a checkpoint: every tensor with the same name and shape is copied "
+                   "(e.g. weights/dyconvsr_x2 for an x3 run: all but the output convs). Ignored with --resume.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last saved state.")
 @click.option("--stop-at", type=click.IntRange(min=1), default=None,
               help="Stop this invocation after step N (state saved; --resume continues).")

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from runtime.errors import UserError
 
-from .checkpoint import save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .data import NamedImage, PatchSampler, SubImageSampler, embedded_images, folder_images, precrop
 from .models import create_model, dynamic_convs, set_formulation, set_temperature, temperature_schedule
 from .state import TrainingState, has_training_state, load_training_state, save_training_state
@@ -64,6 +64,9 @@ class TrainConfig:
     lr_gamma: float = 0.5
     loss: str = "l1"  # l1 | mse
     init_std: float | str | None = None  # Gaussian init: a std (SRCNN paper: 0.001) or "he" (N(0, 2/fan_in))
+    # Warm start: a checkpoint whose tensors with the same name and shape replace the fresh ones
+    # (e.g. DyConvSR x3 from x2: everything but the two output convs); ignored on --resume.
+    init_from: str | None = None
     temperature_start: float = 30.0
     temperature_end: float = 1.0
     anneal_fraction: float = 0.1
@@ -149,6 +152,23 @@ def _build_model(config: TrainConfig) -> nn.Module:
     return model
 
 
+def warm_start(model: nn.Module, source: str) -> tuple[list[str], list[str]]:
+    """Copy into ``model`` every tensor of checkpoint ``source`` with the same name and shape.
+
+    Returns (copied, kept fresh). Raises when nothing matches: a warm start from an unrelated
+    network would silently train from scratch.
+    """
+    donor = load_checkpoint(source).model.state_dict()
+    own = model.state_dict()
+    copied = [name for name, tensor in own.items() if name in donor and donor[name].shape == tensor.shape]
+    if not copied:
+        raise UserError(f"--init-from {source}: no tensor matches {type(model).__name__} by name and shape")
+    with torch.no_grad():
+        for name in copied:
+            own[name].copy_(donor[name])
+    return copied, [name for name in own if name not in copied]
+
+
 def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
     if config.last_layer_lr is None or not hasattr(model, "conv3"):
         return [{"params": list(model.parameters()), "lr": config.lr}]
@@ -219,6 +239,11 @@ def fit(
     if resume:
         _check_same_run(out / "config.json", config)
         state = load_training_state(last, model, optimizer, scheduler)
+    elif config.init_from:
+        copied, fresh = warm_start(model, config.init_from)
+        if rank == 0:
+            tqdm.write(f"initialised {len(copied)} of {len(copied) + len(fresh)} tensors from {config.init_from}"
+                       + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
 
     images = _training_images(config)
     sub_image = config.model in SUBIMAGE_FAMILIES
@@ -292,7 +317,7 @@ def fit(
 
 
 # Settings a resumed run may change; any other difference would silently train something else.
-RESUMABLE_CHANGES = {"iterations", "val_every", "save_every", "log_every", "threads", "out"}
+RESUMABLE_CHANGES = {"iterations", "val_every", "save_every", "log_every", "threads", "out", "init_from"}
 
 
 def _check_same_run(saved_path: Path, config: TrainConfig) -> None:
