@@ -160,6 +160,12 @@ def test_warm_start_copies_every_matching_tensor_and_keeps_the_rest_fresh(tmp_pa
         assert torch.equal(state[name], donor[name])
     for name in fresh:
         assert torch.equal(state[name], fresh_before[name])
+    # Prefixes in skip stay fresh even where the shapes match.
+    torch.manual_seed(5)
+    skipped_model = create_model("dyconvsr_tiny", scale=3)
+    _, fresh_skip = warm_start(skipped_model, str(tmp_path / "x2" / "last"), skip=("spatial_attention",))
+    assert set(fresh_skip) == set(fresh) | {"spatial_attention.conv.weight"}
+    assert torch.equal(skipped_model.spatial_attention.conv.weight, fresh_before["spatial_attention.conv.weight"])
     # Through fit: the run starts from the donor, and an unrelated donor is refused.
     result = fit(tiny_config(tmp_path / "x3", scale=3, hr_patch=33, iterations=2, init_from=str(tmp_path / "x2" / "last")),
                  progress=False)

@@ -57,6 +57,9 @@ def models_command(size: int, scales: tuple[str, ...], include_tiny: bool) -> No
 @click.option("--init-from", default=None, type=click.Path(dir_okay=False),
               help="Warm start from a checkpoint: every tensor with the same name and shape is copied "
                    "(e.g. weights/dyconvsr_x2 for an x3 run: all but the output convs). Ignored with --resume.")
+@click.option("--init-skip", multiple=True, default=None,
+              help="Tensor-name prefix kept fresh in a warm start (repeatable), e.g. spatial_attention: "
+                   "a gate copied onto fresh features can saturate.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last saved state.")
 @click.option("--stop-at", type=click.IntRange(min=1), default=None,
               help="Stop this invocation after step N (state saved; --resume continues).")
@@ -70,6 +73,7 @@ def fit_command(profile, config_file, train_scales, resume, stop_at, quiet, **fl
         except ValueError:
             raise click.BadParameter(f"expected comma-separated integers, got {train_scales!r}") from None
     flags["data"] = list(flags["data"]) or None
+    flags["init_skip"] = list(flags["init_skip"]) or None
     config = config_from(profile, config_file, flags)
     result = fit(config, resume=resume, progress=not quiet, stop_at=stop_at)
     best = f"{result.best_psnr:.3f} dB at step {result.best_step}" if result.best_psnr is not None else "n/a"

@@ -18,6 +18,7 @@ import math
 import os
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,10 @@ class TrainConfig:
     # Warm start: a checkpoint whose tensors with the same name and shape replace the fresh ones
     # (e.g. DyConvSR x3 from x2: everything but the two output convs); ignored on --resume.
     init_from: str | None = None
+    # Tensor-name prefixes kept fresh in a warm start, e.g. ["spatial_attention"]: a gate copied
+    # onto freshly initialised features can saturate (measured: DyConvSR x3 from x2 kept the CBAM
+    # conv's x2 weights on a fresh tail, its sigmoid went to 0 and the output stayed the skip).
+    init_skip: list[str] = field(default_factory=list)
     temperature_start: float = 30.0
     temperature_end: float = 1.0
     anneal_fraction: float = 0.1
@@ -152,15 +157,17 @@ def _build_model(config: TrainConfig) -> nn.Module:
     return model
 
 
-def warm_start(model: nn.Module, source: str) -> tuple[list[str], list[str]]:
-    """Copy into ``model`` every tensor of checkpoint ``source`` with the same name and shape.
+def warm_start(model: nn.Module, source: str, skip: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """Copy into ``model`` every tensor of checkpoint ``source`` with the same name and shape,
+    except those whose name starts with a prefix in ``skip``.
 
     Returns (copied, kept fresh). Raises when nothing matches: a warm start from an unrelated
     network would silently train from scratch.
     """
     donor = load_checkpoint(source).model.state_dict()
     own = model.state_dict()
-    copied = [name for name, tensor in own.items() if name in donor and donor[name].shape == tensor.shape]
+    copied = [name for name, tensor in own.items() if name in donor and donor[name].shape == tensor.shape
+              and not any(name.startswith(prefix) for prefix in skip)]
     if not copied:
         raise UserError(f"--init-from {source}: no tensor matches {type(model).__name__} by name and shape")
     with torch.no_grad():
@@ -240,7 +247,7 @@ def fit(
         _check_same_run(out / "config.json", config)
         state = load_training_state(last, model, optimizer, scheduler)
     elif config.init_from:
-        copied, fresh = warm_start(model, config.init_from)
+        copied, fresh = warm_start(model, config.init_from, config.init_skip)
         if rank == 0:
             tqdm.write(f"initialised {len(copied)} of {len(copied) + len(fresh)} tensors from {config.init_from}"
                        + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
@@ -317,7 +324,7 @@ def fit(
 
 
 # Settings a resumed run may change; any other difference would silently train something else.
-RESUMABLE_CHANGES = {"iterations", "val_every", "save_every", "log_every", "threads", "out", "init_from"}
+RESUMABLE_CHANGES = {"iterations", "val_every", "save_every", "log_every", "threads", "out", "init_from", "init_skip"}
 
 
 def _check_same_run(saved_path: Path, config: TrainConfig) -> None:
