@@ -18,8 +18,9 @@ SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "dyconvsr_x2.json"
 
 
 def _cpu_has_bf16() -> bool:
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    from runtime.bench.machine import describe_machine
+
+    return bool({"avx512_bf16", "amx_bf16"} & set(describe_machine().isa))
 
 
 @pytest.fixture(scope="module")
