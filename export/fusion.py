@@ -40,7 +40,7 @@ from torch import nn
 
 from runtime.errors import UserError
 from train.models.common import pad_to_multiple
-from train.models.dyconvsr import DyConvSR
+from train.models.dyconvsr import DyConvSR, skip_colours
 from train.models.dynamic_conv import DynamicConv2d
 
 NOTE = ("pixel-shuffle fusion: tail/high-frequency conv outputs permuted, repeat skip added at LR/2 "
@@ -89,19 +89,24 @@ def space_to_depth_order(channels: int, block: int = 2) -> torch.Tensor:
 
 
 class PhaseBlur(nn.Module):
-    """A depthwise ``size`` x ``size`` blur with replicate padding, computed on SpaceToDepth(2) channels.
+    """A depthwise ``size`` x ``size`` blur, computed on SpaceToDepth(2) channels.
 
-    ``PhaseBlur(kernel)(SpaceToDepth(2)(x)) == SpaceToDepth(2)(GaussianBlur(x))`` for x of even size:
-    output phase (dy, dx) of colour c sums input phases (dy', dx') of the same colour over a 3x3
-    neighbourhood with the 5x5 tap at (2a + dy' - dy, 2b + dx' - dx); the border copies phase 0 of
-    the first row/column and phase 1 of the last one into both phases (full-resolution replicate).
+    ``PhaseBlur(kernel, padding_mode=m)(SpaceToDepth(2)(x)) == SpaceToDepth(2)(GaussianBlur(x, m))`` for x
+    of even size: output phase (dy, dx) of colour c sums input phases (dy', dx') of the same colour over
+    a 3x3 neighbourhood with the 5x5 tap at (2a + dy' - dy, 2b + dx' - dx). The full-resolution border
+    (two pixels a side) is one LR/2 pixel whose two phases are built from slices, no gathers:
+    "replicate" copies the edge pixel into both (phase 0 of the first column, phase 1 of the last);
+    "reflect" mirrors about the edge pixel (columns -2, -1 are 2, 1: phase 0 of LR column 1 and phase 1
+    of LR column 0; columns W, W+1 are W-2, W-3), which needs at least 4 pixels a side.
     """
 
-    def __init__(self, kernel: torch.Tensor, colours: int = 3) -> None:
+    def __init__(self, kernel: torch.Tensor, colours: int = 3, padding_mode: str = "replicate") -> None:
         super().__init__()
         size = kernel.shape[-1]
         if size > 5 or size % 2 == 0:
             raise ValueError(f"PhaseBlur covers odd kernels up to 5x5 (a 1-pixel border at LR/2); got {size}")
+        if padding_mode not in ("replicate", "reflect"):
+            raise ValueError(f"padding_mode must be replicate or reflect; got {padding_mode!r}")
         radius = size // 2
         channels = 4 * colours
         weight = torch.zeros(channels, channels, 3, 3, dtype=kernel.dtype)
@@ -110,18 +115,31 @@ class PhaseBlur(nn.Module):
             if abs(u) <= radius and abs(v) <= radius:
                 weight[(dy * 2 + dx) * colours + c, (dy2 * 2 + dx2) * colours + c, a, b] = kernel[u + radius, v + radius]
         self.register_buffer("weight", weight, persistent=False)
-        phase = torch.arange(channels) // colours  # dy * 2 + dx of each channel
-        colour = torch.arange(channels) % colours
-        dy, dx = phase // 2, phase % 2
-        # Border sources: same colour and row phase, column phase 0 (left) or 1 (right); rows likewise.
-        self.register_buffer("left", (dy * 2 + 0) * colours + colour, persistent=False)
-        self.register_buffer("right", (dy * 2 + 1) * colours + colour, persistent=False)
-        self.register_buffer("top", (0 * 2 + dx) * colours + colour, persistent=False)
-        self.register_buffer("bottom", (1 * 2 + dx) * colours + colour, persistent=False)
+        self.colours = colours
+        self.padding_mode = padding_mode
+
+    def _border(self, lr: torch.Tensor, dim: int, last: bool) -> torch.Tensor:
+        # One LR/2 line beyond the first (last=False) or last row/column, for each phase block
+        # (dy, dx) in SpaceToDepth's channel order; ``dim`` 3 = columns (phase dx), 2 = rows (dy).
+        stride = 1 if dim == 3 else 2  # a block's index is dy * 2 + dx
+        parts = []
+        for block in range(4):
+            phase = (block // stride) % 2
+            if self.padding_mode == "replicate":
+                source = block + stride * ((1 if last else 0) - phase)  # this block at the edge's phase
+                index = -1 if last else 0
+            else:
+                source = block
+                index = (-1 - phase) if last else (1 - phase)
+            line = [slice(None)] * 4
+            line[1] = slice(source * self.colours, (source + 1) * self.colours)
+            line[dim] = slice(index, index + 1 if index != -1 else None)
+            parts.append(lr[tuple(line)])
+        return torch.cat(parts, dim=1)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        lr = torch.cat([lr[:, self.left, :, :1], lr, lr[:, self.right, :, -1:]], dim=3)
-        lr = torch.cat([lr[:, self.top, :1], lr, lr[:, self.bottom, -1:]], dim=2)
+        lr = torch.cat([self._border(lr, 3, False), lr, self._border(lr, 3, True)], dim=3)
+        lr = torch.cat([self._border(lr, 2, False), lr, self._border(lr, 2, True)], dim=2)
         return F.conv2d(lr, self.weight)
 
 
@@ -136,16 +154,18 @@ def fused_channel_order(scale: int) -> torch.Tensor:
     return ((c * scale**2 + i * scale + j) * 4 + p * 2 + q).flatten()
 
 
-def fused_skip_weight(scale: int) -> torch.Tensor:
+def fused_skip_weight(scale: int, order: str = "nearest") -> torch.Tensor:
     """A constant 1x1 conv (12s^2, 12, 1, 1) mapping PixelUnshuffle(2)(x) to the fused skip:
-    fused channel (c, p, i, q, j) copies unshuffled channel c*4 + p*2 + q.
+    fused channel (c, p, i, q, j) reads channel c*s^2 + i*s + j of the repeated skip, which copies
+    colour k = ``skip_colours(scale, order)`` of it, so it copies unshuffled channel k*4 + p*2 + q.
 
     A 0/1 selection conv rather than an 8-D reshape/expand: it is exact (one product by 1, the
     rest by 0), costs ~2% of the network's MACs, and every runtime runs it correctly (OpenVINO's
     CPU plugin computed the 8-D dynamic Expand wrongly in f32).
     """
     c, p, i, q, j = torch.meshgrid(*(torch.arange(n) for n in (3, 2, scale, 2, scale)), indexing="ij")
-    source = (c * 4 + p * 2 + q).flatten()
+    colour = skip_colours(scale, order)[c * scale**2 + i * scale + j]
+    source = (colour * 4 + p * 2 + q).flatten()
     weight = torch.zeros(12 * scale**2, 12, 1, 1)
     weight[torch.arange(source.numel()), source] = 1.0
     return weight
@@ -168,7 +188,7 @@ def _fused_forward(self: DyConvSR, x: torch.Tensor, attention: torch.Tensor | No
     height, width = x.shape[-2:]
     x = pad_to_multiple(x, 2)
     lr = self.unshuffle(x)
-    feat = F.gelu(self.head(lr))
+    feat = self.head_features(lr)
     feat = self.body(feat, attention) if isinstance(self.body, DynamicConv2d) else self.body(feat)
     feat = self.tail(F.gelu(feat))
     if self.high_frequency is not None:
@@ -196,8 +216,9 @@ def fuse_pixel_shuffle(model: nn.Module) -> nn.Module:
     if fused.high_frequency is not None:
         _permute_inputs(fused.high_frequency, inputs)
     if fused.high_frequency is not None:
-        fused.phase_blur = PhaseBlur(fused.blur.kernel[0, 0], colours=3)
-    fused.register_buffer("fused_skip_weight", fused_skip_weight(fused.scale)[:, inputs].contiguous(), persistent=False)
+        fused.phase_blur = PhaseBlur(fused.blur.kernel[0, 0], colours=3, padding_mode=fused.blur.padding_mode)
+    skip = fused_skip_weight(fused.scale, fused.skip_order)[:, inputs].contiguous()
+    fused.register_buffer("fused_skip_weight", skip, persistent=False)
     fused.forward = types.MethodType(_fused_forward, fused)
     fused.fused_pixel_shuffle = True
     return fused

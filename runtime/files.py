@@ -104,14 +104,17 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def read_json_document(path: str | os.PathLike[str], expected_format: str, what: str) -> dict[str, Any]:
-    """A JSON object whose ``format`` field must equal ``expected_format``; ``what`` names the
-    file in errors ("checkpoint config", ...). Raises :class:`UserError` naming what was found."""
+def read_json_document(
+    path: str | os.PathLike[str], expected_format: str | tuple[str, ...], what: str
+) -> dict[str, Any]:
+    """A JSON object whose ``format`` field must equal ``expected_format`` (or one of them); ``what``
+    names the file in errors ("checkpoint config", ...). Raises :class:`UserError` naming what was found."""
+    allowed = (expected_format,) if isinstance(expected_format, str) else expected_format
     try:
         data = json.loads(Path(path).read_text())
     except json.JSONDecodeError as exc:
         raise UserError(f"{what} {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != expected_format:
+    if not isinstance(data, dict) or data.get("format") not in allowed:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise UserError(f"{what} {path} has format {got!r}; expected {expected_format!r}")
+        raise UserError(f"{what} {path} has format {got!r}; expected {' or '.join(map(repr, allowed))}")
     return data

@@ -22,9 +22,14 @@ MAX_ABS_DIFF = 1e-5
 SHAPES = [(1, 3, 17, 23), (2, 3, 16, 21)]  # odd, and batch 2 with one odd side
 
 
-def _model(name: str, scale: int) -> torch.nn.Module:
+def _model(name: str, scale: int, **kwargs) -> torch.nn.Module:
     torch.manual_seed(scale)
-    return create_model(name, scale=scale).eval()
+    return create_model(name, scale=scale, **kwargs).eval()
+
+
+# The published network, its static twin, the authors' exact form, and the two ablations.
+FORMS = [("dyconvsr", {}), ("dyconvsr_static", {}), ("dyconvsr_authors", {}), ("dyconvsr", {"head_activation": True}),
+         ("dyconvsr", {"skip_order": "interleaved"})]
 
 
 def _inputs(shape: tuple[int, ...]) -> torch.Tensor:
@@ -37,12 +42,12 @@ def test_channel_order_is_a_permutation(scale: int) -> None:
     assert sorted(order.tolist()) == list(range(12 * scale**2))
 
 
-@pytest.mark.parametrize("name", ["dyconvsr", "dyconvsr_static"])
+@pytest.mark.parametrize("name, kwargs", FORMS, ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values())))
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_fused_equals_unfused_in_pytorch(name: str, scale: int) -> None:
-    model = _model(name, scale)
+def test_fused_equals_unfused_in_pytorch(name: str, kwargs: dict, scale: int) -> None:
+    model = _model(name, scale, **kwargs)
     fused = fuse_pixel_shuffle(model)
-    strategies = STRATEGIES if name == "dyconvsr" else {"static": None}
+    strategies = STRATEGIES if name != "dyconvsr_static" else {"static": None}
     with torch.no_grad():
         for shape in SHAPES:
             x = _inputs(shape)
@@ -65,9 +70,10 @@ def test_fusion_leaves_the_model_alone_and_refuses_other_networks() -> None:
         fuse_pixel_shuffle(create_model("dcnn_tiny"))
 
 
+@pytest.mark.parametrize("name", ["dyconvsr", "dyconvsr_authors"])
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_fused_onnx_has_one_depth_to_space_and_matches_pytorch(tmp_path, scale: int) -> None:
-    model = _model("dyconvsr", scale)
+def test_fused_onnx_has_one_depth_to_space_and_matches_pytorch(tmp_path, name: str, scale: int) -> None:
+    model = _model(name, scale)
     path = tmp_path / "fused.onnx"
     export_onnx(lower(fuse_pixel_shuffle(model), "stacked"), model_spec(True, 1), path)
     nodes = onnx.load(str(path)).graph.node
@@ -105,14 +111,17 @@ def test_artifact_fuses_by_default_and_tiling_stays_exact(tmp_path) -> None:
     assert "pixel_shuffle_fusion" not in unfused.notes
 
 
+@pytest.mark.parametrize("mode", ["replicate", "reflect"])
 @pytest.mark.parametrize("size", [5, 3])
-@pytest.mark.parametrize("hw", [(2, 2), (8, 14), (36, 50)])
-def test_phase_blur_is_the_full_resolution_blur_on_space_to_depth_channels(size: int, hw: tuple[int, int]) -> None:
+@pytest.mark.parametrize("hw", [(2, 2), (4, 6), (8, 14), (36, 50)])
+def test_phase_blur_is_the_full_resolution_blur_on_space_to_depth_channels(mode: str, size: int, hw: tuple[int, int]) -> None:
     from train.models.common import GaussianBlur
 
-    blur = GaussianBlur(3, size=size, sigma=1.0)
+    if mode == "reflect" and min(hw) < 4:
+        pytest.skip("PhaseBlur's reflect border reads two LR/2 pixels: 4 full-resolution pixels a side")
+    blur = GaussianBlur(3, size=size, sigma=1.0, padding_mode=mode)
     x = torch.rand(2, 3, *hw)
     expected = SpaceToDepth(2)(blur(x))
-    got = PhaseBlur(blur.kernel[0, 0])(SpaceToDepth(2)(x))
+    got = PhaseBlur(blur.kernel[0, 0], padding_mode=mode)(SpaceToDepth(2)(x))
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() < 1e-6

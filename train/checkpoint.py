@@ -28,7 +28,11 @@ from runtime.files import (
 
 from .models import create_model
 
-FORMAT = "dyconvsr-toolchain/checkpoint-v1"
+FORMAT = "dyconvsr-toolchain/checkpoint-v2"
+# v1 checkpoints predate the published DyConvSR (no activation after the head conv): their DyConvSR
+# networks had a GELU there, so reading one rebuilds that network (``head_activation=True``).
+FORMAT_V1 = "dyconvsr-toolchain/checkpoint-v1"
+V1_DYCONVSR_MODELS = ("dyconvsr", "dyconvsr_static", "dyconvsr_tiny")
 
 
 @dataclass
@@ -102,12 +106,14 @@ def read_checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     _, config_path = checkpoint_paths(path)
     if not config_path.is_file():
         raise UserError(f"checkpoint config {config_path} not found (expected <name>.json beside <name>.safetensors)")
-    document = read_json_document(config_path, FORMAT, "checkpoint config")
+    document = read_json_document(config_path, (FORMAT, FORMAT_V1), "checkpoint config")
     model = document.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(
         model.get("kwargs", {}), dict
     ):
         raise UserError(f"checkpoint config {config_path}: 'model' must be {{'name': str, 'kwargs': dict}}")
+    if document["format"] == FORMAT_V1 and model["name"] in V1_DYCONVSR_MODELS:
+        model["kwargs"] = {"head_activation": True, **model.get("kwargs", {})}
     return document
 
 

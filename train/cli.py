@@ -95,3 +95,25 @@ def promote_command(source: str, destination: str) -> None:
 
     path = copy_checkpoint(source, destination, metadata={"promoted_from": str(source)})
     click.echo(f"wrote {path} and its weights")
+
+
+@main.command("import-checkpoint")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("out")
+@click.option("--overwrite", is_flag=True, help="Replace OUT.safetensors / OUT.json if they exist.")
+@cli_errors
+def import_checkpoint_command(source: str, out: str, overwrite: bool) -> None:
+    """Import SOURCE, written by the DyConvSR authors' trainer (github doantienthongbku/DyConvSR), as
+    checkpoint OUT (OUT.safetensors + OUT.json).
+
+    SOURCE is a PyTorch Lightning .ckpt (state_dict keys 'model.*') or a plain state dict (.pth/.pt).
+    It is read with torch.load(weights_only=True): tensors and plain containers only; a file that
+    needs arbitrary objects is refused. The checkpoint is the 'dyconvsr_authors' network, which
+    computes the authors' function exactly; then `python -m export OUT -o DIR` and
+    `python -m runtime.check DIR`.
+    """
+    from .authors import import_authors_checkpoint
+
+    result = import_authors_checkpoint(source, out, overwrite=overwrite)
+    settings = ", ".join(f"{k}={v}" for k, v in result.kwargs.items())
+    click.echo(f"imported {result.tensors} tensors from {source} ({result.kind}) as {result.path}: {settings}")

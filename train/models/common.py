@@ -17,6 +17,12 @@ def check_scale(scale: int) -> int:
     return int(scale)
 
 
+def check_choice(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Replicate-pad the bottom/right of ``x`` so H and W are multiples of ``multiple``."""
     pad_h = (-x.shape[-2]) % multiple
@@ -35,22 +41,27 @@ def gaussian_kernel(size: int, sigma: float) -> torch.Tensor:
 
 
 class GaussianBlur(nn.Module):
-    """Fixed depthwise Gaussian blur with replicate padding (works for any input size >= 1).
+    """Fixed depthwise Gaussian blur, same-size output; ``padding_mode`` "replicate" (any input
+    size >= 1) or "reflect" (torchvision's ``GaussianBlur``: each side must exceed size // 2).
 
     The kernel is a non-persistent buffer: it is derived from (size, sigma), never trained, and
     exports as a constant, so dynamic input shapes need no trace-time kernel construction.
     """
 
-    def __init__(self, channels: int = 3, size: int = 5, sigma: float = 1.0) -> None:
+    def __init__(self, channels: int = 3, size: int = 5, sigma: float = 1.0, padding_mode: str = "replicate") -> None:
         super().__init__()
         self.channels = channels
         self.padding = size // 2
+        self.padding_mode = check_choice(padding_mode, ("replicate", "reflect"), "padding_mode")
         kernel = gaussian_kernel(size, sigma).expand(channels, 1, size, size).clone()
         self.register_buffer("kernel", kernel, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.padding
-        return F.conv2d(F.pad(x, (p, p, p, p), mode="replicate"), self.kernel, groups=self.channels)
+        if self.padding_mode == "reflect" and min(x.shape[-2:]) <= p:
+            raise ValueError(f"a reflect-padded {2 * p + 1}x{2 * p + 1} blur needs more than {p} pixels a side; "
+                             f"got {x.shape[-2]}x{x.shape[-1]}")
+        return F.conv2d(F.pad(x, (p, p, p, p), mode=self.padding_mode), self.kernel, groups=self.channels)
 
 
 class SpatialAttention(nn.Module):

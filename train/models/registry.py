@@ -91,6 +91,13 @@ register(
     "DyConvSR's static twin: the same network with a plain conv in place of the dynamic one",
     dynamic=False,
 )
+register(
+    "dyconvsr_authors",
+    DyConvSR,
+    "DyConvSR exactly as the authors' code computes it: interleaved skip, reflect-padded blur, temperature 30",
+    skip_order="interleaved",
+    blur_padding="reflect",
+)
 register("srcnn", SRCNN, "SRCNN 9-1-5 (64/32) on the Y channel of a bicubic-upscaled input")
 register("dcnn", DCNN, "Multi-scale dynamic CNN: SRCNN stages with generated filters, one net for x2/x3/x4")
 register("dyconvsr_tiny", DyConvSR, "Tiny DyConvSR for tests", channels=8, num_kernels=2)
