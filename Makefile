@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= cpu,openvino-int8,train,dev
 
-.PHONY: setup demo test models train weights export bench clean
+.PHONY: setup demo test models train weights photos export bench clean
 
 setup: $(VENV)/.installed
 
@@ -40,8 +40,22 @@ train: setup
 # The shipped weights: every config in configs/, resumed where a run stopped (safe to interrupt
 # and re-run, in as many sessions as it takes), then each run's best checkpoint promoted to weights/.
 # Development only: the configs read ../shared/data/sunhays80 beside the embedded photos.
+# Extra training photographs for the DyConvSR x3/x4 configs (development only, like the Sun-Hays 80):
+# the real photos among the artwork of two Debian packages, exactly these files, into cache/photos/.
+PHOTOS := cache/photos
+MATE_PHOTOS := Aqua Blinds Dune FreshFlower Garden GreenMeadow LadyBird RainDrops Storm TwoWings Wood YellowFlower
+PLASMA_PHOTOS := BytheWater ColdRipple EveningGlow FallenLeaf Kite OneStandsOut Path summer_1am
+photos: $(PHOTOS)/.done
+$(PHOTOS)/.done:
+	rm -rf $(PHOTOS)/.tmp && mkdir -p $(PHOTOS)/.tmp $(PHOTOS)/debian
+	cd $(PHOTOS)/.tmp && apt-get download mate-backgrounds=1.26.0-1 plasma-workspace-wallpapers=4:5.27.5-2
+	for deb in $(PHOTOS)/.tmp/*.deb; do dpkg -x $$deb $(PHOTOS)/.tmp/x || exit 1; done
+	for n in $(MATE_PHOTOS); do cp $(PHOTOS)/.tmp/x/usr/share/backgrounds/mate/nature/$$n.jpg $(PHOTOS)/debian/mate-$$n.jpg || exit 1; done
+	for n in $(PLASMA_PHOTOS); do cp $(PHOTOS)/.tmp/x/usr/share/wallpapers/$$n/contents/images/2560x1600.jpg $(PHOTOS)/debian/plasma-$$n.jpg || exit 1; done
+	rm -rf $(PHOTOS)/.tmp && touch $@
+
 WEIGHTS ?= dyconvsr_x2 dyconvsr_static_x2 dyconvsr_x3 dyconvsr_x4 srcnn_x2 srcnn_x3 srcnn_x4 dcnn
-weights: setup
+weights: setup photos
 	@for name in $(WEIGHTS); do \
 	  resume=; [ -f weights/runs/$$name/last.state.json ] && resume=--resume; \
 	  $(PY) -m train fit --config configs/$$name.toml $$resume $(FIT_FLAGS) || exit 1; \

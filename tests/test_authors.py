@@ -83,18 +83,23 @@ class _Calls(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+def _trace(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], _Calls]:
+    """Run ``model`` once, recording the head conv's output, the body's input and every torch call."""
+    seen: dict[str, torch.Tensor] = {}
+    model.eval().head.register_forward_hook(lambda m, i, o: seen.__setitem__("head", o))
+    model.body.register_forward_pre_hook(lambda m, i: seen.__setitem__("body", i[0]))
+    calls = _Calls()
+    with torch.no_grad(), calls:
+        model(torch.rand(1, 3, 12, 16))
+    return seen, calls
+
+
 @pytest.mark.parametrize("name", ["dyconvsr", "dyconvsr_static", "dyconvsr_authors"])
 @pytest.mark.parametrize("scale", [2, 4])
 def test_default_network_has_exactly_the_published_activations(name: str, scale: int) -> None:
     # GELU after the dynamic (or static) conv and in the high-frequency branch, nothing after the
     # head: the body's input is the head conv's output itself.
-    model = create_model(name, scale=scale).eval()
-    seen: dict[str, torch.Tensor] = {}
-    model.head.register_forward_hook(lambda m, i, o: seen.__setitem__("head", o))
-    model.body.register_forward_pre_hook(lambda m, i: seen.__setitem__("body", i[0]))
-    calls = _Calls()
-    with torch.no_grad(), calls:
-        model(torch.rand(1, 3, 12, 16))
+    seen, calls = _trace(create_model(name, scale=scale))
     assert seen["body"] is seen["head"]
     assert calls.names.count("gelu") == 2
     # the attention MLP's ReLU is the only other activation (the static twin has none)
@@ -103,13 +108,7 @@ def test_default_network_has_exactly_the_published_activations(name: str, scale:
 
 
 def test_head_activation_switch_adds_the_pre_correction_gelu() -> None:
-    model = create_model("dyconvsr", scale=2, head_activation=True).eval()
-    seen: dict[str, torch.Tensor] = {}
-    model.head.register_forward_hook(lambda m, i, o: seen.__setitem__("head", o))
-    model.body.register_forward_pre_hook(lambda m, i: seen.__setitem__("body", i[0]))
-    calls = _Calls()
-    with torch.no_grad(), calls:
-        model(torch.rand(1, 3, 12, 16))
+    seen, calls = _trace(create_model("dyconvsr", scale=2, head_activation=True))
     assert calls.names.count("gelu") == 3
     torch.testing.assert_close(seen["body"], F.gelu(seen["head"]), rtol=0, atol=0)
 
