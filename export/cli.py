@@ -7,17 +7,46 @@ from pathlib import Path
 
 import click
 
-from runtime.errors import UserError, cli_errors
+from runtime.errors import UserError, cli_errors, display, printable
 from runtime.manifest import Manifest
 
 from .artifact import OPENVINO_VARIANTS, ExportOptions, artifact_name, export_artifact, resolve_source
 from .lowering import STRATEGIES, STRATEGY_CHOICES
+from .references import REFERENCE_SPECS
 
 WEIGHTS_DIR = Path("weights")
+# Option ranges, checked in main() so a bad value is one line like every other error.
+MAX_BATCH = 64
+MAX_FIXED_SIDE = 4096
+MIN_OPSET, MAX_OPSET = 13, 23  # 23: the newest opset torch 2.13's exporter writes
 
 
 def _progress(message: str) -> None:
-    click.echo(f"  .. {message}", err=True)
+    click.echo(f"  .. {printable(message)}", err=True)
+
+
+def _check_range(option: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise UserError(f"{option} must be {low}..{high}; got {value}")
+
+
+def check_options(
+    batch: int, fixed_shapes: tuple[tuple[int, int], ...], opset: int, strategies: list[str]
+) -> None:
+    """Refuse option values no export can succeed with, before any checkpoint is read."""
+    _check_range("--batch", batch, 1, MAX_BATCH)
+    _check_range("--opset", opset, MIN_OPSET, MAX_OPSET)
+    for height, width in fixed_shapes:
+        _check_range("--fixed H", height, 1, MAX_FIXED_SIDE)
+        _check_range("--fixed W", width, 1, MAX_FIXED_SIDE)
+    # A fixed-batch lowering (aggregate, perhaps chosen by auto) is proven on reference inputs
+    # whose batch is a multiple of --batch: with none, parity would have nothing to run.
+    fixed_batch = any(s == "auto" or not STRATEGIES[s].dynamic_batch for s in strategies)
+    batches = sorted({len(spec.images) for spec in REFERENCE_SPECS})
+    if fixed_batch and not fixed_shapes and all(b % batch for b in batches):
+        raise UserError(f"--batch {batch}: the reference inputs have batch "
+                        f"{' and '.join(map(str, batches))}, none a multiple of {batch}; give --fixed H W "
+                        f"(a batch-{batch} reference) or a batch dividing {max(batches)}")
 
 
 def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
@@ -39,10 +68,11 @@ def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
               help="Further strategies written as model.<strategy>.onnx (repeatable). "
                    "Default: every strategy besides the one in model.onnx.")
 @click.option("--only-default", is_flag=True, help="Write no model.<strategy>.onnx besides model.onnx.")
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Fixed batch of the strategies without a dynamic batch (aggregate).")
-@click.option("--fixed", "fixed_shapes", multiple=True, type=(click.IntRange(min=1), click.IntRange(min=1)),
-              metavar="H W", help="Also write a fixed-shape variant for an H x W input (repeatable).")
+@click.option("--batch", default=1, show_default=True, type=int,
+              help=f"Fixed batch (1..{MAX_BATCH}) of the strategies without a dynamic batch (aggregate).")
+@click.option("--fixed", "fixed_shapes", multiple=True, type=(int, int), metavar="H W",
+              help=f"Also write a fixed-shape variant for an H x W input, each 1..{MAX_FIXED_SIDE} "
+                   "(repeatable).")
 @click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp16", "int8"]),
               help="Reduced-precision ONNX variants (repeatable). Default: fp16 and int8.")
 @click.option("--no-reduced", is_flag=True, help="No fp16/int8 variants.")
@@ -55,7 +85,8 @@ def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
                    "model.openvino.int8.xml. Default: all three, where openvino (and nncf) are installed; "
                    "skipped with the reason otherwise.")
 @click.option("--no-openvino", is_flag=True, help="No OpenVINO IR variants.")
-@click.option("--opset", default=17, show_default=True, type=click.IntRange(min=13))
+@click.option("--opset", default=17, show_default=True, type=int,
+              help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET}.")
 @click.option("--no-tiling", is_flag=True, help="Skip the tiling split (tiling/*.onnx).")
 @click.option("--no-fuse-shuffle", is_flag=True,
               help="Keep DyConvSR's two pixel shuffles instead of fusing them into one (export/fusion.py).")
@@ -68,8 +99,10 @@ def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tupl
     With no CHECKPOINT, exports every checkpoint in weights/, or, when weights/ holds none, a
     freshly initialised (untrained) dyconvsr x2 so the pipeline can be exercised end to end.
     """
+    extra_strategies = () if only_default else (extra or tuple(STRATEGIES))
+    check_options(batch, fixed_shapes, opset, [strategy, *extra_strategies])
     options = ExportOptions(
-        strategy=strategy, extra_strategies=() if only_default else (extra or tuple(STRATEGIES)),
+        strategy=strategy, extra_strategies=extra_strategies,
         batch=batch, fixed_shapes=fixed_shapes,
         precisions=() if no_reduced else (precisions or ("fp16", "int8")), ort_format=not no_ort,
         tensorrt=() if no_tensorrt else ("fp32", "fp16", "int8"),
@@ -83,11 +116,12 @@ def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tupl
         click.echo(f"note: no checkpoint in {WEIGHTS_DIR}/; exporting an UNTRAINED dyconvsr x2 "
                    "(random weights: the pipeline works, the pictures will not)", err=True)
         sources = [create_model("dyconvsr", scale=2)]
+    # Every checkpoint is read (and verified) first: a bad one fails before any artifact is written.
+    checkpoints = [resolve_source(source) for source in sources]
     manifests = []
-    for source in sources:
-        checkpoint = resolve_source(source)
+    for checkpoint in checkpoints:
         target = Path(out_root) / artifact_name(checkpoint)
-        click.echo(f"exporting {checkpoint.path or checkpoint.name} -> {target}", err=True)
+        click.echo(f"exporting {display(checkpoint.path or checkpoint.name)} -> {display(target)}", err=True)
         start = time.perf_counter()
         manifest = export_artifact(checkpoint, target, options, progress=_progress)
         click.echo(f"  done in {time.perf_counter() - start:.1f} s", err=True)
@@ -102,7 +136,8 @@ def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tupl
 def print_summary(folder: Path, manifest: Manifest) -> bool:
     """Print one artifact's variants, sizes and parity; returns True if any variant failed."""
     note = "  (UNTRAINED)" if manifest.notes.get("untrained") else ""
-    click.echo(f"\n{folder}  {manifest.model_name} x{manifest.scale}{note}")
+    # Names come from checkpoint files and manifests: escaped, so none can break a line or drive the terminal.
+    click.echo(f"\n{display(folder)}  {printable(manifest.model_name)} x{manifest.scale}{note}")
     click.echo(f"  {'file':<32}{'strategy':<18}{'prec':<6}{'batch':<7}{'size':>10}  {'max|diff|':>10}  {'PSNR':>8}  ok")
     failed = False
     for v in manifest.variants:
@@ -114,12 +149,12 @@ def print_summary(folder: Path, manifest: Manifest) -> bool:
         failed |= p is not None and not p.passed
         diff = f"{p.max_abs_diff:.2e}" if p else "-"
         psnr = f"{p.psnr_db:.1f}" if p else "-"
-        click.echo(f"  {v.file:<32}{v.strategy:<18}{v.precision:<6}{batch:<7}{size / 1024:>8.0f}KB  {diff:>10}  {psnr:>8}  {verdict}")
+        click.echo(f"  {printable(v.file):<32}{v.strategy:<18}{v.precision:<6}{batch:<7}{size / 1024:>8.0f}KB  {diff:>10}  {psnr:>8}  {verdict}")
     by_reason: dict[str, list[str]] = {}
     for file, reason in manifest.notes.get("skipped", {}).items():
         by_reason.setdefault(reason, []).append(file)
     for reason, files in by_reason.items():
-        click.echo(f"  skipped {', '.join(files)}: {reason}")
+        click.echo(printable(f"  skipped {', '.join(files)}: {reason}"))
     if "auto" in manifest.notes:
         auto = manifest.notes["auto"]
         timings = ", ".join(f"{k} {v} ms" if isinstance(v, float) else f"{k}: {v}" for k, v in auto["median_ms"].items())

@@ -36,7 +36,12 @@ def skimage_rgb(name: str) -> np.ndarray:
 
 
 def center_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """HxWx3 -> 3xhxw crop around the image centre."""
+    """HxWx3 -> 3xhxw crop around the image centre; an image smaller than that is mirrored out
+    to the size first (reference inputs at a large ``--fixed`` shape)."""
+    grow_h, grow_w = max(0, height - image.shape[0]), max(0, width - image.shape[1])
+    if grow_h or grow_w:
+        image = np.pad(image, ((grow_h // 2, grow_h - grow_h // 2), (grow_w // 2, grow_w - grow_w // 2), (0, 0)),
+                       mode="reflect")
     top = (image.shape[0] - height) // 2
     left = (image.shape[1] - width) // 2
     return np.ascontiguousarray(image[top : top + height, left : left + width].transpose(2, 0, 1))

@@ -16,8 +16,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .errors import UserError, cli_errors
-from .manifest import Manifest, Reference, Variant, read_manifest, verify_files
+from .errors import UserError, cli_errors, printable
+from .files import atomic_write_bytes
+from .manifest import Manifest, Reference, Variant, artifact_file, read_manifest, verify_files
 from .parity import FP32_TOLERANCE, REDUCED_PRECISION_TOLERANCE, compare, merge, run_in_chunks, tolerance_for
 from .runners import BACKENDS, Runner, RunnerConfig, backend_for, make_runner
 from .runners.tensorrt import PlanOrigin
@@ -69,6 +70,7 @@ class CheckReport:
             verdict = f"{row.status}: {row.note}" if row.note else row.status
             lines.append((row.name, row.engine, _num(p["max_abs_diff"]), _num(p["mean_abs_diff"]),
                           _db(p["psnr_db"]), "yes" if p["finite"] else "NO", tol, verdict))
+        lines = [tuple(printable(cell) for cell in line) for line in lines]  # names come from files on disk
         widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
         text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1] for line in lines]
         files = (
@@ -76,7 +78,8 @@ class CheckReport:
             if self.file_problems else "files: every sha256 matches the manifest"
         )
         verdict = "PASS" if self.passed else "FAIL"
-        return "\n".join([f"{self.model} x{self.scale}  {self.artifact}", files, *text, f"verdict: {verdict}"])
+        return "\n".join([printable(f"{self.model} x{self.scale}  {self.artifact}"), printable(files), *text,
+                          f"verdict: {verdict}"])
 
 
 def _num(value: float) -> str:
@@ -87,16 +90,47 @@ def _db(value: float) -> str:
     return "inf" if math.isinf(value) and value > 0 else f"{value:.1f}"
 
 
-def _load_references(folder: Path, references: list[Reference]) -> list[tuple[np.ndarray, np.ndarray]]:
-    pairs = []
-    for ref in references:
+def load_reference(folder: Path, rel: str, shape: list[int]) -> np.ndarray:
+    """A float32 reference ``.npy``, its header checked against the manifest's ``shape`` and the
+    file's size before any data is read (a header may claim terabytes); else UserError naming ``rel``."""
+    path = artifact_file(folder, rel)
+    with open(path, "rb") as handle:
         try:
-            pairs.append((np.load(folder / ref.input), np.load(folder / ref.output)))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"reference {ref.input} / {ref.output} unreadable: {exc}") from None
-    if not pairs:
+            version = np.lib.format.read_magic(handle)
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in readers:
+                raise ValueError(f"npy format version {version[0]}.{version[1]}; expected 1.0 or 2.0")
+            stored, fortran, dtype = readers[version](handle)
+        except ValueError as exc:
+            raise UserError(f"{rel}: not a .npy reference numpy can read ({exc})") from None
+        if tuple(stored) != tuple(shape) or dtype != np.dtype(np.float32):
+            raise UserError(f"{rel}: holds {dtype} {tuple(stored)}; the manifest records float32 {tuple(shape)}")
+        size = handle.tell() + math.prod(shape) * dtype.itemsize
+        if path.stat().st_size != size:
+            raise UserError(f"{rel}: {path.stat().st_size} bytes; its header needs exactly {size} "
+                            "(truncated or padded)")
+        data = np.fromfile(handle, dtype=dtype, count=math.prod(shape))
+    return data.reshape(shape, order="F" if fortran else "C")
+
+
+Pairs = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _load_references(folder: Path, references: list[Reference]) -> tuple[Pairs, list[CheckRow]]:
+    """The (input, output) pairs that load, and one FAIL row per reference file that does not."""
+    if not references:
         raise UserError(f"{folder}: the manifest lists no reference inputs to check against")
-    return pairs
+    pairs, failures = [], []
+    for ref in references:
+        loaded = []
+        for rel, shape in ((ref.input, ref.input_shape), (ref.output, ref.output_shape)):
+            try:
+                loaded.append(load_reference(folder, rel, shape))
+            except UserError as exc:
+                failures.append(CheckRow(rel, "-", FAIL, note=str(exc).removeprefix(f"{rel}: ")))
+        if len(loaded) == 2:
+            pairs.append((loaded[0], loaded[1]))
+    return pairs, failures
 
 
 def _variant_config(variant: Variant, config: RunnerConfig) -> RunnerConfig:
@@ -120,6 +154,8 @@ def check_variant(folder: Path, manifest: Manifest, variant: Variant, config: Ru
                   pairs: list[tuple[np.ndarray, np.ndarray]]) -> CheckRow:
     config = _variant_config(variant, config)
     try:
+        for rel in variant.engine_files():
+            artifact_file(folder, rel)
         runner = make_runner(folder / variant.file, config, PlanOrigin.from_notes(variant.notes))
         with runner:
             reduced = _reduced(replace(config, backend=backend_for(variant.file, config)), variant.precision, runner)
@@ -190,14 +226,26 @@ def check_artifact(folder: str | Path, config: RunnerConfig = RunnerConfig(), ti
     """Verify files and run every variant (or those named) plus the tiled path; see :class:`CheckReport`."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    report = CheckReport(str(folder), manifest.model_name, manifest.scale, verify_files(folder, manifest))
-    pairs = _load_references(folder, manifest.references)
     chosen = [manifest.variant(name) for name in variants] if variants else manifest.variants
+    report = CheckReport(str(folder), manifest.model_name, manifest.scale, verify_files(folder, manifest))
+    pairs, report.rows = _load_references(folder, manifest.references)
+    if not pairs:  # every reference failed: its rows are the verdict
+        return report
     for variant in chosen:
         report.rows.append(check_variant(folder, manifest, variant, config, pairs))
     if manifest.tiling is not None and not variants:
         report.rows.append(check_tiled(folder, manifest, config, tile, pairs))
     return report
+
+
+def write_report_json(path: Path, report: CheckReport) -> None:
+    """``report`` as JSON at ``path``: atomically for a file, written through for a device or pipe
+    (never renamed onto ``/dev/stdout``); a failing write (a full disk) is a UserError."""
+    data = (json.dumps(asdict(report), indent=2, default=str) + "\n").encode()
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise UserError(f"cannot write the JSON report to {path}: {exc.strerror or exc}") from None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -226,11 +274,9 @@ def main(artifact_dir: Path, backend: str, provider: str, strict: bool | None, t
     """
     config = RunnerConfig(backend=backend, provider=provider, threads=threads, strict=strict, precision=precision)
     report = check_artifact(artifact_dir, config, tile, list(variants) or None)
-    print(report.table())
+    print(report.table(), flush=True)
     if json_path is not None:
-        from .files import atomic_write_bytes
-
-        atomic_write_bytes(json_path, (json.dumps(asdict(report), indent=2, default=str) + "\n").encode())
+        write_report_json(json_path, report)
     if not report:
         sys.exit(1)
 

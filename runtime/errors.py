@@ -1,9 +1,15 @@
 """Errors a user can cause, and the one place CLIs turn them into a line on stderr."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -16,18 +22,89 @@ class UserError(ValueError):
     """
 
 
+class Terminated(BaseException):
+    """SIGTERM inside :func:`cli_errors`, raised like KeyboardInterrupt so that clean-ups
+    (``finally``, ``except BaseException``: temp files) run before the process exits."""
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped as ``repr`` does (``\\n``, ``\\x1b``,
+    ``\\u202e``); undecodable file-name bytes (surrogate escapes) show as ``\\xNN``.
+
+    Printable text, backslashes included, is left alone, so escaping twice changes nothing and
+    a message can be escaped whole after the names in it were.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable():
+            out.append(char)
+        elif "\udc80" <= char <= "\udcff":
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        else:
+            out.append(repr(char)[1:-1])
+    return "".join(out)
+
+
+def display(path: str | os.PathLike[str]) -> str:
+    """A file name as CLIs print it: one line, no terminal control sequences."""
+    return printable(os.fsdecode(path))
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Keep library chatter out of a CLI's one-line messages: Python warnings are ignored, and
+    what libraries ``print`` (ONNX Runtime's multi-line "EP Error ... Falling back" banner) is
+    dropped. For CLIs whose stdout carries nothing else."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _sigterm_handler(owner: int) -> Callable[[int, object], None]:
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != owner:  # a forked child (e.g. a data-loader worker) dies as it would have
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        raise Terminated
+
+    return handler
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live there only
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _sigterm_handler(os.getpid()))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cli_errors(func: F) -> F:
-    """Decorate a click command so user errors end as one stderr line and exit code 2."""
+    """Decorate a click command so user errors end as one stderr line and exit code 2.
+
+    Ctrl-C (SIGINT) exits 130 and SIGTERM 143, each with one line, after the clean-ups ran.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with _sigterm_as_exception():
+                return func(*args, **kwargs)
         except (UserError, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {printable(str(exc))}", file=sys.stderr)
             raise SystemExit(2) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise SystemExit(130) from None
+        except Terminated:
+            print("terminated", file=sys.stderr)
+            raise SystemExit(143) from None
 
     return wrapper  # type: ignore[return-value]

@@ -1,16 +1,21 @@
-"""File helpers every layer uses: sha256 and atomic writes (temp file in the same folder + rename)."""
+"""File helpers every layer uses: sha256, atomic writes (temp file in the same folder + rename or
+no-replace link), clean-up of killed writers' temp files, and folder walks that always end."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+import re
+import secrets
+import shutil
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, display
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -21,26 +26,220 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; on success it is renamed onto ``path``, on error removed.
+# Temp files of atomic_path: ".<name>.pid<writer pid>.<8 hex>.tmp" beside the target. The PID
+# lets a later run tell a dead writer's leftovers (SIGKILL, power loss) from a live one's.
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"^\..*\.pid(\d+)\.[0-9a-f]{8}\.tmp$", re.DOTALL)
+_DEFAULT_NAME_MAX = 255
 
-    Readers never see a half-written file, and an interrupted write leaves nothing that looks valid.
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):
+        return _DEFAULT_NAME_MAX
+
+
+def _temp_prefix(target: Path, name_max: int) -> str:
+    """``.<name>.pid<PID>.``, the name shortened (and a hash of it kept) so the temp name fits."""
+    tail = f".pid{os.getpid()}."
+    room = name_max - len(tail) - 1 - 8 - len(TEMP_SUFFIX)
+    name = os.fsencode(target.name)
+    if len(name) > room:
+        digest = hashlib.sha256(name).hexdigest()[:8].encode()
+        name = name[: max(0, room - len(digest) - 1)] + b"~" + digest
+    return "." + os.fsdecode(name) + tail
+
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_temp(target: Path, created: list[Path]) -> Path:
+    """Create an empty temp file beside ``target``, listed in ``created`` from the instant it exists
+    (a SIGTERM raised right after the file appears still finds it to remove)."""
+    name_max = _name_max(target.parent)
+    if len(os.fsencode(target.name)) > name_max:
+        raise UserError(f"file name {display(target.name)} is {len(os.fsencode(target.name))} bytes; "
+                        f"{display(target.parent)} allows at most {name_max}")
+    prefix = _temp_prefix(target, name_max)
+    for _ in range(100):
+        candidate = target.parent / f"{prefix}{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        created[:] = [candidate]
+        try:
+            # 0o666: the umask applies as for a plain open(), without reading it (os.umask is
+            # process-wide and racy to toggle).
+            fd = os.open(candidate, _TEMP_FLAGS, 0o666)
+        except FileExistsError:
+            created.clear()
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"no free temp file name beside {target}")
+
+
+def _fsync(path: Path, folder: bool = False) -> None:
+    flags = os.O_RDONLY if os.name != "nt" else os.O_RDWR
+    try:
+        fd = os.open(path, flags | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
+    except OSError:
+        if folder:  # folders cannot be opened everywhere (Windows): best effort
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if not folder and exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
+
+
+_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS)
+
+
+def _publish_new(tmp: Path, target: Path) -> None:
+    """Give ``tmp`` the name ``target`` unless anything (even a dangling symlink) has that name,
+    decided by the file system at this instant, so concurrent writers cannot replace each other."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        # No hard links here (FAT, some network file systems): reserve the name with O_EXCL,
+        # then rename onto the reservation. A crash in between leaves an empty file, never a lost one.
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
+        os.replace(tmp, target)
+    else:
+        tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], replace: bool = True) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success it is published as ``path``, on error removed.
+
+    Readers never see a half-written file, and an interrupted write leaves nothing that looks
+    valid: the temp file is fsynced, then renamed onto ``path`` (``replace=True``) or, with
+    ``replace=False``, linked to it only if nothing has that name at that instant (else
+    FileExistsError, the existing entry untouched, even if another process created it while
+    this one was writing). The folder is fsynced after, where the platform allows.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    created: list[Path] = []
     try:
+        tmp_path = _create_temp(target, created)
+        mode = tmp_path.stat().st_mode & 0o777  # 0o666 less the umask, as open() would give
         yield tmp_path
-        # mkstemp makes the file private (0600), and writers may recreate it; give the result
-        # the permissions a plain open() would.
-        tmp_path.chmod(0o666 & ~_umask())
-        os.replace(tmp_path, target)
+        if tmp_path.stat().st_mode & 0o777 != mode:  # a writer that recreated it (safetensors: 0600)
+            tmp_path.chmod(mode)
+        if _is_special(target):
+            # A device or pipe (/dev/stdout, a FIFO): written through, never renamed over.
+            with open(tmp_path, "rb") as source, open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+            tmp_path.unlink()
+            return
+        _fsync(tmp_path)
+        if replace:
+            os.replace(tmp_path, target)
+        else:
+            _publish_new(tmp_path, target)
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        for tmp in created:
+            tmp.unlink(missing_ok=True)
         raise
+    _fsync(target.parent, folder=True)
+
+
+def _is_special(path: Path) -> bool:
+    """True for an existing entry that is neither a regular file nor a folder (a device, a FIFO)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), on Linux; None where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])  # field 22, after "pid (comm)"
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _writer_gone(pid: int, written: float) -> bool:
+    if pid <= 0 or os.name == "nt":  # os.kill(pid, 0) would signal on Windows
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass  # alive, another user's
+    started = _process_start(pid)
+    # Alive, but started after the file was last written: the PID was reused (containers restart
+    # at the same PIDs). The 2 s cover the one-second resolution of the boot time.
+    return started is not None and written < started - 2.0
+
+
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temp files :func:`atomic_path` left in ``folder`` (not below) when its writer
+    was killed: those whose writer is not running, or whose PID now names a newer process."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        try:
+            if not match or not entry.is_file(follow_symlinks=False):
+                continue
+            if _writer_gone(int(match[1]), entry.stat(follow_symlinks=False).st_mtime):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
+
+
+def walk_tree(root: str | os.PathLike[str], hidden: bool = True
+              ) -> Iterator[tuple[Path, list[str], list[str]]]:
+    """``os.walk`` that always ends: symlinked folders are listed (among the folder names) but
+    never entered, each real folder is entered once (bind mounts can loop too), and with
+    ``hidden=False`` names starting with "." are skipped as glob does."""
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root):
+        try:
+            here = os.stat(folder)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (here.st_dev, here.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((here.st_dev, here.st_ino))
+        if not hidden:
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            files = [f for f in files if not f.startswith(".")]
+        yield Path(folder), dirs, files
+
+
+def unique_files(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` in order, keeping the first of those naming the same file (by real path)."""
+    unique: dict[str, Path] = {}
+    for path in paths:
+        unique.setdefault(os.path.realpath(path), path)
+    return list(unique.values())
 
 
 PENDING_SUFFIX = ".pending"
@@ -93,15 +292,14 @@ def file_group(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]]:
         os.replace(src, dst)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+# Our JSON documents (manifests, checkpoint configs, training states) are kilobytes; anything far
+# larger was not written by this toolchain and is not parsed.
+MAX_JSON_BYTES = 16 << 20
 
 
 def read_json_document(
@@ -111,8 +309,23 @@ def read_json_document(
     names the file in errors ("checkpoint config", ...). Raises :class:`UserError` naming what was found."""
     allowed = (expected_format,) if isinstance(expected_format, str) else expected_format
     try:
-        data = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_JSON_BYTES + 1)
+    except IsADirectoryError:
+        raise UserError(f"{what} {path} is a folder, not a file") from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise UserError(f"{what} {path} is larger than {MAX_JSON_BYTES} bytes: not one of ours")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except RecursionError:
+        raise UserError(f"{what} {path} nests deeper than the JSON parser can follow") from None
+    except ValueError as exc:  # JSONDecodeError, and integers longer than Python converts
         raise UserError(f"{what} {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("format") not in allowed:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__

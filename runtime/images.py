@@ -2,30 +2,35 @@
 (EXIF orientation, alpha, palette, CMYK, 16-bit grayscale, bad files refused with a reason)."""
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import struct
-import warnings
+import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import UserError
-from .files import atomic_path
+from .files import atomic_path, unique_files, walk_tree
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
 def find_images(folder: str | os.PathLike[str], suffixes: Iterable[str] = IMAGE_SUFFIXES) -> list[Path]:
-    """Every image file under ``folder`` (recursively), sorted by path."""
+    """Every image file under ``folder`` (recursively, symlinked sub-folders not entered), sorted
+    by path, each file once however many links name it."""
     root = Path(folder)
     if not root.is_dir():
         raise UserError(f"image folder {root} not found")
     wanted = tuple(s.lower() for s in suffixes)
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
+    found = (here / name for here, _, names in walk_tree(root) for name in names)
+    return unique_files(sorted(p for p in found if p.suffix.lower() in wanted and p.is_file()))
 
 
 def to_uint8(array: np.ndarray) -> np.ndarray:
@@ -69,8 +74,9 @@ class Picture:
 def read_picture(path: str | os.PathLike[str], max_pixels: int | None = None) -> Picture:
     """Decode one file robustly; raises :class:`UserError` naming the reason on any bad input.
 
-    Pillow's decompression-bomb *warning* is treated as an error (``max_pixels`` overrides
-    ``Image.MAX_IMAGE_PIXELS``); truncated files are refused, never padded with grey.
+    Images above ``max_pixels`` (default: ``Image.MAX_IMAGE_PIXELS``, read, never changed) are
+    refused from their header, before any pixel is decoded; truncated files are refused, never
+    padded with grey; so are files Pillow would decode to fewer bits than they hold.
     """
     path = Path(path)
     if not path.is_file():
@@ -78,27 +84,16 @@ def read_picture(path: str | os.PathLike[str], max_pixels: int | None = None) ->
     if path.stat().st_size == 0:
         raise UserError("empty file (0 bytes)")
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    pillow_limit = Image.MAX_IMAGE_PIXELS
     try:
-        # Our own check below applies ``limit`` exactly (Pillow only warns between 1x and 2x its
-        # limit); Pillow's is switched off for the open so a raised --max-pixels takes effect.
-        Image.MAX_IMAGE_PIXELS = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if limit and width * height > limit:
-                    raise UserError(
-                        f"{width}x{height} = {width * height} pixels exceeds the decompression-bomb limit "
-                        f"of {limit} (raise it with --max-pixels if the file is trusted)"
-                    )
-                frames = getattr(image, "n_frames", 1)
-                if frames > 1:
-                    raise UserError(f"multi-frame image ({frames} frames); extract the frame to upscale first")
-                _refuse_truncating_decode(image)
-                image.load()
-                return picture_from_pil(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        with _pixel_limit(limit), Image.open(path) as image:
+            _check_pixels(image.size, limit)
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:
+                raise UserError(f"multi-frame image ({frames} frames); extract the frame to upscale first")
+            _refuse_truncating_decode(image, path)
+            image.load()
+            return picture_from_pil(image)
+    except Image.DecompressionBombError as exc:  # only if another hook replaced ours
         raise UserError(f"decompression bomb refused: {exc}") from None
     except Image.UnidentifiedImageError:
         raise UserError("not an image file Pillow can read (or corrupt header)") from None
@@ -107,17 +102,125 @@ def read_picture(path: str | os.PathLike[str], max_pixels: int | None = None) ->
             raise
         reason = str(exc) or type(exc).__name__
         raise UserError(f"corrupt or truncated image ({reason})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = pillow_limit
 
 
-def _refuse_truncating_decode(image: Image.Image) -> None:
-    # Pillow decodes 16-bit RGB/RGBA/LA into 8-bit modes without a word; only the decoder's raw
-    # mode (e.g. "RGB;16B") tells. Refuse rather than silently truncate.
-    rawmodes = [tile.args if isinstance(tile.args, str) else (tile.args or ("",))[0] for tile in image.tile]
-    if image.mode not in _SIXTEEN_BIT_GRAY + ("I",) and any(";16" in str(raw) for raw in rawmodes):
+# ---- the decompression-bomb limit, per call and per thread -------------------------------------
+# Pillow checks sizes against the process-wide Image.MAX_IMAGE_PIXELS in Image.open and again in
+# some plugins (TIFF load, WebP open, GIF frames), warning between 1x and 2x of it and raising
+# above. Toggling that global (or warning filters) per call races between threads. Instead
+# Pillow's check function is wrapped once: inside read_picture it applies that thread's limit
+# (exactly, as an error), everywhere else it is Pillow's own check, unchanged.
+_active = threading.local()
+_hook_lock = threading.Lock()
+
+
+def _check_pixels(size: tuple[int, int], limit: int | None) -> None:
+    width, height = size
+    if limit and width * height > limit:
         raise UserError(
-            f"16-bit {image.mode} image: Pillow can only decode it truncated to 8 bits, and this runtime "
+            f"{width}x{height} = {width * height} pixels exceeds the decompression-bomb limit "
+            f"of {limit} (raise it with --max-pixels if the file is trusted)"
+        )
+
+
+def _hooked(pillow_check: Callable[..., None]) -> Callable[..., None]:
+    def check(size: tuple[int, int], *args: Any, **kwargs: Any) -> None:
+        limits = getattr(_active, "limits", None)
+        if not limits:
+            return pillow_check(size, *args, **kwargs)
+        _check_pixels(size, limits[-1])
+
+    check._runtime_hook = True  # type: ignore[attr-defined]
+    return check
+
+
+@contextlib.contextmanager
+def _pixel_limit(limit: int | None) -> Iterator[None]:
+    with _hook_lock:
+        current = Image._decompression_bomb_check
+        if not getattr(current, "_runtime_hook", False):
+            Image._decompression_bomb_check = _hooked(current)
+    stack = _active.__dict__.setdefault("limits", [])
+    stack.append(limit)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+# ---- sources Pillow would decode to fewer bits than they hold ---------------------------------
+# Pillow decodes 16-bit RGB(A)/LA/CMYK into its 8-bit modes without a word. What tells depends on
+# the decoder: the raw mode (PNG, SGI, TIFF: "RGB;16B", "LA;16B"; BMP's "BGR;16" is 5-6-5, not 16
+# bits a sample), TIFF's BitsPerSample, PPM's maxval, the JPEG 2000 codestream header. (AVIF
+# above 8 bits does not tell: a documented limit in runtime/README.md.)
+_DEEP_RAWMODE = re.compile(r";16[BLN]$")
+_WIDE_MODES = (*_SIXTEEN_BIT_GRAY, "I", "F")
+
+
+def _declared_bits(image: Image.Image, path: Path) -> int:
+    bits = 8
+    for tile in image.tile:
+        args = tile.args if isinstance(tile.args, tuple) else (tile.args,)
+        raw = str(args[0]) if args else ""
+        if _DEEP_RAWMODE.search(raw):
+            bits = max(bits, 16)
+        if tile.codec_name in ("ppm", "ppm_plain") and len(args) > 1 and isinstance(args[-1], int):
+            bits = max(bits, int(args[-1]).bit_length())  # maxval 65535 -> 16, 1023 -> 10
+    if image.format == "TIFF":
+        samples = image.tag_v2.get(258, (8,))
+        bits = max((bits, *(samples if isinstance(samples, tuple) else (samples,))))
+    elif image.format == "JPEG2000":
+        bits = max(bits, _jpeg2000_bits(path))
+    return bits
+
+
+def _boxes(handle: Any, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload offset, payload size) of the JPEG 2000 (ISO base media) boxes from here to ``end``."""
+    while handle.tell() + 8 <= end:
+        start = handle.tell()
+        size, kind = struct.unpack(">I4s", handle.read(8))
+        header = 8
+        if size == 1:
+            (size,) = struct.unpack(">Q", handle.read(8))
+            header = 16
+        elif size == 0:
+            size = end - start
+        if size < header:
+            return
+        yield kind, start + header, size - header
+        handle.seek(start + size)
+
+
+_J2K_SOC_SIZ = b"\xff\x4f\xff\x51"
+
+
+def _jpeg2000_bits(path: Path) -> int:
+    with open(path, "rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(0)
+        if handle.read(4) != _J2K_SOC_SIZ:  # a .jp2: the codestream is the jp2c box
+            handle.seek(0)
+            offset = next((o for kind, o, _ in _boxes(handle, end) if kind == b"jp2c"), None)
+            if offset is None:
+                return 0
+            handle.seek(offset)
+            if handle.read(4) != _J2K_SOC_SIZ:
+                return 0
+        siz = handle.read(38)  # Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz Csiz
+        if len(siz) < 38:
+            return 0
+        (components,) = struct.unpack_from(">H", siz, 36)
+        ssiz = handle.read(3 * components)[0::3]  # Ssiz XRsiz YRsiz each: bits - 1 (low 7 bits)
+        return max(((b & 0x7F) + 1 for b in ssiz), default=0)
+
+
+def _refuse_truncating_decode(image: Image.Image, path: Path) -> None:
+    if image.mode in _WIDE_MODES:
+        return
+    bits = _declared_bits(image, path)
+    if bits > 8:
+        raise UserError(
+            f"{bits}-bit {image.mode} image: Pillow can only decode it truncated to 8 bits, and this runtime "
             "keeps 16-bit precision only for grayscale; convert it to 8-bit (or 16-bit grayscale) first"
         )
 
@@ -186,8 +289,12 @@ def check_savable(picture: Picture, pil_format: str) -> None:
         raise UserError(f"image has alpha, which {pil_format} cannot store; use --format png, webp or tiff")
 
 
-def save_picture(picture: Picture, path: str | os.PathLike[str], pil_format: str) -> None:
-    """Write atomically (temp file + rename); refuses a format that would drop alpha or bits."""
+def save_picture(picture: Picture, path: str | os.PathLike[str], pil_format: str, replace: bool = True) -> None:
+    """Write atomically (temp file + rename); refuses a format that would drop alpha or bits.
+
+    ``replace=False``: FileExistsError if ``path`` exists when the file is published (see
+    :func:`runtime.files.atomic_path`), so concurrent writers never replace each other.
+    """
     check_savable(picture, pil_format)
     image = picture_to_pil(picture)
     options: dict[str, object] = {}
@@ -195,6 +302,6 @@ def save_picture(picture: Picture, path: str | os.PathLike[str], pil_format: str
         options["icc_profile"] = picture.icc_profile
     if pil_format in ("JPEG", "WEBP"):
         options["quality"] = 95
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replace=replace) as tmp:
         image.save(tmp, format=pil_format, **options)
 

@@ -1,20 +1,27 @@
 """``python -m runtime.infer ARTIFACT_OR_ENGINE INPUT... -o OUT_DIR``: upscale image files.
 
-Bad inputs never stop the batch: each gets one ``error: <file>: <reason>`` line on stderr, the
-other files are still written, nothing partial is left on disk, and the exit code is 1.
-Problems with the command itself (engine, options) exit 2 before any file is touched.
+Bad inputs never stop the batch: each gets one ``error: <file>: <reason>`` line on stderr (file
+names escaped), the other files are still written, nothing partial is left on disk, and the exit
+code is 1. Problems with the command itself (engine, options) exit 2 before any file is touched.
+No existing file is replaced without --overwrite, not even one another process writes meanwhile,
+and no input is ever written over; SIGTERM/Ctrl-C remove the file being written (exit 143/130),
+and temp files of killed runs are removed from a folder before it is written into.
 """
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from .errors import UserError, cli_errors
+from .errors import UserError, cli_errors, display, printable, quiet_libraries
+from .files import remove_stale_temps
 from .images import check_savable, output_format, read_picture, save_picture
-from .inputs import expand_inputs, output_path
+from .inputs import InputFile, expand_inputs, output_path
 from .runners import BACKENDS, RunnerConfig
+from .runners.base import MAX_THREADS
 from .upscaler import DEFAULT_TILE, Upscaler
 
 
@@ -22,7 +29,31 @@ def _say(message: str, quiet: bool = False) -> None:
     if not quiet:
         from tqdm import tqdm
 
-        tqdm.write(message, file=sys.stderr)
+        tqdm.write(printable(message), file=sys.stderr)  # one line, whatever the file names hold
+
+
+class _OwnInputs:
+    """This run's input files, to refuse writing an output onto one of them (which would also
+    make a later input read the clobbered file)."""
+
+    def __init__(self, files: list[InputFile]) -> None:
+        self.paths = {os.path.realpath(f.path) for f in files} | {os.path.abspath(f.path) for f in files}
+        self.ids: set[tuple[int, int]] = set()
+        for f in files:
+            try:
+                stat = os.stat(f.path)
+            except OSError:
+                continue
+            self.ids.add((stat.st_dev, stat.st_ino))
+
+    def __contains__(self, target: Path) -> bool:
+        if os.path.realpath(target) in self.paths or os.path.abspath(target) in self.paths:
+            return True
+        try:
+            stat = os.stat(target)
+        except OSError:
+            return False
+        return (stat.st_dev, stat.st_ino) in self.ids
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,7 +67,8 @@ def _say(message: str, quiet: bool = False) -> None:
 @click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, show_default=True,
               help="Largest input tile side in pixels; bigger images are tiled seamlessly (0 = never tile).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per engine call.")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="Intra-op threads (0 = library default).")
+@click.option("--threads", type=int, default=0, show_default=True,  # range: RunnerConfig, one line
+              help=f"Intra-op threads, 0..{MAX_THREADS} (0 = library default).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto: .plan -> TensorRT, .onnx/.ort -> ONNX Runtime, .xml (OpenVINO IR) -> OpenVINO; openvino needs the optional extra.")
 @click.option("--provider", default="auto", show_default=True,
@@ -47,11 +79,13 @@ def _say(message: str, quiet: bool = False) -> None:
 @click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True, help="Refuse images with a side smaller than this.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None,
               help="Decompression-bomb limit in pixels (default: Pillow's, about 89 million).")
+@click.option("--verify", is_flag=True,
+              help="First check the sha256 of every file the run uses against the manifest (exit 2 on a mismatch).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary; errors are still printed.")
 @cli_errors
 def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwrite: bool, variant: str | None,
          tile: int, batch: int, threads: int, backend: str, provider: str, strict: bool | None,
-         precision: str | None, min_size: int, max_pixels: int | None, quiet: bool) -> None:
+         precision: str | None, min_size: int, max_pixels: int | None, verify: bool, quiet: bool) -> None:
     """Upscale every INPUT (image files, folders searched recursively, or glob patterns) with the
     engine in ARTIFACT_OR_ENGINE (an artifact folder written by `python -m export`, or one engine
     file) and write OUT_DIR/<name>_x<scale>.<format>.
@@ -71,37 +105,66 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
         _say(f"error: {problem}")
     failures = len(problems)
     written = 0
-    with Upscaler(engine, variant=variant, config=config, tile=tile, batch=batch, min_size=min_size,
-                  progress=not quiet) as upscaler:
-        scale = upscaler.scale
-        claimed: dict[Path, Path] = {}
+    with quiet_libraries(), Upscaler(engine, variant=variant, config=config, tile=tile, batch=batch,
+                                     min_size=min_size, progress=not quiet, verify=verify) as upscaler:
+        batch_job = _Batch(upscaler, out_dir, suffix, pil_format, overwrite, max_pixels, _OwnInputs(files))
         from tqdm import tqdm
 
         for item in tqdm(files, unit="image", disable=quiet or len(files) < 2, desc="images"):
-            target = output_path(out_dir, item, scale, suffix)
             try:
-                if target in claimed:
-                    raise UserError(f"output {target} would also be written from {claimed[target]}; rename one input")
-                claimed[target] = item.path
-                if target.exists() and not overwrite:
-                    raise UserError(f"{target} exists; pass --overwrite to replace it")
-                picture = read_picture(item.path, max_pixels)
-                check_savable(picture, pil_format)
-                save_picture(upscaler.upscale_picture(picture), target, pil_format)
+                batch_job.write(item)
                 written += 1
             except UserError as exc:
                 failures += 1
-                _say(f"error: {item.path}: {exc}")
+                _say(f"error: {display(item.path)}: {exc}")
             except MemoryError:
                 failures += 1
-                _say(f"error: {item.path}: out of memory; try a smaller --tile")
+                _say(f"error: {display(item.path)}: out of memory; try a smaller --tile")
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
                 failures += 1
-                _say(f"error: {item.path}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
-        _say(f"upscaled {written} of {written + failures} image(s) x{scale} into {out_dir}/ "
-             f"({upscaler.description})", quiet)
+                _say(f"error: {display(item.path)}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+        _say(f"upscaled {written} of {written + failures} image(s) x{upscaler.scale} into "
+             f"{display(out_dir)}/ ({upscaler.description})", quiet)
     if failures:
         sys.exit(1)
+
+
+@dataclass
+class _Batch:
+    """Writes one output per input; raises UserError (naming the reason) for a file it refuses."""
+
+    upscaler: Upscaler
+    out_dir: Path
+    suffix: str
+    pil_format: str
+    overwrite: bool
+    max_pixels: int | None
+    own_inputs: _OwnInputs
+    claimed: dict[Path, Path] = field(default_factory=dict)
+    swept: set[Path] = field(default_factory=set)
+
+    def write(self, item: InputFile) -> None:
+        target = output_path(self.out_dir, item, self.upscaler.scale, self.suffix)
+        if target in self.claimed:
+            raise UserError(f"output {display(target)} would also be written from "
+                            f"{display(self.claimed[target])}; rename one input")
+        self.claimed[target] = item.path
+        if target in self.own_inputs:
+            raise UserError(f"output {display(target)} is one of this run's inputs, and inputs are never "
+                            "written over; choose another -o folder")
+        if os.path.lexists(target) and not self.overwrite:
+            raise UserError(f"{display(target)} exists; pass --overwrite to replace it")
+        if target.parent not in self.swept:  # temp files of runs that were killed mid-write
+            remove_stale_temps(target.parent)
+            self.swept.add(target.parent)
+        picture = read_picture(item.path, self.max_pixels)
+        check_savable(picture, self.pil_format)
+        upscaled = self.upscaler.upscale_picture(picture)
+        try:
+            save_picture(upscaled, target, self.pil_format, replace=self.overwrite)
+        except FileExistsError:
+            raise UserError(f"{display(target)} exists: another process wrote it meanwhile, and it is kept; "
+                            "pass --overwrite to replace it") from None
 
 
 if __name__ == "__main__":

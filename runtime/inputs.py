@@ -1,10 +1,13 @@
 """Which image files a command line names: files, folders (recursively) and glob patterns."""
 from __future__ import annotations
 
+import fnmatch
 import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import walk_tree
 from .images import IMAGE_SUFFIXES, find_images
 
 # Folders and globs pick these; a file named explicitly is always tried (and refused if no image).
@@ -32,7 +35,7 @@ def expand_inputs(arguments: list[str]) -> tuple[list[InputFile], list[str]]:
         elif path.exists():
             found.append(InputFile(path, Path(path.name)))
         elif glob.has_magic(argument):
-            matches = sorted(Path(m) for m in glob.glob(argument, recursive=True))
+            matches = expand_glob(argument)
             files = [m for m in matches if m.is_file()]
             for folder in (m for m in matches if m.is_dir()):
                 files += find_images(folder, INPUT_SUFFIXES)
@@ -41,10 +44,41 @@ def expand_inputs(arguments: list[str]) -> tuple[list[InputFile], list[str]]:
                 problems.append(f"{argument}: pattern matches no files")
         else:
             problems.append(f"{argument}: no such file or folder")
-    unique: dict[Path, InputFile] = {}
+    unique: dict[str, InputFile] = {}
     for item in found:
-        unique.setdefault(item.path.resolve(), item)
+        unique.setdefault(os.path.realpath(item.path), item)
     return list(unique.values()), problems
+
+
+def expand_glob(pattern: str) -> list[Path]:
+    """What ``glob.glob(pattern, recursive=True)`` matches, sorted, except that ``**`` never
+    enters a symlinked folder (glob.glob does, and a link to a parent folder makes it run
+    forever) nor the same real folder twice."""
+    path = Path(pattern)
+    current = [Path(path.anchor)] if path.anchor else [Path()]
+    parts = path.parts[1:] if path.anchor else path.parts
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if part == "**":
+            walked = [(here, names) for folder in current if folder.is_dir()
+                      for here, _, names in walk_tree(folder, hidden=False)]
+            current = [here for here, _ in walked]
+            if last:  # a trailing ** matches files too
+                current += [here / name for here, names in walked for name in names]
+        elif glob.has_magic(part):
+            hidden = part.startswith(".")
+            current = [folder / name for folder in current for name in _names(folder)
+                       if fnmatch.fnmatch(name, part) and (hidden or not name.startswith("."))]
+        else:
+            current = [folder / part for folder in current]
+    return sorted({p for p in current if os.path.lexists(p) and p != Path()})
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
 
 
 def output_path(out_dir: Path, item: InputFile, scale: int, suffix: str) -> Path:

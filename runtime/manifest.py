@@ -19,6 +19,7 @@ Everything here is plain JSON with dataclasses around it; no torch.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,8 +27,22 @@ from typing import Any
 
 from .errors import UserError
 from .files import atomic_write_bytes, read_json_document, sha256_file
+from .manifest_rules import (
+    FORMAT,
+    MAX_CHANNELS,
+    MAX_MANIFEST_BYTES,
+    MAX_SCALE,
+    artifact_file,
+    build_typed,
+    check_relative,
+    check_sha256,
+    check_shape,
+    check_tiling,
+    check_variant,
+    in_range,
+    invalid,
+)
 
-FORMAT = "dyconvsr-toolchain/artifact-v1"
 MANIFEST_NAME = "manifest.json"
 
 
@@ -78,6 +93,12 @@ class Variant:
     # The batch size the graph was exported for when ``dynamic_batch`` is False (run larger
     # batches in chunks of this size); None for dynamic-batch variants.
     batch: int | None = None
+
+    def engine_files(self) -> list[str]:
+        """The files running this variant reads: the engine, and for OpenVINO IR its weights."""
+        if self.kind == "openvino" or self.file.endswith(".xml"):
+            return [self.file, self.file.removesuffix(".xml") + ".bin"]
+        return [self.file]
 
 
 @dataclass
@@ -156,40 +177,91 @@ class Manifest:
         return path
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        try:
-            variants = [
-                Variant(**{**v, "parity": Parity(**v["parity"]) if v.get("parity") else None})
-                for v in data["variants"]
-            ]
-            tiling_data = data.get("tiling")
-            tiling = (
-                Tiling(**{**tiling_data, "parity": Parity(**tiling_data["parity"]) if tiling_data.get("parity") else None})
-                if tiling_data
-                else None
-            )
-            return cls(
-                **{
-                    **data,
-                    "input": TensorSpec(**{**data["input"], "value_range": tuple(data["input"]["value_range"])}),
-                    "output": TensorSpec(**{**data["output"], "value_range": tuple(data["output"]["value_range"])}),
-                    "variants": variants,
-                    "references": [Reference(**r) for r in data["references"]],
-                    "tiling": tiling,
-                }
-            )
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"manifest does not follow {FORMAT}: {exc}") from None
+    def from_dict(cls, data: Any) -> Manifest:
+        """Build and validate a manifest: every field's type and range, every path confined to the
+        folder (see :func:`check_relative`); raises :class:`UserError` naming the first bad field."""
+        manifest = build_typed(cls, data, "")
+        manifest.validate()
+        return manifest
+
+    def paths(self) -> list[tuple[str, str]]:
+        """(field, relative path) of every file the manifest names outside ``files``."""
+        named = [(f"variants[{i}].file", v.file) for i, v in enumerate(self.variants)]
+        for i, ref in enumerate(self.references):
+            named += [(f"references[{i}].input", ref.input), (f"references[{i}].output", ref.output)]
+        if self.tiling is not None:
+            named += [(f"tiling.stats[{i}]", name) for i, name in enumerate(self.tiling.stats)]
+            named.append(("tiling.main", self.tiling.main))
+        return named
+
+    def validate(self) -> None:
+        """Ranges and consistency; :meth:`from_dict` has checked the types (a bool is never an int)."""
+        if self.format != FORMAT:
+            raise invalid("format", repr(FORMAT), self.format)
+        in_range("scale", self.scale, 1, MAX_SCALE)
+        if self.checkpoint_sha256 is not None:
+            check_sha256("checkpoint_sha256", self.checkpoint_sha256)
+        for where, spec in (("input", self.input), ("output", self.output)):
+            in_range(f"{where}.channels", spec.channels, 1, MAX_CHANNELS)
+            low, high = spec.value_range
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise invalid(f"{where}.value_range", "[low, high], finite, low < high", list(spec.value_range))
+        if not self.variants:
+            raise invalid("variants", "a non-empty list of engine files", [])
+        files = [v.file for v in self.variants]
+        for i, variant in enumerate(self.variants):
+            check_variant(f"variants[{i}]", variant)
+            if files.index(variant.file) != i:
+                raise invalid(f"variants[{i}].file", "a file no other variant names", variant.file)
+        if self.default_variant not in files:
+            raise invalid("default_variant", f"one of the variants' files ({', '.join(files)})",
+                           self.default_variant)
+        for i, ref in enumerate(self.references):
+            check_shape(f"references[{i}].input_shape", ref.input_shape, self.input.channels)
+            n, _, height, width = ref.input_shape
+            expected = [n, self.output.channels, height * self.scale, width * self.scale]
+            if ref.output_shape != expected:
+                raise invalid(f"references[{i}].output_shape",
+                               f"{expected} (scale {self.scale} x input_shape {ref.input_shape})", ref.output_shape)
+        if self.tiling is not None:
+            check_tiling(self.tiling)
+        for where, rel in self.paths():
+            check_relative(where, rel)
+        for rel, digest in self.files.items():
+            check_relative("files key", rel)
+            check_sha256(f"files[{rel!r}]", digest)
+        for where, rel in self.paths():
+            if rel not in self.files:
+                raise invalid(where, "a file listed in files (its sha256 is what check and verify compare)", rel)
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> Manifest:
-    """Read ``<folder>/manifest.json``; raises :class:`UserError` with the reason if unusable."""
+    """Read and validate ``<folder>/manifest.json``; raises :class:`UserError` with the reason if unusable."""
     path = Path(folder) / MANIFEST_NAME
     if not Path(folder).is_dir():
         raise UserError(f"artifact folder {folder} not found (make one with `python -m export`)")
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UserError(f"{folder} has no {MANIFEST_NAME}: not an artifact folder written by export")
-    return Manifest.from_dict(read_json_document(path, FORMAT, "manifest"))
+    try:
+        artifact_file(folder, MANIFEST_NAME, MAX_MANIFEST_BYTES)
+        data = read_json_document(path, FORMAT, "manifest")
+    except UserError as exc:
+        raise UserError(f"{folder}/{exc}" if str(exc).startswith(MANIFEST_NAME) else str(exc)) from None
+    try:
+        return Manifest.from_dict(data)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def file_problem(folder: str | os.PathLike[str], rel: str, expected: str) -> str | None:
+    """Why ``folder/rel`` is not the file whose sha256 the manifest records, or None if it is."""
+    try:
+        path = artifact_file(folder, rel)
+    except UserError as exc:
+        return str(exc)
+    if sha256_file(path) != expected:
+        return f"{rel}: sha256 differs from the manifest (file changed or corrupt)"
+    return None
 
 
 def hash_files(folder: str | os.PathLike[str]) -> dict[str, str]:
@@ -203,13 +275,19 @@ def hash_files(folder: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def verify_files(folder: str | os.PathLike[str], manifest: Manifest) -> list[str]:
-    """Problems found comparing the folder's files with the manifest's sha256 list (empty = ok)."""
-    root = Path(folder)
-    problems = []
-    for rel, expected in manifest.files.items():
-        path = root / rel
-        if not path.is_file():
-            problems.append(f"{rel}: missing")
-        elif sha256_file(path) != expected:
-            problems.append(f"{rel}: sha256 differs from the manifest (file changed or corrupt)")
-    return problems
+    """Problems found comparing the folder's files with the manifest's sha256 list (empty = ok).
+
+    Nothing outside the folder is read, nothing but regular files, and nothing above
+    :data:`MAX_FILE_BYTES` is hashed."""
+    found = (file_problem(folder, rel, expected) for rel, expected in manifest.files.items())
+    return [problem for problem in found if problem]
+
+
+def verify_used(folder: str | os.PathLike[str], manifest: Manifest, used: list[str]) -> None:
+    """Raise :class:`UserError` unless each of ``used`` is listed in ``files`` with its sha256 matching."""
+    for rel in used:
+        if rel not in manifest.files:
+            raise UserError(f"{rel}: not listed in the manifest's files, so its sha256 cannot be verified")
+        problem = file_problem(folder, rel, manifest.files[rel])
+        if problem:
+            raise UserError(problem)

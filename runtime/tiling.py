@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import UserError
 from .manifest import Tiling
 from .runners import Runner
 
@@ -86,6 +87,36 @@ def _span(start: int, stop: int, origin: int, factor: float) -> slice:
     return slice(math.ceil((start - origin) * factor), math.ceil((stop - origin) * factor))
 
 
+def check_upscaled(output: np.ndarray, batch_shape: tuple[int, ...], scale: int, engine: str) -> np.ndarray:
+    """``output`` of ``engine`` run on an (N, C, h, w) batch if it is (N, 3, s*h, s*w) and finite,
+    else UserError."""
+    n, _, height, width = batch_shape
+    expected = (n, 3, height * scale, width * scale)
+    if tuple(output.shape) != expected:
+        raise UserError(f"{engine} returned {tuple(output.shape)} for an input of {tuple(batch_shape)}, not the "
+                        f"{expected} of scale {scale}: engine and manifest disagree")
+    bad = output.size - int(np.count_nonzero(np.isfinite(output)))
+    if bad:
+        raise UserError(f"{engine} returned {bad} NaN/Inf value(s) in {output.size}: "
+                        "refusing to write that picture")
+    return output
+
+
+def _features(runner: Runner, regions: np.ndarray, pooled: list[np.ndarray], tiling: Tiling, index: int) -> np.ndarray:
+    """Layer ``index``'s features of ``regions``, checked against the manifest's channels and feature_scale."""
+    features = next(iter(runner.run(_feeds(runner, regions, pooled, tiling.pooled_inputs)).values()))
+    n, _, height, width = regions.shape
+    expected = (n, tiling.pooled_channels[index],
+                math.ceil(height * tiling.feature_scale), math.ceil(width * tiling.feature_scale))
+    if tuple(features.shape) != expected:
+        raise UserError(f"{tiling.stats[index]} returned features {tuple(features.shape)} for a tile of "
+                        f"{tuple(regions.shape)}; the manifest's pooled_channels {tiling.pooled_channels[index]} "
+                        f"and feature_scale {tiling.feature_scale:g} need {expected}")
+    if not np.isfinite(features).all():
+        raise UserError(f"{tiling.stats[index]} returned NaN/Inf features")
+    return features
+
+
 def _feeds(runner: Runner, batch: np.ndarray, pooled: list[np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
     feeds = {}
     for info in runner.inputs:
@@ -108,7 +139,7 @@ def pooled_statistics(
         count = 0
         for group in batches(tiles, batch):
             regions = read(group)
-            features = next(iter(runner.run(_feeds(runner, regions, pooled, tiling.pooled_inputs)).values()))
+            features = _features(runner, regions, pooled, tiling, index)
             for tile, feature in zip(group, features):
                 rows = _span(tile.cy0, tile.cy1, tile.y0, tiling.feature_scale)
                 cols = _span(tile.cx0, tile.cx1, tile.x0, tiling.feature_scale)
@@ -128,8 +159,46 @@ def upscale_tiles(
     for group in batches(tiles, batch):
         regions = read(group)
         output = next(iter(main.run(_feeds(main, regions, pooled, tiling.pooled_inputs)).values()))
+        check_upscaled(output, regions.shape, scale, tiling.main)
         for tile, result in zip(group, output):
             rows = _span(tile.cy0, tile.cy1, tile.y0, scale)
             cols = _span(tile.cx0, tile.cx1, tile.x0, scale)
             write(tile, result[:, rows, cols])
         on_batch(len(group))
+
+
+def probe_seams(tiling: Tiling, stats: list[Runner], main: Runner, scale: int, max_abs_diff: float = 1e-4) -> None:
+    """Run one small random image tiled and whole through the tiling graphs; UserError if they differ.
+
+    This is what proves the manifest's ``halo`` and ``align`` right for these graphs at run time: a
+    halo below the graphs' receptive field, or tiles off their block grid, make seams. The probe's
+    second tile starts ``r * align`` pixels in, with ``r`` >= halo / align and ``r % 6 == 1``, so
+    a true grid of 2, 3, 4 or 6 times ``align`` is hit off its grid (5 or 7 times would slip), and
+    at least a halo's worth of image lies beyond that tile's region. ``feature_scale`` and the
+    channels are checked on every tile by :func:`pooled_statistics`.
+    """
+    align, halo = tiling.align, tiling.halo
+    first = max(halo // align, math.ceil(8 / align), 1)
+    offset = (first + (1 - first) % 6) * align
+    core = offset + halo
+    side = core + align
+    # Mid-range values keep activations unsaturated; an engine failing on extreme pixels fails on those images.
+    image = np.random.default_rng(0).random((side, side, 3), dtype=np.float32) * 0.5 + 0.25
+    results = []
+    for tiles in ([Tile(0, side, 0, side, 0, side, 0, side)], plan_tiles(side, side, core, halo, align)):
+        out = np.zeros((3, side * scale, side * scale), dtype=np.float32)
+
+        def read(group: list[Tile]) -> np.ndarray:
+            return np.stack([image[t.y0 : t.y1, t.x0 : t.x1].transpose(2, 0, 1) for t in group])
+
+        def write(tile: Tile, core_out: np.ndarray, out: np.ndarray = out) -> None:
+            out[:, tile.cy0 * scale : tile.cy1 * scale, tile.cx0 * scale : tile.cx1 * scale] = core_out
+
+        pooled = pooled_statistics(read, tiles, tiling, stats)
+        upscale_tiles(read, write, tiles, tiling, main, pooled, scale)
+        results.append(out)
+    worst = float(np.abs(results[0] - results[1]).max())
+    if not worst <= max_abs_diff:
+        raise UserError(f"tiling graphs are not seamless with the manifest's halo {halo} and align {align}: a "
+                        f"{side}x{side} probe tiled differs from it whole by {worst:.3g} (> {max_abs_diff:g}); "
+                        "the manifest's tiling values do not match its graphs")

@@ -8,6 +8,7 @@ memory is bounded by the tile size while the result equals an untiled run.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -17,13 +18,17 @@ from PIL import Image
 
 from .errors import UserError
 from .images import Picture, luma, picture_from_pil, picture_to_pil
-from .manifest import MANIFEST_NAME, Manifest, Variant, read_manifest
+from .manifest import MANIFEST_NAME, Manifest, Variant, artifact_file, read_manifest, verify_used
+from .parity import FP32_TOLERANCE
 from .runners import Runner, RunnerConfig, backend_for, make_runner
 from .runners.tensorrt import PlanOrigin
-from .tiling import Tile, TileReader, TileWriter, pooled_statistics, plan_tiles, upscale_tiles
+from .tiling import (Tile, TileReader, TileWriter, check_upscaled, pooled_statistics, plan_tiles, probe_seams,
+                     upscale_tiles)
 
 # LR pixels per tile side. About 200 MB of activations for DyConvSR x2 at 512; 0 disables tiling.
 DEFAULT_TILE = 512
+# Tiled vs whole through tiling graphs that OpenVINO runs in bf16/f16: rounding, not seams.
+REDUCED_SEAM_TOLERANCE = 1e-2
 
 
 @dataclass(frozen=True)
@@ -35,14 +40,25 @@ class EngineChoice:
     manifest: Manifest | None
     variant: Variant | None
 
+    def used_files(self) -> list[str]:
+        """The artifact files this engine choice may read: the engine, OpenVINO weights, tiling graphs."""
+        if self.manifest is None or self.variant is None:
+            return []
+        used = self.variant.engine_files()
+        if self.manifest.tiling is not None:
+            used += [*self.manifest.tiling.stats, self.manifest.tiling.main]
+        return used
+
 
 def resolve_engine(artifact: str | Path, variant: str | None = None) -> EngineChoice:
-    """An artifact folder (default or named variant), a variant file inside one, or a bare engine."""
+    """An artifact folder (default or named variant), a variant file inside one, or a bare engine.
+
+    Every artifact file the choice may read is confined to the folder (:func:`artifact_file`)."""
     path = Path(artifact)
     if path.is_dir():
         manifest = read_manifest(path)
         chosen = manifest.variant(variant) if variant else manifest.default
-        return EngineChoice(path / chosen.file, path, manifest, chosen)
+        return _confined(EngineChoice(path / chosen.file, path, manifest, chosen))
     if not path.is_file():
         raise UserError(f"{artifact}: no such artifact folder or engine file")
     if variant:
@@ -50,18 +66,29 @@ def resolve_engine(artifact: str | Path, variant: str | None = None) -> EngineCh
     for folder in (path.parent, path.parent.parent):
         if (folder / MANIFEST_NAME).is_file():
             manifest = read_manifest(folder)
-            rel = path.resolve().relative_to(folder.resolve()).as_posix()
+            # Lexical: a variant symlinked out of its folder is refused by _confined, not taken for a bare engine.
+            rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(folder)).as_posix()
             listed = next((v for v in manifest.variants if v.file == rel), None)
             if listed is not None:
-                return EngineChoice(path, folder, manifest, listed)
+                return _confined(EngineChoice(path, folder, manifest, listed))
     return EngineChoice(path, None, None, None)
+
+
+def _confined(choice: EngineChoice) -> EngineChoice:
+    assert choice.folder is not None
+    for rel in choice.used_files():
+        artifact_file(choice.folder, rel)
+    return choice
 
 
 class Upscaler:
     """Upscale PIL images or arrays with one engine; use as a context manager or call ``close()``.
 
     ``tile``: largest LR tile side (0 = never tile); ``batch``: tiles per engine call;
-    ``min_size``: refuse images with a side below this (the networks accept 1x1 and up).
+    ``min_size``: refuse images with a side below this (the networks accept 1x1 and up);
+    ``verify``: first compare the sha256 of every file the engine may read (engine, weights, tiling
+    graphs) with the artifact's manifest, raising :class:`UserError` on any difference.
+    Every output is checked to be finite and exactly ``scale`` x its input, or that image fails.
     """
 
     def __init__(
@@ -74,10 +101,16 @@ class Upscaler:
         batch: int = 1,
         min_size: int = 1,
         progress: bool = False,
+        verify: bool = False,
     ) -> None:
         if tile < 0 or batch < 1 or min_size < 1:
             raise UserError(f"need tile >= 0, batch >= 1, min_size >= 1; got tile={tile}, batch={batch}, min_size={min_size}")
         self.choice = resolve_engine(artifact, variant)
+        if verify:
+            if self.choice.manifest is None or self.choice.folder is None:
+                raise UserError(f"{artifact}: verify needs an artifact folder; "
+                                "a bare engine has no manifest to verify against")
+            verify_used(self.choice.folder, self.choice.manifest, self.choice.used_files())
         self.config = config
         self.tile, self.batch, self.min_size, self.progress = tile, batch, min_size, progress
         self.backend = backend_for(self.choice.engine, config)
@@ -86,6 +119,7 @@ class Upscaler:
         self.align = self.tiling.align if self.tiling else 1
         self._engine: Runner | None = None
         self._tiling_runners: tuple[list[Runner], Runner] | None = None
+        self._tiling_error: UserError | None = None  # a failed seam probe: every tiled image fails alike
         self._scale = manifest.scale if manifest else None
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -167,7 +201,8 @@ class Upscaler:
         peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(array.dtype, 1.0)
         pad_h, pad_w = (-height) % self.align, (-width) % self.align
         source = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else array
-        out = np.empty((height * scale, width * scale, 1 if gray else 3), dtype=array.dtype)
+        out = np.zeros((height * scale, width * scale, 1 if gray else 3), dtype=array.dtype)
+        covered = np.zeros((height, width), dtype=bool)  # LR pixels whose output has been written
 
         def read(tiles: list[Tile]) -> np.ndarray:
             regions = np.stack([source[t.y0 : t.y1, t.x0 : t.x1] for t in tiles]).astype(np.float32)
@@ -183,6 +218,8 @@ class Upscaler:
             if peak != 1.0:
                 core = np.clip(core, 0.0, 1.0) * np.float32(peak) + np.float32(0.5)
             out[y : y + core.shape[0], x : x + core.shape[1]] = core
+            rows, cols = core.shape[0] // scale, core.shape[1] // scale
+            covered[tile.cy0 : tile.cy0 + rows, tile.cx0 : tile.cx0 + cols] = True
 
         padded_h, padded_w = source.shape[:2]
         tiles = self._plan(padded_h, padded_w)
@@ -191,6 +228,9 @@ class Upscaler:
             write(whole, self._run_whole(read([whole]))[0])
         else:
             self._run_tiled(read, write, tiles)
+        if not covered.all():
+            raise UserError(f"{np.count_nonzero(~covered)} of {covered.size} pixels got no engine output: "
+                            "refusing a partial picture")
         return out
 
     # ---- internals ----------------------------------------------------------------------
@@ -229,6 +269,7 @@ class Upscaler:
             # (approximate for dynamic convs: the padding takes part in the global pool).
             batch = np.pad(batch, ((0, 0), (0, 0), (0, fixed[0] - height), (0, fixed[1] - width)), mode="edge")
         out = self.engine.infer(batch.astype(self.engine.inputs[0].dtype, copy=False))
+        check_upscaled(out, batch.shape, self.scale, self.choice.engine.name)
         return out[..., : height * self.scale, : width * self.scale]
 
     def _run_tiled(self, read: TileReader, write: TileWriter, tiles: list[Tile]) -> None:
@@ -249,6 +290,8 @@ class Upscaler:
                 bar.close()
 
     def _tiling(self) -> tuple[list[Runner], Runner]:
+        if self._tiling_error is not None:
+            raise self._tiling_error
         if self._tiling_runners is None:
             assert self.tiling is not None and self.choice.folder is not None
             # Tiling graphs are ONNX: a TensorRT user runs them through ONNX Runtime (TensorRT/CUDA EPs).
@@ -256,5 +299,17 @@ class Upscaler:
             folder = self.choice.folder
             stats = [make_runner(folder / name, config).__enter__() for name in self.tiling.stats]
             main = make_runner(folder / self.tiling.main, config).__enter__()
+            try:
+                probe_seams(self.tiling, stats, main, self.scale, self._seam_tolerance(main))
+            except BaseException as exc:
+                for runner in [*stats, main]:
+                    runner.__exit__(None, None, None)
+                if isinstance(exc, UserError):
+                    self._tiling_error = exc
+                raise
             self._tiling_runners = (stats, main)
         return self._tiling_runners
+
+    def _seam_tolerance(self, main: Runner) -> float:
+        precision = getattr(main, "precision", None) or self.config.precision or "f32"
+        return FP32_TOLERANCE["max_abs_diff"] if precision.lower() in ("f32", "fp32") else REDUCED_SEAM_TOLERANCE

@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 from runtime.errors import UserError
 from train.checkpoint import load_checkpoint
 from train.data import PatchSampler, embedded_images
-from train.fit import config_from, fit
+from train.config import config_from
+from train.fit import fit
 from train.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]

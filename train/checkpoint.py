@@ -6,19 +6,21 @@ metadata; loading needs nothing else and never unpickles anything.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 from torch import nn
 
 from runtime.errors import UserError
 from runtime.files import (
-    atomic_path,
     atomic_write_bytes,
     file_group,
     read_json_document,
@@ -64,8 +66,10 @@ def checkpoint_label(path: str | os.PathLike[str], separator: str = "/") -> str:
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomic safetensors write of detached, contiguous CPU copies."""
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    # Serialised here and written into atomic_write_bytes' temp file: safetensors' save_file
+    # replaces the file it is given with a private (0600) one of its own.
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+    atomic_write_bytes(path, data)
 
 
 def write_checkpoint_files(
@@ -102,51 +106,121 @@ def save_checkpoint(
     return config_path
 
 
+@contextlib.contextmanager
+def file_errors(path: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Turn what reading a hostile or broken JSON (or TOML) file raises into :class:`UserError`
+    naming ``what`` and ``path``: bytes that are not UTF-8, nesting deeper than Python's stack,
+    invalid JSON, a file that cannot be opened."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except RecursionError:
+        raise UserError(f"{what} {path} nests deeper than the parser can follow") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} {path} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def read_document(
+    path: str | os.PathLike[str], expected_format: str | tuple[str, ...], what: str
+) -> dict[str, Any]:
+    """:func:`runtime.files.read_json_document`, with a file that cannot be opened (permissions) a
+    UserError too."""
+    with file_errors(path, what):
+        return read_json_document(path, expected_format, what)
+
+
 def read_checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     _, config_path = checkpoint_paths(path)
     if not config_path.is_file():
         raise UserError(f"checkpoint config {config_path} not found (expected <name>.json beside <name>.safetensors)")
-    document = read_json_document(config_path, (FORMAT, FORMAT_V1), "checkpoint config")
+    document = read_document(config_path, (FORMAT, FORMAT_V1), "checkpoint config")
     model = document.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(
         model.get("kwargs", {}), dict
     ):
         raise UserError(f"checkpoint config {config_path}: 'model' must be {{'name': str, 'kwargs': dict}}")
+    for key, kind in (("metadata", dict), ("weights_sha256", str)):
+        if key in document and not isinstance(document[key], kind):
+            raise UserError(f"checkpoint config {config_path}: {key!r} must be a {kind.__name__}; "
+                            f"got {type(document[key]).__name__}")
     if document["format"] == FORMAT_V1 and model["name"] in V1_DYCONVSR_MODELS:
         model["kwargs"] = {"head_activation": True, **model.get("kwargs", {})}
     return document
 
 
+# Room for a safetensors header beside the tensor bytes (a few hundred bytes a tensor in practice).
+HEADER_ALLOWANCE = 1 << 20
+
+
+def tensor_bytes(tensors: Mapping[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def check_file_size(path: Path, expected_bytes: int, what: str) -> None:
+    """Refuse, before reading a byte of it, a tensor file far larger than what it should hold."""
+    size, limit = path.stat().st_size, expected_bytes + HEADER_ALLOWANCE
+    if size > limit:
+        raise UserError(f"{what} {path} is {size:,} bytes; what it should hold fits in {limit:,}")
+
+
+def read_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors (CPU); a bad header, offsets or dtype is a UserError."""
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
+        raise UserError(f"{what} {path} is not a valid safetensors file: {exc}") from None
+
+
+def tensor_mismatch(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor]) -> str | None:
+    """What differs between tensors ``got`` and ``expected`` (names, shapes, dtypes), or None."""
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    wrong = [f"{k} ({_described(got[k])}, expected {_described(expected[k])})"
+             for k in sorted(set(expected) & set(got))
+             if got[k].shape != expected[k].shape or got[k].dtype != expected[k].dtype]
+    problems = (("missing", missing), ("unexpected", unexpected), ("wrong shape or dtype", wrong))
+    return "; ".join(f"{label} {_first(names)}" for label, names in problems if names) or None
+
+
+def _described(tensor: torch.Tensor) -> str:
+    return f"{tensor.dtype} {list(tensor.shape)}"
+
+
+def _first(names: list[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (f", ... ({len(names)} in all)" if len(names) > shown else "")
+
+
 def load_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> Checkpoint:
-    """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU)."""
+    """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU).
+
+    The model is built first (``create_model`` refuses implausible arguments without allocating),
+    so a weights file far larger than that model is refused unread.
+    """
     weights_path, config_path = checkpoint_paths(path)
     recover_group([weights_path, config_path])
     document = read_checkpoint_config(path)
     if not weights_path.is_file():
         raise UserError(f"checkpoint weights {weights_path} not found (named by {config_path})")
-    if verify and document.get("weights_sha256") not in (None, sha256_file(weights_path)):
-        raise UserError(f"checkpoint weights {weights_path} do not match the sha256 in {config_path}")
     name, kwargs = document["model"]["name"], document["model"].get("kwargs", {})
     model = create_model(name, **kwargs)
-    state = load_file(str(weights_path), device="cpu")
-    missing, unexpected = _state_mismatch(model, state)
-    if missing or unexpected:
-        raise UserError(
-            f"checkpoint {weights_path} does not fit model {name!r} {kwargs}: "
-            f"missing {missing or 'none'}, unexpected {unexpected or 'none'}"
-        )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first_line = str(exc).strip().splitlines()[-1].strip()
-        raise UserError(f"checkpoint {weights_path} does not fit model {name!r}: {first_line}") from None
+    own = model.state_dict()
+    check_file_size(weights_path, tensor_bytes(own), "checkpoint weights")
+    if verify:
+        if "weights_sha256" not in document:
+            raise UserError(f"checkpoint config {config_path} has no weights_sha256 "
+                            f"to check {weights_path} by")
+        if document["weights_sha256"] != sha256_file(weights_path):
+            raise UserError(f"checkpoint weights {weights_path} do not match the sha256 in {config_path}")
+    state = read_tensors(weights_path, "checkpoint weights")
+    mismatch = tensor_mismatch(own, state)
+    if mismatch:
+        raise UserError(f"checkpoint {weights_path} does not fit model {name!r} {kwargs}: {mismatch}")
+    model.load_state_dict(state, strict=True)
     model.eval()
     return Checkpoint(model, name, dict(kwargs), document.get("metadata", {}), config_path)
-
-
-def _state_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
-    expected = set(model.state_dict())
-    return sorted(expected - set(state)), sorted(set(state) - expected)
 
 
 def copy_checkpoint(

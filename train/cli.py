@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import click
 
-from runtime.errors import cli_errors
+from runtime.errors import UserError, cli_errors
 
+from .checkpoint import checkpoint_paths
 from .complexity import human, measure
-from .fit import PROFILES, config_from, fit
+from .config import PROFILES, config_from
+from .fit import fit
 from .models import create_model, describe_model, list_models
 
 
@@ -41,18 +43,19 @@ def models_command(size: int, scales: tuple[str, ...], include_tiny: bool) -> No
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML file with TrainConfig keys; flags override it, it overrides the profile.")
 @click.option("--model", default=None, help="Registry name (see `python -m train models`). Default: dyconvsr.")
-@click.option("--scale", type=click.IntRange(2, 4), default=None, help="Upscaling factor. Default: 2.")
+@click.option("--scale", type=int, default=None, help="Upscaling factor: 2, 3 or 4. Default: 2.")
 @click.option("--train-scales", default=None, help="Comma-separated scales mixed in one stream (DCNN), e.g. 2,3,4.")
 @click.option("--data", multiple=True, type=click.Path(file_okay=False), help="HR image folder (repeatable).")
 @click.option("--embedded/--no-embedded", default=None, help="Also train on the scikit-image photos (default on).")
 @click.option("--precrop", is_flag=True, default=None, help="Pre-crop 300x300 windows (step 150), cached on disk.")
-@click.option("--hr-patch", type=click.IntRange(min=8), default=None, help="HR crop size.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None)
-@click.option("--iterations", type=click.IntRange(min=1), default=None, help="Optimizer steps in total.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate.")
-@click.option("--seed", type=int, default=None)
-@click.option("--threads", type=click.IntRange(min=0), default=None, help="torch threads (0 = default).")
-@click.option("--val-every", type=click.IntRange(min=1), default=None, help="Validate every N steps.")
+# Ranges are checked by TrainConfig (train/fit.py SETTINGS), the same for flags and TOML files.
+@click.option("--hr-patch", type=int, default=None, help="HR crop size (>= 8).")
+@click.option("--batch-size", type=int, default=None, help="Patches per step (1..4096).")
+@click.option("--iterations", type=int, default=None, help="Optimizer steps in total (>= 1).")
+@click.option("--lr", type=float, default=None, help="Learning rate (> 0).")
+@click.option("--seed", type=int, default=None, help="Seed of the batches and the init (>= 0).")
+@click.option("--threads", type=int, default=None, help="torch threads, 0..256 (0 = default).")
+@click.option("--val-every", type=int, default=None, help="Validate every N steps (>= 1).")
 @click.option("--out", default=None, help="Run folder (last/best checkpoints, metrics.jsonl).")
 @click.option("--init-from", default=None, type=click.Path(dir_okay=False),
               help="Warm start from a checkpoint: every tensor with the same name and shape is copied "
@@ -61,8 +64,8 @@ def models_command(size: int, scales: tuple[str, ...], include_tiny: bool) -> No
               help="Tensor-name prefix kept fresh in a warm start (repeatable), e.g. spatial_attention: "
                    "a gate copied onto fresh features can saturate.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last saved state.")
-@click.option("--stop-at", type=click.IntRange(min=1), default=None,
-              help="Stop this invocation after step N (state saved; --resume continues).")
+@click.option("--stop-at", type=int, default=None,
+              help="Stop this invocation after step N >= 1 (state saved; --resume continues).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @cli_errors
 def fit_command(profile, config_file, train_scales, resume, stop_at, quiet, **flags) -> None:
@@ -71,14 +74,16 @@ def fit_command(profile, config_file, train_scales, resume, stop_at, quiet, **fl
         try:
             flags["train_scales"] = [int(s) for s in train_scales.split(",")]
         except ValueError:
-            raise click.BadParameter(f"expected comma-separated integers, got {train_scales!r}") from None
+            raise UserError(f"--train-scales must be comma-separated integers, e.g. 2,3,4; "
+                            f"got {train_scales!r}") from None
     flags["data"] = list(flags["data"]) or None
     flags["init_skip"] = list(flags["init_skip"]) or None
     config = config_from(profile, config_file, flags)
     result = fit(config, resume=resume, progress=not quiet, stop_at=stop_at)
     best = f"{result.best_psnr:.3f} dB at step {result.best_step}" if result.best_psnr is not None else "n/a"
+    written = [str(result.out / n) for n in ("best", "last") if checkpoint_paths(result.out / n)[1].is_file()]
     click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; best val Y-PSNR {best}; "
-               f"checkpoints in {result.out}/best and {result.out}/last")
+               f"checkpoints: {' and '.join(written) or 'none'}")
 
 
 from .evaluate_cli import evaluate_command  # noqa: E402  (registered last: it imports the library modules)
@@ -93,7 +98,10 @@ def promote_command(source: str, destination: str) -> None:
     """Copy checkpoint SOURCE (e.g. runs/x/best) to DESTINATION (e.g. weights/dyconvsr_x2)."""
     from .checkpoint import copy_checkpoint
 
-    path = copy_checkpoint(source, destination, metadata={"promoted_from": str(source)})
+    try:
+        path = copy_checkpoint(source, destination, metadata={"promoted_from": str(source)})
+    except OSError as exc:  # the destination cannot be written (a missing source is a UserError)
+        raise UserError(f"cannot write checkpoint {destination}: {exc.strerror or exc}") from None
     click.echo(f"wrote {path} and its weights")
 
 

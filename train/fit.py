@@ -17,9 +17,8 @@ import json
 import math
 import os
 import time
-import tomllib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,98 +30,28 @@ from tqdm import tqdm
 
 from runtime.errors import UserError
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import file_errors, load_checkpoint, save_checkpoint
 from .data import NamedImage, PatchSampler, SubImageSampler, embedded_images, folder_images, precrop
-from .models import create_model, dynamic_convs, set_formulation, set_temperature, temperature_schedule
-from .state import TrainingState, has_training_state, load_training_state, save_training_state
+from .models import (
+    create_model,
+    dynamic_convs,
+    set_formulation,
+    set_temperature,
+    temperature_schedule,
+)
+from .state import (
+    TrainingState,
+    has_training_state,
+    is_int,
+    load_training_state,
+    save_training_state,
+    shown,
+)
+from .config import TrainConfig
 from .validate import validation_psnr, validation_set
 
 PATCH_FAMILIES = ("dyconvsr", "dyconvsr_static", "dyconvsr_tiny")
 SUBIMAGE_FAMILIES = ("srcnn", "dcnn", "srcnn_tiny", "dcnn_tiny")
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs; a TOML file and CLI flags fill it, defaults are the paper's."""
-
-    model: str = "dyconvsr"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    scale: int = 2
-    # Multi-scale training (DCNN): the scales mixed in one stream; empty = [scale].
-    train_scales: list[int] = field(default_factory=list)
-    data: list[str] = field(default_factory=list)  # HR folders
-    embedded: bool = True  # add the scikit-image training images
-    precrop: bool = False  # sliding-window 300x300/150 crops cached under cache_dir
-    cache_dir: str = "cache"
-    hr_patch: int = 256
-    batch_size: int = 64
-    iterations: int = 100_000
-    optimizer: str = "adamw"  # adamw | adam | sgd
-    lr: float = 1e-3
-    last_layer_lr: float | None = None  # SRCNN/DCNN recipe: the reconstruction layer's rate
-    weight_decay: float = 0.0
-    lr_step: int = 20_000  # StepLR period in iterations (paper: 20 of 100 epochs)
-    lr_gamma: float = 0.5
-    loss: str = "l1"  # l1 | mse
-    init_std: float | str | None = None  # Gaussian init: a std (SRCNN paper: 0.001) or "he" (N(0, 2/fan_in))
-    # Warm start: a checkpoint whose tensors with the same name and shape replace the fresh ones
-    # (e.g. DyConvSR x3 from x2: everything but the two output convs); ignored on --resume.
-    init_from: str | None = None
-    # Tensor-name prefixes kept fresh in a warm start, e.g. ["spatial_attention"]: a gate copied
-    # onto freshly initialised features can saturate (measured: DyConvSR x3 from x2 kept the CBAM
-    # conv's x2 weights on a fresh tail, its sigmoid went to 0 and the output stayed the skip).
-    init_skip: list[str] = field(default_factory=list)
-    temperature_start: float = 30.0
-    temperature_end: float = 1.0
-    anneal_fraction: float = 0.1
-    seed: int = 0
-    threads: int = 0  # 0 = torch's default
-    val_every: int = 1000
-    save_every: int = 500
-    log_every: int = 10
-    out: str = "runs/dyconvsr_x2"
-
-    @property
-    def scales(self) -> list[int]:
-        return list(self.train_scales) or [self.scale]
-
-
-PROFILES: dict[str, dict[str, Any]] = {
-    # The DyConvSR paper's recipe (batch 64 of 256x256 HR crops; 100 epochs ~ 100k iterations).
-    "paper": {},
-    # A usable model on 2 CPU cores in a few minutes, on the embedded images.
-    "quick": {"hr_patch": 96, "batch_size": 16, "iterations": 2000, "lr_step": 1500, "val_every": 500,
-              "save_every": 250, "anneal_fraction": 0.1, "out": "runs/quick"},
-    # The long CPU run behind the shipped weights.
-    "cpu": {"hr_patch": 128, "batch_size": 32, "iterations": 40_000, "lr_step": 10_000, "val_every": 1000,
-            "save_every": 250, "anneal_fraction": 0.05},
-    # The dynamic-CNN paper's recipe (SRCNN-style): MSE, Gaussian init, per-layer rates.
-    "srcnn": {"hr_patch": 33, "batch_size": 128, "iterations": 30_000, "optimizer": "adam", "lr": 1e-4,
-              "last_layer_lr": 1e-5, "lr_step": 10_000, "loss": "mse", "init_std": 1e-3, "val_every": 1000,
-              "save_every": 500},
-}
-
-
-def config_from(profile: str | None, file: str | None, overrides: dict[str, Any]) -> TrainConfig:
-    """Defaults <- profile <- TOML file <- flags; unknown keys are errors, not silently ignored."""
-    values: dict[str, Any] = {}
-    if profile is not None:
-        if profile not in PROFILES:
-            raise UserError(f"unknown profile {profile!r}; available: {', '.join(PROFILES)}")
-        values.update(PROFILES[profile])
-    if file is not None:
-        try:
-            values.update(tomllib.loads(Path(file).read_text()))
-        except FileNotFoundError:
-            raise UserError(f"config file {file} not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"config file {file} is not valid TOML: {exc}") from None
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UserError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return TrainConfig(**values)
 
 
 @dataclass
@@ -226,6 +155,8 @@ def fit(
     ``stop_at`` ends this invocation after that step (state saved), e.g. to fit a time-boxed
     session; ``resume=True`` later continues exactly where it stopped.
     """
+    if stop_at is not None and not (is_int(stop_at) and stop_at >= 1):
+        raise UserError(f"stop_at must be an integer >= 1; got {shown(stop_at)}")
     rank, world = _distributed()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -235,7 +166,6 @@ def fit(
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not has_training_state(last):
         raise UserError(f"nothing to resume in {out} (no last.state.json)")
-    out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(config.seed)
     model = _build_model(config)
@@ -246,6 +176,9 @@ def fit(
     if resume:
         _check_same_run(out / "config.json", config)
         state = load_training_state(last, model, optimizer, scheduler)
+        if state.step > config.iterations:
+            raise UserError(f"the run in {out} is at step {state.step}, beyond iterations = "
+                            f"{config.iterations}; resume with iterations >= {state.step}")
     elif config.init_from:
         copied, fresh = warm_start(model, config.init_from, config.init_skip)
         if rank == 0:
@@ -267,6 +200,8 @@ def fit(
     if world > 1:
         network = nn.parallel.DistributedDataParallel(network)
     metadata = {"train_config": asdict(config), "world_size": world}
+    # Created only now: a run refused while setting up (model, resume state, data) leaves nothing.
+    out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
 
@@ -330,7 +265,10 @@ RESUMABLE_CHANGES = {"iterations", "val_every", "save_every", "log_every", "thre
 def _check_same_run(saved_path: Path, config: TrainConfig) -> None:
     if not saved_path.is_file():
         return
-    saved = json.loads(saved_path.read_text())
+    with file_errors(saved_path, "run settings"):
+        saved = json.loads(saved_path.read_text())
+    if not isinstance(saved, dict):
+        raise UserError(f"run settings {saved_path} must be a JSON object; got {type(saved).__name__}")
     current = json.loads(json.dumps(asdict(config)))
     changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
     if changed:

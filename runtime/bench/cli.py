@@ -13,6 +13,7 @@ import click
 
 from ..errors import UserError, cli_errors
 from ..manifest import read_manifest
+from ..runners import RunnerConfig
 from .engines import EngineInfo, artifact_engines, check_engine_labels
 from .machine import OtherCpuUse, describe_machine, library_versions, load_average, numpy_matmul_peak
 from .memory import METHOD_HWM, PeakMemory
@@ -113,6 +114,9 @@ def main(artifact_dir: Path, resolutions: tuple[str, ...], backends: tuple[str, 
     reference inputs are checked against the stored PyTorch outputs (as `runtime.check` does).
     Never imports torch. Merge files from several machines with `python -m benchmarks.report`.
     """
+    for text in resolutions:  # refuse bad sizes and thread counts before seconds of machine probing
+        parse_resolution(text)
+    RunnerConfig(threads=threads)
     report = bench_artifact(artifact_dir, list(resolutions), threads, Protocol(rounds, warmup), set(backends),
                             batch, not no_check, machine_name, quiet)
     path = report.write(output or Path(f"bench-{report.machine.name}.json"))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..manifest import Manifest, Variant
+from ..manifest import Manifest, Variant, artifact_file
 from ..runners import Runner, RunnerConfig, make_runner
 from ..runners.tensorrt import PlanOrigin
 from .machine import gpu_names
@@ -145,7 +145,7 @@ def artifact_engines(
     engines: list[Engine | NotMeasured] = []
     cpu = RunnerConfig(backend="onnxruntime", provider="cpu", threads=threads, strict=True, spin=False)
     for variant in manifest.variants:
-        path = folder / variant.file
+        path = artifact_file(folder, variant.file)  # never an engine symlinked out of the folder
         base = EngineInfo("", "onnxruntime", variant.file, variant.precision, variant.strategy, "cpu")
         if variant.kind in ("onnx", "ort") and "onnxruntime" in backends:
             engines.append(RunnerEngine(replace(base, label=f"onnxruntime {variant.file}"), path, cpu, variant))
@@ -203,7 +203,7 @@ def _gpu_placeholders(folder: Path, manifest: Manifest, threads: int) -> list[En
             out.append(NotMeasured(info, f"not measured: this onnxruntime build lacks {full} (install the gpu extra)"))
         else:
             config = RunnerConfig(backend="onnxruntime", provider=short, threads=threads, strict=True, spin=False)
-            out.append(RunnerEngine(info, folder / default.file, config, default))
+            out.append(RunnerEngine(info, artifact_file(folder, default.file), config, default))
     built = {v.precision for v in manifest.variants if v.kind == "tensorrt"}
     for precision in ("fp32", "fp16", "int8"):
         if precision not in built:

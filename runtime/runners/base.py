@@ -9,6 +9,7 @@ channel count or dtype fails with a message naming what was received and what is
 from __future__ import annotations
 
 import abc
+import os
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -17,6 +18,9 @@ import numpy as np
 from ..errors import UserError
 
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
+# More intra-op threads than this only slow a run down, and a typo (30000) would spawn threads
+# until the machine stalls; every CLI's --threads goes through RunnerConfig, so this is the bound.
+MAX_THREADS = 4 * (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,9 @@ class RunnerConfig:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise UserError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
-        if self.threads < 0:
-            raise UserError(f"threads must be >= 0 (0 = library default); got {self.threads}")
+        if type(self.threads) is not int or not 0 <= self.threads <= MAX_THREADS:
+            raise UserError(f"--threads must be 0 (library default) to {MAX_THREADS} "
+                            f"(4 x {os.cpu_count() or 1} CPUs); got {self.threads!r}")
 
     @property
     def is_strict(self) -> bool:

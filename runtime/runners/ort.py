@@ -6,6 +6,8 @@ uses with the ones requested and refuses to run on anything else.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 
 import numpy as np
@@ -85,7 +87,10 @@ class OrtRunner(Runner):
         options = session_options(self.config.threads, self.config.spin)
         ort.set_default_logger_severity(3)
         try:
-            with warnings.catch_warnings():  # "provider not available": strict mode says it better
+            # "provider not available" warnings and the multi-line "EP Error ... Falling back" banner
+            # ONNX Runtime print()s: strict mode says it in one line, and the fallback is reported
+            # by ``description`` (the providers that actually run).
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore", UserWarning)
                 session = ort.InferenceSession(self.path, sess_options=options, providers=self.requested)
         except Exception as exc:  # onnxruntime raises its own exception types, not importable by name
