@@ -72,7 +72,9 @@ bench: setup
 models: setup
 	$(PY) -m train models --all
 
+# Lint first (rules and line length in pyproject.toml [tool.ruff]), then the tests.
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2
 
 clean:

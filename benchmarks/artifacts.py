@@ -33,7 +33,9 @@ def export_options(full: bool = True) -> ExportOptions:
     return ExportOptions(strategy="branches", precisions=(), ort_format=False, tensorrt=())
 
 
-def ensure_artifact(model: BenchModel, root: Path, rebuild: bool = False, full: bool = True, progress=None) -> tuple[Path, Manifest]:  # noqa: ANN001
+def ensure_artifact(
+    model: BenchModel, root: Path, rebuild: bool = False, full: bool = True, progress=None
+) -> tuple[Path, Manifest]:
     """``root/<name>_x<scale>``: reused when its manifest matches the model, else (re)exported."""
     folder = root / model.key
     if not rebuild and (folder / "manifest.json").is_file():

@@ -15,7 +15,7 @@ DPI = 80
 PUBLISHED_SET = "Set5"
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib's module
+def _pyplot():  # returns the matplotlib.pyplot module
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,7 +35,7 @@ def latency_by_resolution(report: Report, path: Path) -> bool:
         return False
     plt = _pyplot()
     fig, axes = plt.subplots(len(models), 1, figsize=(7.5, 2.8 * len(models)), squeeze=False)
-    for ax, (model, scale) in zip(axes[:, 0], models):
+    for ax, (model, scale) in zip(axes[:, 0], models, strict=True):
         mine = [r for r in rows if r.model == model and r.scale == scale]
         sizes = sorted({(r.output_hw[0] * r.output_hw[1], r.resolution) for r in mine})
         for label in dict.fromkeys(r.label for r in mine):

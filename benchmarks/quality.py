@@ -78,7 +78,8 @@ def evaluate_engines(
                                 bench.name, pairs, sr, vs_ref, engine.info.backend != "pillow"))
         result.images[label] = {name: sr[name] for name in result.hr}
     matlab = {name: bicubic_sr(lrs[name], scale) for name, _ in pairs}
-    result.rows.append(_row(model, MATLAB_BICUBIC, "numpy", "imresize", "float64", bench.name, pairs, matlab, None, False))
+    result.rows.append(_row(model, MATLAB_BICUBIC, "numpy", "imresize", "float64", bench.name, pairs, matlab, None,
+                            False))
     result.images[MATLAB_BICUBIC] = {name: matlab[name] for name in result.hr}
     return result
 

@@ -28,7 +28,9 @@ def _echo(config: RunConfig, message: str) -> None:
         click.echo(message, err=True)
 
 
-def model_engines(model: BenchModel, config: RunConfig, artifact: tuple[Path, object] | None) -> list[Engine | NotMeasured]:
+def model_engines(
+    model: BenchModel, config: RunConfig, artifact: tuple[Path, object] | None
+) -> list[Engine | NotMeasured]:
     """Every engine for one model: eager per formulation, torch.compile, artifact variants, bicubic."""
     engines: list[Engine | NotMeasured] = []
     full = model.name in config.full_models
@@ -110,7 +112,7 @@ def run(config: RunConfig) -> tuple[Report, dict[str, QualityResult]]:
                                          bench_input(config.batch, height, width), config.protocol,
                                          desc=groups[0].name, quiet=config.quiet)
                 start = 0
-                for (model, _), group, engines in zip(loaded, groups, engine_sets):
+                for (model, _), group, engines in zip(loaded, groups, engine_sets, strict=True):
                     mine = outcomes[start : start + len(engines)]
                     start += len(engines)
                     counter = ComplexityCounter(model.model, (config.batch, 3, height, width), scale)
@@ -131,7 +133,8 @@ def _quality(model: BenchModel, config: RunConfig, artifact: tuple[Path, object]
     engines = [e for e in model_engines(model, config, artifact) if isinstance(e, Engine)]
     # One PyTorch formulation suffices (they agree to 1e-5); compiled graphs compute the same function.
     reference = reference_label(model)
-    engines = [e for e in engines if e.info.backend not in ("pytorch", "torch.compile", "pillow") or e.info.label == reference]
+    engines = [e for e in engines
+               if e.info.backend not in ("pytorch", "torch.compile", "pillow") or e.info.label == reference]
     return evaluate_engines(model, engines, reference, bench, quiet=config.quiet)
 
 
@@ -162,7 +165,8 @@ def write_reports(report: Report, qualities: dict[str, QualityResult], config: R
 @click.option("-m", "--model", "models", multiple=True, default=DEFAULT_MODELS, show_default=True,
               help="Registry names to measure (repeatable); weights/<name>_x<scale>.json is used when present, "
                    "else a freshly initialised model (the report says so).")
-@click.option("-s", "--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]), default=("2",), show_default=True)
+@click.option("-s", "--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]), default=("2",),
+              show_default=True)
 @click.option("-r", "--resolution", "resolutions", multiple=True, default=("lr256", "720p"), show_default=True,
               help=f"Sizes (repeatable): {', '.join(NAMED)} (720p = 640x360 -> 1280x720 at x2) or WxH (LR input).")
 @click.option("-b", "--backend", "backends", multiple=True, type=click.Choice(BACKENDS), default=DEFAULT_BACKENDS,
@@ -170,19 +174,22 @@ def write_reports(report: Report, qualities: dict[str, QualityResult], config: R
 @click.option("--compile-model", "compile_models", multiple=True, default=("dyconvsr",), show_default=True,
               help="Models also run through torch.compile (about a minute of compilation each on 2 cores).")
 @click.option("--openvino-all/--openvino-default-only", default=True, show_default=True,
-              help="OpenVINO on every fp32 lowering of the fully measured models, or only on model.onnx and the INT8 file.")
+              help="OpenVINO on every fp32 lowering of the fully measured models, "
+                   "or only on model.onnx and the INT8 file.")
 @click.option("-t", "--threads", type=click.IntRange(min=0), default=2, show_default=True,
               help="Intra-op threads for PyTorch, ONNX Runtime and OpenVINO (0 = library default).")
 @click.option("--full-model", "full_models", multiple=True, default=("dyconvsr", "dyconvsr_tiny"), show_default=True,
-              help="Models run on every engine variant; the others run PyTorch eager, ONNX Runtime model.onnx, bicubic.")
+              help="Models run on every engine variant; "
+                   "the others run PyTorch eager, ONNX Runtime model.onnx, bicubic.")
 @click.option("-n", "--rounds", type=click.IntRange(min=1), default=6, show_default=True,
               help="Timed rounds; every engine runs once per round, so speed-ups are paired per round.")
-@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed runs per engine first.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Untimed runs per engine first.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True,
-              help="Folder for benchmark.json, benchmark.md and the PNG figures.")
-@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"), show_default=True,
-              help="Where artifact folders are found or exported to (<model>_x<scale>).")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="Folder for benchmark.json, benchmark.md and the PNG figures.")
+@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"),
+              show_default=True, help="Where artifact folders are found or exported to (<model>_x<scale>).")
 @click.option("--rebuild-artifacts", is_flag=True, help="Re-export even when an up-to-date artifact exists.")
 @click.option("--quality-folder", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="HR images for the quality table (default: the held-out embedded images).")
@@ -192,7 +199,8 @@ def write_reports(report: Report, qualities: dict[str, QualityResult], config: R
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @cli_errors
 def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[str, ...], backends: tuple[str, ...],
-         compile_models: tuple[str, ...], full_models: tuple[str, ...], openvino_all: bool, threads: int, rounds: int, warmup: int, batch: int, out: Path,
+         compile_models: tuple[str, ...], full_models: tuple[str, ...], openvino_all: bool, threads: int, rounds: int,
+         warmup: int, batch: int, out: Path,
          artifacts: Path, rebuild_artifacts: bool, quality_folder: Path | None, no_quality: bool, no_figures: bool,
          machine_name: str | None, quiet: bool) -> None:
     """Benchmark every backend side by side and write OUT/benchmark.{json,md} and PNG figures.
@@ -207,7 +215,8 @@ def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[st
     PyTorch eager paired per round; Y-PSNR/SSIM of every engine on held-out images.
     """
     config = RunConfig(models=models, scales=tuple(int(s) for s in scales), resolutions=resolutions, backends=backends,
-                       compile_models=compile_models, full_models=full_models, openvino_all=openvino_all, threads=threads, rounds=rounds, warmup=warmup, batch=batch,
+                       compile_models=compile_models, full_models=full_models, openvino_all=openvino_all,
+                       threads=threads, rounds=rounds, warmup=warmup, batch=batch,
                        out=out, artifacts=artifacts, rebuild_artifacts=rebuild_artifacts, quality=not no_quality,
                        quality_folder=quality_folder, figures=not no_figures, machine_name=machine_name, quiet=quiet)
     for text in resolutions:

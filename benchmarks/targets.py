@@ -26,7 +26,8 @@ class Target:
 
 
 def _rows(report: Report, model: str) -> list[Row]:
-    return [r for r in report.rows if r.model == model and r.scale == SCALE and r.resolution == RESOLUTION and r.measured]
+    return [r for r in report.rows
+            if r.model == model and r.scale == SCALE and r.resolution == RESOLUTION and r.measured]
 
 
 def _ratio(slow: Row, fast: Row) -> float:
@@ -85,7 +86,8 @@ def evaluate_targets(report: Report) -> list[Target]:
                       and not (r.backend == "openvino" and r.precision == "bf16" and r.variant.endswith(".onnx"))]
     targets = [
         _speed("default model.onnx on ONNX Runtime vs PyTorch eager as trained", 1.5, as_trained, default),
-        _speed("fastest ONNX Runtime variant in the artifact vs PyTorch eager as trained", 2.0, as_trained, _fastest(ort)),
+        _speed("fastest ONNX Runtime variant in the artifact vs PyTorch eager as trained", 2.0, as_trained,
+               _fastest(ort)),
         _speed("fastest variant file in the artifact (ONNX Runtime or OpenVINO) vs PyTorch eager as trained", 2.0,
                as_trained, _fastest([r for r in artifact_files if parity_ok(r)])),
         _speed("ONNX Runtime fp32, best lowering vs fastest PyTorch eager formulation", 1.3, _fastest(eager),
@@ -109,7 +111,8 @@ def evaluate_targets(report: Report) -> list[Target]:
 
 
 def _reduced_precision(report: Report, rows: list[Row]) -> Target:
-    claim = "a reduced-precision variant (INT8/BF16) >= 1.5x faster than fp32 on the same backend, <= 0.1 dB Y-PSNR lost"
+    claim = ("a reduced-precision variant (INT8/BF16) >= 1.5x faster than fp32 on the same backend, "
+             "<= 0.1 dB Y-PSNR lost")
     candidates, broken = [], []
     for low in (r for r in rows if r.precision in ("int8", "bf16")):
         if low.backend == "openvino":
@@ -139,7 +142,8 @@ def _reduced_precision(report: Report, rows: list[Row]) -> Target:
     loss_text = f"{loss:+.3f} dB lost" if loss is not None else "quality not measured"
     # The stricter reading: against the fastest fp32 graph on that backend, not the same graph's fp32.
     fastest = _fastest([r for r in rows if r.backend == low.backend and r.precision == "fp32" and parity_ok(r)])
-    strict = f"; against the fastest fp32 on {low.backend} ({fastest.label}): {_ratio(fastest, low):.2f}x" if fastest else ""
+    strict = (f"; against the fastest fp32 on {low.backend} ({fastest.label}): {_ratio(fastest, low):.2f}x"
+              if fastest else "")
     others = "; ".join([*(f"{c[2].label} {c[0]:.2f}x" + (f" ({c[1]:+.3f} dB)" if c[1] is not None else "")
                           for c in candidates if c is not best), *broken])
     return Target(claim, ">= 1.5x, <= 0.1 dB", f"{speed:.2f}x, {loss_text}", holds,

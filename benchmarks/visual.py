@@ -81,7 +81,7 @@ def write_visual(qualities: dict[str, QualityResult], folder: Path, scale: int =
             row = next((q for q in result.rows if q.label == label), None)
             score = row.per_image.get(name, {}).get("psnr_y") if row else None
             panels.append((title, image, score))
-        for ax, (title, image, score) in zip(axes[i], panels):
+        for ax, (title, image, score) in zip(axes[i], panels, strict=True):
             ax.axis("off")
             if image is None:
                 continue

@@ -231,7 +231,7 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
         tiling=tiling,
         files=hash_files(folder),
         versions=library_versions(),
-        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         notes=notes,
     )
     manifest.write(folder)
@@ -251,7 +251,8 @@ def _write_references(model: nn.Module, folder: Path, options: ExportOptions) ->
         np.save(folder / "reference" / f"input_{j}.npy", batch)
         np.save(folder / "reference" / f"output_{j}.npy", output)
         references.append(
-            Reference(f"reference/input_{j}.npy", f"reference/output_{j}.npy", list(batch.shape), list(output.shape), source)
+            Reference(f"reference/input_{j}.npy", f"reference/output_{j}.npy", list(batch.shape), list(output.shape),
+                      source)
         )
         refs.inputs.append(batch)
         refs.outputs.append(output)

@@ -44,7 +44,8 @@ def choose_strategy(
             path = Path(tmp) / f"{name}.onnx"
             export_onnx(lower(model, name, batch), spec_for(strategy.dynamic_batch, batch), path,
                         opset=opset, exporter=exporter)
-            usable = [(x, y) for x, y in zip(inputs, outputs) if strategy.dynamic_batch or x.shape[0] % batch == 0]
+            usable = [(x, y) for x, y in zip(inputs, outputs, strict=True)
+                      if strategy.dynamic_batch or x.shape[0] % batch == 0]
             parity = check_onnx(path, [x for x, _ in usable], [y for _, y in usable],
                                 fixed_batch=None if strategy.dynamic_batch else batch)
             if not parity:

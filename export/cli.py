@@ -93,7 +93,8 @@ def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
 @cli_errors
 def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tuple[str, ...], batch: int,
          fixed_shapes: tuple[tuple[int, int], ...], precisions: tuple[str, ...], no_reduced: bool, no_ort: bool,
-         no_tensorrt: bool, openvino: tuple[str, ...], no_openvino: bool, opset: int, no_tiling: bool, no_fuse_shuffle: bool, only_default: bool) -> None:
+         no_tensorrt: bool, openvino: tuple[str, ...], no_openvino: bool, opset: int, no_tiling: bool,
+         no_fuse_shuffle: bool, only_default: bool) -> None:
     """Export CHECKPOINT(s) (<name>.json beside <name>.safetensors) to OUT/<name>/.
 
     With no CHECKPOINT, exports every checkpoint in weights/, or, when weights/ holds none, a
@@ -149,7 +150,8 @@ def print_summary(folder: Path, manifest: Manifest) -> bool:
         failed |= p is not None and not p.passed
         diff = f"{p.max_abs_diff:.2e}" if p else "-"
         psnr = f"{p.psnr_db:.1f}" if p else "-"
-        click.echo(f"  {printable(v.file):<32}{v.strategy:<18}{v.precision:<6}{batch:<7}{size / 1024:>8.0f}KB  {diff:>10}  {psnr:>8}  {verdict}")
+        click.echo(f"  {printable(v.file):<32}{v.strategy:<18}{v.precision:<6}{batch:<7}"
+                   f"{size / 1024:>8.0f}KB  {diff:>10}  {psnr:>8}  {verdict}")
     by_reason: dict[str, list[str]] = {}
     for file, reason in manifest.notes.get("skipped", {}).items():
         by_reason.setdefault(reason, []).append(file)
@@ -157,7 +159,8 @@ def print_summary(folder: Path, manifest: Manifest) -> bool:
         click.echo(printable(f"  skipped {', '.join(files)}: {reason}"))
     if "auto" in manifest.notes:
         auto = manifest.notes["auto"]
-        timings = ", ".join(f"{k} {v} ms" if isinstance(v, float) else f"{k}: {v}" for k, v in auto["median_ms"].items())
+        timings = ", ".join(f"{k} {v} ms" if isinstance(v, float) else f"{k}: {v}"
+                            for k, v in auto["median_ms"].items())
         click.echo(f"  auto chose {auto['chosen']!r} ({timings}; {auto['shape']}, {auto['threads']} threads)")
     if "pixel_shuffle_fusion" in manifest.notes:
         click.echo(f"  every graph fused: one DepthToSpace({2 * manifest.scale}) for the two pixel shuffles")

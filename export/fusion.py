@@ -59,11 +59,11 @@ class _SpaceToDepthOp(torch.autograd.Function):
     """The ONNX node of SpaceToDepth (no torch op exports to it); used only while exporting."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, block: int) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, x: torch.Tensor, block: int) -> torch.Tensor:
         return _space_to_depth(x, block)
 
     @staticmethod
-    def symbolic(g, x, block: int):  # noqa: ANN001, ANN205 - torch.onnx graph context
+    def symbolic(g, x, block: int):  # g: the torch.onnx graph context
         return g.op("SpaceToDepth", x, blocksize_i=block)
 
 
@@ -110,10 +110,12 @@ class PhaseBlur(nn.Module):
         radius = size // 2
         channels = 4 * colours
         weight = torch.zeros(channels, channels, 3, 3, dtype=kernel.dtype)
-        for dy, dx, c, dy2, dx2, a, b in torch.cartesian_prod(*(torch.arange(n) for n in (2, 2, colours, 2, 2, 3, 3))).tolist():
+        index = torch.cartesian_prod(*(torch.arange(n) for n in (2, 2, colours, 2, 2, 3, 3)))
+        for dy, dx, c, dy2, dx2, a, b in index.tolist():
             u, v = 2 * (a - 1) + dy2 - dy, 2 * (b - 1) + dx2 - dx
             if abs(u) <= radius and abs(v) <= radius:
-                weight[(dy * 2 + dx) * colours + c, (dy2 * 2 + dx2) * colours + c, a, b] = kernel[u + radius, v + radius]
+                out_channel, in_channel = (dy * 2 + dx) * colours + c, (dy2 * 2 + dx2) * colours + c
+                weight[out_channel, in_channel, a, b] = kernel[u + radius, v + radius]
         self.register_buffer("weight", weight, persistent=False)
         self.colours = colours
         self.padding_mode = padding_mode

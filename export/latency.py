@@ -19,10 +19,13 @@ class Latency:
     backend: str
 
     def __str__(self) -> str:
-        return f"{self.median_ms:.1f} ms median (p90 {self.p90_ms:.1f}, {self.runs} runs, {self.threads} threads, {self.backend})"
+        return (f"{self.median_ms:.1f} ms median "
+                f"(p90 {self.p90_ms:.1f}, {self.runs} runs, {self.threads} threads, {self.backend})")
 
 
-def time_call(fn: Callable[[], object], runs: int = 10, warmup: int = 2, threads: int = 2, backend: str = "") -> Latency:
+def time_call(
+    fn: Callable[[], object], runs: int = 10, warmup: int = 2, threads: int = 2, backend: str = ""
+) -> Latency:
     for _ in range(warmup):
         fn()
     times = []

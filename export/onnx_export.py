@@ -59,7 +59,8 @@ def export_onnx(
     model = _export(module, spec, opset, exporter)
     onnx.checker.check_model(model, full_check=True)
     if simplify:
-        model = simplify_onnx(model, test_shapes or {n: t.shape for n, t in zip(spec.input_names, spec.example_inputs)})
+        shapes = test_shapes or {n: t.shape for n, t in zip(spec.input_names, spec.example_inputs, strict=True)}
+        model = simplify_onnx(model, shapes)
     onnx.checker.check_model(model, full_check=True)
     atomic_write_bytes(path, model.SerializeToString())
     return model
@@ -82,7 +83,7 @@ def _export(module: nn.Module, spec: GraphSpec, opset: int, exporter: str) -> on
         names = list(_forward_arg_names(module, len(spec.input_names)))
         dynamic_shapes = {
             arg: {axis: Dim.DYNAMIC for axis in spec.dynamic_axes.get(name, {})}
-            for arg, name in zip(names, spec.input_names)
+            for arg, name in zip(names, spec.input_names, strict=False)
         }
         program = torch.onnx.export(
             module, spec.example_inputs, dynamo=True, opset_version=opset,

@@ -46,7 +46,7 @@ def openvino_unavailable(precision: str) -> str | None:
     return None
 
 
-def quantize_openvino(source: str | Path):  # noqa: ANN201 - an openvino.Model
+def quantize_openvino(source: str | Path):  # returns an openvino.Model
     """The fp32 ONNX at ``source`` read by OpenVINO and quantised to INT8 with NNCF."""
     reason = openvino_unavailable("int8")
     if reason:

@@ -39,7 +39,7 @@ def compare(
     if len(outputs) != len(references) or not outputs:
         raise ValueError(f"{len(outputs)} outputs for {len(references)} references")
     tolerance = {k: v for k, v in (("max_abs_diff", max_abs_diff), ("min_psnr_db", min_psnr_db)) if v is not None}
-    result = merge([runtime_compare(o, r, tolerance) for o, r in zip(outputs, references)])
+    result = merge([runtime_compare(o, r, tolerance) for o, r in zip(outputs, references, strict=True)])
     if math.isinf(result.psnr_db):  # identical outputs; JSON has no infinity
         result.psnr_db = math.copysign(PSNR_CAP_DB, result.psnr_db)
     return result

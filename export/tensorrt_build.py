@@ -31,7 +31,7 @@ class Profile:
 def tensorrt_unavailable() -> str | None:
     """None when a plan can be built here, else the one-line reason why not."""
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt  # noqa: F401 - imported only to probe that it is installed and loads
     except ImportError:
         return "tensorrt is not installed (pip install 'dyconvsr-toolchain[gpu]' on a machine with an NVIDIA GPU)"
     if gpu_name() is None:

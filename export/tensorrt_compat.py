@@ -96,7 +96,8 @@ def check_tensorrt(model: onnx.ModelProto | str | Path, rules: str = "10") -> Co
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute:
             value = onnx.helper.get_attribute_value(node.attribute[0])
-            constants[node.output[0]] = numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
+            is_tensor = isinstance(value, onnx.TensorProto)
+            constants[node.output[0]] = numpy_helper.to_array(value) if is_tensor else np.asarray(value)
     shapes = _static_shapes(graph)
     report = CompatReport(rules)
 
@@ -108,8 +109,8 @@ def check_tensorrt(model: onnx.ModelProto | str | Path, rules: str = "10") -> Co
     for node in graph.node:
         name = node.name or node.output[0]
 
-        def problem(reason: str) -> None:
-            report.problems.append(Problem(name, node.op_type, reason))
+        def problem(reason: str, name: str = name, op_type: str = node.op_type) -> None:
+            report.problems.append(Problem(name, op_type, reason))
 
         if node.domain not in ("", "ai.onnx"):
             problem(f"custom domain {node.domain!r} needs a TensorRT plugin")
@@ -133,7 +134,8 @@ def check_tensorrt(model: onnx.ModelProto | str | Path, rules: str = "10") -> Co
             zero = constants.get(node.input[2])
             if zero is None or np.any(zero != 0) or zero.dtype != np.int8:
                 got = "computed" if zero is None else f"{zero.dtype} {'zero' if not np.any(zero) else 'non-zero'}"
-                problem(f"zero point must be a constant int8 zero (TensorRT quantisation is int8 and symmetric); got {got}")
+                problem("zero point must be a constant int8 zero (TensorRT quantisation is int8 and symmetric); "
+                        f"got {got}")
         elif node.op_type in ("Slice", "Squeeze", "Unsqueeze"):
             axes_index = 3 if node.op_type == "Slice" else 1
             if len(node.input) > axes_index and node.input[axes_index] and node.input[axes_index] not in constants:
@@ -146,7 +148,8 @@ def _static_shapes(graph: onnx.GraphProto) -> dict[str, list[int | str | None]]:
     for value in [*graph.value_info, *graph.input, *graph.output]:
         t = value.type.tensor_type
         if t.HasField("shape"):
-            shapes[value.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+            shapes[value.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                                  for d in t.shape.dim]
     for init in graph.initializer:
         shapes[init.name] = list(init.dims)
     return shapes

@@ -31,10 +31,12 @@ class ReferenceSet:
     inputs: list[np.ndarray]
     outputs: list[np.ndarray]
 
-    def usable(self, batch: int | None = None, shape: list[int] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def usable(
+        self, batch: int | None = None, shape: list[int] | None = None
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The pairs a graph with a fixed ``batch`` or a fixed input ``shape`` can run."""
         pairs = [
-            (x, y) for x, y in zip(self.inputs, self.outputs)
+            (x, y) for x, y in zip(self.inputs, self.outputs, strict=True)
             if (batch is None or x.shape[0] % batch == 0) and (shape is None or list(x.shape) == list(shape))
         ]
         return [x for x, _ in pairs], [y for _, y in pairs]
@@ -92,7 +94,8 @@ def reduced_precision_variant(base: Variant, folder: Path, precision: str, refs:
     else:
         notes["quantisation"] = to_int8(folder / base.file, path)
     inputs, outputs = refs.usable(base.batch, base.fixed_input_shape)
-    parity = check_onnx(path, inputs, outputs, fixed_batch=base.batch, max_abs_diff=None, min_psnr_db=MIN_PSNR_DB[precision])
+    parity = check_onnx(path, inputs, outputs, fixed_batch=base.batch, max_abs_diff=None,
+                        min_psnr_db=MIN_PSNR_DB[precision])
     variant = Variant(
         file=path.name, kind="onnx", strategy=base.strategy, precision=precision, dynamic_batch=base.dynamic_batch,
         dynamic_spatial=base.dynamic_spatial, fixed_input_shape=base.fixed_input_shape, opset=base.opset,
@@ -201,7 +204,8 @@ def openvino_variants(
 
 
 def _runner_parity(path: Path, config: RunnerConfig, origin: PlanOrigin | None,
-                   pairs: tuple[list[np.ndarray], list[np.ndarray]], tolerance: dict, batch: int | None = None) -> Parity:
+                   pairs: tuple[list[np.ndarray], list[np.ndarray]], tolerance: dict,
+                   batch: int | None = None) -> Parity:
     """Parity of an engine run by the runtime's own runner (batches larger than a fixed ``batch`` in chunks)."""
     inputs, references = pairs
     with make_runner(path, config, origin) as runner:

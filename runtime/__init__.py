@@ -9,9 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .check import CheckReport, check_artifact
-    from .runners import Runner, RunnerConfig, make_runner
-    from .upscaler import Upscaler
+    # Redundant aliases: explicit re-exports (``__all__`` is built from _LAZY at run time).
+    from .check import CheckReport as CheckReport
+    from .check import check_artifact as check_artifact
+    from .runners import Runner as Runner
+    from .runners import RunnerConfig as RunnerConfig
+    from .runners import make_runner as make_runner
+    from .upscaler import Upscaler as Upscaler
 
 _LAZY = {
     "Upscaler": "upscaler",

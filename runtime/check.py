@@ -64,15 +64,19 @@ class CheckReport:
         for row in self.rows:
             p = row.parity
             if p is None:
-                lines.append((row.name, row.engine, "-", "-", "-", "-", "-", f"{row.status}: {row.note}" if row.note else row.status))
+                lines.append((row.name, row.engine, "-", "-", "-", "-", "-",
+                              f"{row.status}: {row.note}" if row.note else row.status))
                 continue
-            tol = ", ".join(f"{k.replace('_db', '').replace('_abs_diff', '|d|')} {v:g}" for k, v in p["tolerance"].items())
+            tol = ", ".join(f"{k.replace('_db', '').replace('_abs_diff', '|d|')} {v:g}"
+                            for k, v in p["tolerance"].items())
             verdict = f"{row.status}: {row.note}" if row.note else row.status
             lines.append((row.name, row.engine, _num(p["max_abs_diff"]), _num(p["mean_abs_diff"]),
                           _db(p["psnr_db"]), "yes" if p["finite"] else "NO", tol, verdict))
         lines = [tuple(printable(cell) for cell in line) for line in lines]  # names come from files on disk
         widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-        text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1] for line in lines]
+        # Every column but the last is padded; zip stops at the shorter ``widths`` on purpose.
+        text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1]
+                for line in lines]
         files = (
             f"files: {len(self.file_problems)} problem(s): " + "; ".join(self.file_problems)
             if self.file_problems else "files: every sha256 matches the manifest"
@@ -199,11 +203,11 @@ def check_tiled(folder: Path, manifest: Manifest, config: RunnerConfig, tile: in
         with Upscaler(folder, config=config, tile=tile) as upscaler:
             results = []
             for x, y in pairs:
-                for sample, expected in zip(x, y):
+                for sample, expected in zip(x, y, strict=True):
                     out = upscaler.upscale_array(np.ascontiguousarray(sample.transpose(1, 2, 0), dtype=np.float32))
                     results.append(compare(out.transpose(2, 0, 1), expected, tolerance, _peak(manifest)))
             engine = upscaler.tiling_description.split(" on ", 1)[1]
-    except Exception as exc:  # noqa: BLE001 - an engine failing is a verdict, not a crash
+    except Exception as exc:  # an engine failing is a verdict, not a crash
         backend = "onnxruntime" if config.backend in ("auto", "tensorrt") else config.backend
         return CheckRow(name, backend, FAIL, note=_short(exc))
     merged = merge(results)
@@ -254,9 +258,12 @@ def write_report_json(path: Path, report: CheckReport) -> None:
               help="Run ONNX variants with ONNX Runtime or OpenVINO; .plan files always use TensorRT.")
 @click.option("--provider", default="auto", show_default=True,
               help="ONNX Runtime providers in order (tensorrt,cuda,cpu) or an OpenVINO device (CPU, GPU, NPU).")
-@click.option("--strict/--no-strict", default=None, help="Fail if the named provider is not the one running (default: on when --provider is given).")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="Intra-op threads (0 = library default).")
-@click.option("--precision", default=None, help="OpenVINO inference precision hint: f32, bf16, f16 (checked against a PSNR floor).")
+@click.option("--strict/--no-strict", default=None,
+              help="Fail if the named provider is not the one running (default: on when --provider is given).")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Intra-op threads (0 = library default).")
+@click.option("--precision", default=None,
+              help="OpenVINO inference precision hint: f32, bf16, f16 (checked against a PSNR floor).")
 @click.option("--variant", "variants", multiple=True, help="Check only this variant file (repeatable).")
 @click.option("--tile", type=click.IntRange(min=1), default=DEFAULT_CHECK_TILE, show_default=True,
               help="Tile size for the tiled-path check (smaller than the references, so they split).")

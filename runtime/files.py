@@ -259,7 +259,7 @@ def recover_group(paths: Sequence[str | os.PathLike[str]]) -> None:
     targets = [Path(p) for p in paths]
     pending = _pending(targets)
     if pending[-1].exists():
-        for src, dst in zip(pending, targets):
+        for src, dst in zip(pending, targets, strict=True):
             if src.exists():
                 os.replace(src, dst)
     else:
@@ -288,7 +288,7 @@ def file_group(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]]:
         for src in pending:
             src.unlink(missing_ok=True)
         raise
-    for src, dst in zip(pending, targets):
+    for src, dst in zip(pending, targets, strict=True):
         os.replace(src, dst)
 
 

@@ -41,7 +41,9 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
 # ---- robust single-file I/O for runtime.infer ------------------------------------------------
 # Every failure below is a UserError whose message names the reason; callers add the file name.
 
-OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "tif": "TIFF", "bmp": "BMP"}
+OUTPUT_FORMATS = {
+    "png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "tif": "TIFF", "bmp": "BMP",
+}
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
 _SIXTEEN_BIT_GRAY = ("I;16", "I;16B", "I;16L", "I;16N")
@@ -247,7 +249,8 @@ def picture_from_pil(image: Image.Image) -> Picture:
     elif mode == "CMYK":
         icc = None  # a CMYK profile does not describe the RGB output
     gray = image.mode in ("1", "L", "LA", "La")
-    has_alpha = image.mode in ("RGBA", "LA", "La", "RGBa") or (image.mode in ("L", "RGB") and "transparency" in image.info)
+    has_alpha = (image.mode in ("RGBA", "LA", "La", "RGBa")
+                 or (image.mode in ("L", "RGB") and "transparency" in image.info))
     if has_alpha:
         rgba = np.asarray(image.convert("RGBA"))
         return Picture(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]), gray, mode, icc)

@@ -63,20 +63,24 @@ class _OwnInputs:
               show_default=True, help="Folder for the results (created if missing).")
 @click.option("--format", "fmt", default="png", show_default=True, help="Output format: png, jpg, webp, tiff or bmp.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (refused by default).")
-@click.option("--variant", default=None, help="Engine file inside the artifact folder (default: the manifest's default).")
+@click.option("--variant", default=None,
+              help="Engine file inside the artifact folder (default: the manifest's default).")
 @click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, show_default=True,
               help="Largest input tile side in pixels; bigger images are tiled seamlessly (0 = never tile).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per engine call.")
 @click.option("--threads", type=int, default=0, show_default=True,  # range: RunnerConfig, one line
               help=f"Intra-op threads, 0..{MAX_THREADS} (0 = library default).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="auto: .plan -> TensorRT, .onnx/.ort -> ONNX Runtime, .xml (OpenVINO IR) -> OpenVINO; openvino needs the optional extra.")
+              help="auto: .plan -> TensorRT, .onnx/.ort -> ONNX Runtime, .xml (OpenVINO IR) -> OpenVINO; "
+                   "openvino needs the optional extra.")
 @click.option("--provider", default="auto", show_default=True,
-              help="ONNX Runtime providers in priority order, e.g. 'tensorrt,cuda,cpu', or an OpenVINO device (CPU, GPU, NPU).")
+              help="ONNX Runtime providers in priority order, e.g. 'tensorrt,cuda,cpu', "
+                   "or an OpenVINO device (CPU, GPU, NPU).")
 @click.option("--strict/--no-strict", default=None,
               help="Fail if the named provider is not the one running (default: on whenever --provider is given).")
 @click.option("--precision", default=None, help="OpenVINO inference precision hint: f32, bf16 or f16.")
-@click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True, help="Refuse images with a side smaller than this.")
+@click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Refuse images with a side smaller than this.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None,
               help="Decompression-bomb limit in pixels (default: Pillow's, about 89 million).")
 @click.option("--verify", is_flag=True,
@@ -120,7 +124,7 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
             except MemoryError:
                 failures += 1
                 _say(f"error: {display(item.path)}: out of memory; try a smaller --tile")
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+            except Exception as exc:  # one bad file must not stop the batch
                 failures += 1
                 _say(f"error: {display(item.path)}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
         _say(f"upscaled {written} of {written + failures} image(s) x{upscaler.scale} into "

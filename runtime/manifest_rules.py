@@ -73,7 +73,7 @@ def build_typed(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if type(value) is not list or len(value) != len(args):
             raise invalid(where, f"a list of {len(args)}", value)
-        return tuple(build_typed(a, item, f"{where}[{i}]") for i, (a, item) in enumerate(zip(args, value)))
+        return tuple(build_typed(a, item, f"{where}[{i}]") for i, (a, item) in enumerate(zip(args, value, strict=True)))
     if origin is dict:
         if type(value) is not dict:
             raise invalid(where, "a JSON object", value)

@@ -115,7 +115,7 @@ def imresize(
         factors = (float(scale), float(scale)) if np.isscalar(scale) else tuple(float(s) for s in scale)
         if len(factors) != 2 or not all(math.isfinite(f) and f > 0 for f in factors):
             raise UserError(f"imresize scale must be a positive number or (rows, cols) pair; got {scale!r}")
-        out_shape = tuple(output_size(n, f) for n, f in zip(in_shape, factors))
+        out_shape = tuple(output_size(n, f) for n, f in zip(in_shape, factors, strict=True))
     else:
         if len(output_shape) != 2 or not all(int(n) >= 1 for n in output_shape):
             raise UserError(f"imresize output_shape must be two positive sizes; got {output_shape!r}")

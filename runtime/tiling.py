@@ -140,7 +140,7 @@ def pooled_statistics(
         for group in batches(tiles, batch):
             regions = read(group)
             features = _features(runner, regions, pooled, tiling, index)
-            for tile, feature in zip(group, features):
+            for tile, feature in zip(group, features, strict=True):
                 rows = _span(tile.cy0, tile.cy1, tile.y0, tiling.feature_scale)
                 cols = _span(tile.cx0, tile.cx1, tile.x0, tiling.feature_scale)
                 core = feature[:, rows, cols].astype(np.float64)
@@ -160,7 +160,7 @@ def upscale_tiles(
         regions = read(group)
         output = next(iter(main.run(_feeds(main, regions, pooled, tiling.pooled_inputs)).values()))
         check_upscaled(output, regions.shape, scale, tiling.main)
-        for tile, result in zip(group, output):
+        for tile, result in zip(group, output, strict=True):
             rows = _span(tile.cy0, tile.cy1, tile.y0, scale)
             cols = _span(tile.cx0, tile.cx1, tile.x0, scale)
             write(tile, result[:, rows, cols])

@@ -22,8 +22,16 @@ from .manifest import MANIFEST_NAME, Manifest, Variant, artifact_file, read_mani
 from .parity import FP32_TOLERANCE
 from .runners import Runner, RunnerConfig, backend_for, make_runner
 from .runners.tensorrt import PlanOrigin
-from .tiling import (Tile, TileReader, TileWriter, check_upscaled, pooled_statistics, plan_tiles, probe_seams,
-                     upscale_tiles)
+from .tiling import (
+    Tile,
+    TileReader,
+    TileWriter,
+    check_upscaled,
+    plan_tiles,
+    pooled_statistics,
+    probe_seams,
+    upscale_tiles,
+)
 
 # LR pixels per tile side. About 200 MB of activations for DyConvSR x2 at 512; 0 disables tiling.
 DEFAULT_TILE = 512
@@ -104,7 +112,8 @@ class Upscaler:
         verify: bool = False,
     ) -> None:
         if tile < 0 or batch < 1 or min_size < 1:
-            raise UserError(f"need tile >= 0, batch >= 1, min_size >= 1; got tile={tile}, batch={batch}, min_size={min_size}")
+            raise UserError(f"need tile >= 0, batch >= 1, min_size >= 1; "
+                            f"got tile={tile}, batch={batch}, min_size={min_size}")
         self.choice = resolve_engine(artifact, variant)
         if verify:
             if self.choice.manifest is None or self.choice.folder is None:
@@ -124,10 +133,12 @@ class Upscaler:
 
     # ---- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> Upscaler:
-        self.engine  # load now so configuration errors surface at once
+        _ = self.engine  # load now so configuration errors surface at once
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -254,7 +265,8 @@ class Upscaler:
         if fits_budget and fits_engine and (exact_fit or self.tiling is None):
             return None
         if self.tiling is None:
-            limit = f"the engine's largest input {largest[1]}x{largest[0]}" if largest and not fits_engine else f"--tile {self.tile}"
+            limit = (f"the engine's largest input {largest[1]}x{largest[0]}" if largest and not fits_engine
+                     else f"--tile {self.tile}")
             raise UserError(
                 f"image {width}x{height} exceeds {limit}, and seamless tiling needs the artifact's tiling graphs "
                 f"(pass the artifact folder{'' if not fits_engine else ', or --tile 0 to run it whole'})"

@@ -5,6 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
+# The session-scoped artifact and image fixtures of the runtime tests, visible to every test
+# module without importing them (an import would shadow them as unused names).
+pytest_plugins = ["test_runtime_fixtures"]
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

@@ -78,7 +78,7 @@ class _Calls(TorchFunctionMode):
         super().__init__()
         self.names: list[str] = []
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         self.names.append(getattr(func, "__name__", str(func)))
         return func(*args, **(kwargs or {}))
 
@@ -126,7 +126,8 @@ def test_v1_checkpoints_keep_their_head_gelu(tmp_path) -> None:
     document["model"]["kwargs"] = {}
     path.write_text(json.dumps(document))
     assert load_checkpoint(tmp_path / "old").model.head_activation is True
-    assert load_checkpoint(save_checkpoint(tmp_path / "new", create_model("dyconvsr_tiny"))).model.head_activation is False
+    new = save_checkpoint(tmp_path / "new", create_model("dyconvsr_tiny"))
+    assert load_checkpoint(new).model.head_activation is False
 
 
 def _import(tmp_path, payload, name: str = "imported"):
@@ -189,7 +190,8 @@ def test_lightning_checkpoint_with_its_extra_entries_imports(tmp_path) -> None:
             "kth_best_map": {"checkpoints/epoch=7.ckpt": torch.tensor(35.1)}}},
         "optimizer_states": [{"state": {i: {"step": torch.tensor(3500.0), "exp_avg": torch.zeros_like(w)}
                                         for i, w in enumerate(weights)},
-                              "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "params": list(range(len(weights)))}]}],
+                              "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999),
+                                                "params": list(range(len(weights)))}]}],
         "lr_schedulers": [{"milestones": {20: 1, 40: 1}, "gamma": 0.5, "last_epoch": 7}],
     }
     source = tmp_path / "epoch=7.ckpt"
@@ -225,7 +227,8 @@ def test_layout_mismatches_name_the_keys(tmp_path, change, message) -> None:
 
 
 def test_keys_outside_the_lightning_model_are_named(tmp_path) -> None:
-    payload = {"state_dict": {**{f"model.{k}": v for k, v in authors_state_dict().items()}, "val_psnr.total": torch.tensor(1)}}
+    payload = {"state_dict": {**{f"model.{k}": v for k, v in authors_state_dict().items()},
+                              "val_psnr.total": torch.tensor(1)}}
     source, out = _import(tmp_path, payload)
     result = CliRunner().invoke(train_cli, ["import-checkpoint", str(source), str(out)])
     assert result.exit_code == 2 and "val_psnr.total" in result.output
@@ -234,7 +237,7 @@ def test_keys_outside_the_lightning_model_are_named(tmp_path) -> None:
 class Hostile:
     """Unpickling this would run code: torch's restricted loader must refuse it."""
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (open, (str(MARKER[0]), "w"))
 
 

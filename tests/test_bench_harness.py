@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks import run as bench_run
 from benchmarks.config import RunConfig
 from benchmarks.report import combine
-from benchmarks import run as bench_run
 from benchmarks.run import run, write_reports
 from runtime.bench.schema import MEASURED, SCHEMA_VERSION, read_report
 
@@ -90,13 +90,15 @@ def test_every_figure_present_and_positive(bench: tuple[Path, dict]) -> None:
 def test_ratios_and_rates_follow_from_the_timings(bench: tuple[Path, dict]) -> None:
     _, data = bench
     for group, model in {(r["group"], r["model"]) for r in data["rows"]}:
-        rows = {r["label"]: r for r in data["rows"] if (r["group"], r["model"]) == (group, model) and r["status"] == MEASURED}
+        rows = {r["label"]: r for r in data["rows"]
+                if (r["group"], r["model"]) == (group, model) and r["status"] == MEASURED}
         reference = rows[next(iter(rows.values()))["reference"]]
         assert reference["speedup_paired"] == pytest.approx(1.0)
         for row in rows.values():
             ref_t, t = np.array(reference["timing"]["samples_ms"]), np.array(row["timing"]["samples_ms"])
             assert row["speedup_paired"] == pytest.approx(float(np.median(ref_t / t)))
-            assert row["speedup_of_medians"] == pytest.approx(reference["timing"]["median_ms"] / row["timing"]["median_ms"])
+            ratio = reference["timing"]["median_ms"] / row["timing"]["median_ms"]
+            assert row["speedup_of_medians"] == pytest.approx(ratio)
             seconds = row["timing"]["median_ms"] / 1000
             assert row["flops"] == 2 * row["macs"]
             assert row["gflops_per_s"] == pytest.approx(row["flops"] / seconds / 1e9)

@@ -74,7 +74,8 @@ def test_other_processes_cpu_is_counted_and_our_own_is_not() -> None:
     from runtime.bench.machine import OtherCpuUse
 
     cpus = len(os.sched_getaffinity(0))
-    burner = "import time, os\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass\nprint(time.process_time() - t)"
+    burner = ("import time, os\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass\n"
+              "print(time.process_time() - t)")
     probe = OtherCpuUse()
     start = time.monotonic()
     child = subprocess.Popen([sys.executable, "-c", burner], stdout=subprocess.PIPE, text=True)

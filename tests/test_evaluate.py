@@ -90,7 +90,7 @@ def test_bicubic_and_model_rows_match_an_independent_computation(folder) -> None
     results = evaluate([nearest], [bench], scales=[3], progress=False)
     rows = {r.method: r for r in results}
     assert set(rows) == {BICUBIC, "nearest_x3"}
-    for (name, image), bic, near in zip(bench.images, rows[BICUBIC].images, rows["nearest_x3"].images):
+    for (name, image), bic, near in zip(bench.images, rows[BICUBIC].images, rows["nearest_x3"].images, strict=True):
         hr = image[: image.shape[0] // 3 * 3, : image.shape[1] // 3 * 3]
         lr = imresize(hr, 1 / 3)
         assert bic.image == name == near.image
@@ -171,7 +171,8 @@ def test_embedded_benchmark_is_the_held_out_split() -> None:
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "train", "evaluate", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "train", "evaluate", *args], capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_cli_writes_markdown_and_json(folder, checkpoints, tmp_path) -> None:

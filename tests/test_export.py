@@ -21,7 +21,8 @@ from runtime.manifest import read_manifest, verify_files
 from train.checkpoint import save_checkpoint
 from train.models import create_model, set_formulation
 
-MODELS = [("dyconvsr_tiny", {}), ("dcnn_tiny", {}), ("srcnn_tiny", {}), ("dyconvsr", {"scale": 2}), ("dcnn_tiny", {"scale": 3}),
+MODELS = [("dyconvsr_tiny", {}), ("dcnn_tiny", {}), ("srcnn_tiny", {}), ("dyconvsr", {"scale": 2}),
+          ("dcnn_tiny", {"scale": 3}),
           # the authors' exact form (reflect-padded blur, interleaved skip), as imported, and a tiny x3 one
           ("dyconvsr_authors", {"scale": 2}), ("dyconvsr_authors", {"scale": 3, "channels": 8, "num_kernels": 2})]
 ALL_STRATEGIES = tuple(STRATEGIES)
@@ -222,7 +223,8 @@ def test_interrupted_export_leaves_nothing_valid(tmp_path, monkeypatch) -> None:
 def test_cli_exports_a_checkpoint_and_prints_summary(tmp_path) -> None:
     save_checkpoint(tmp_path / "w" / "tiny_x2", create_model("dyconvsr_tiny"))
     result = CliRunner().invoke(export_cli, [str(tmp_path / "w" / "tiny_x2.json"), "-o", str(tmp_path / "out"),
-                                             "--strategy", "branches", "--also", "aggregate", "--no-ort", "--no-tensorrt"])
+                                             "--strategy", "branches", "--also", "aggregate", "--no-ort",
+                                             "--no-tensorrt"])
     assert result.exit_code == 0, result.output
     assert "model.aggregate.onnx" in result.output and "tiling" in result.output
     assert "auto chose" not in result.output
@@ -265,8 +267,9 @@ def test_every_gelu_reaches_onnx_runtime_fusable(strategy: str, tmp_path) -> Non
     of the published DyConvSR (after the dynamic conv and in the high-frequency branch; none after
     the head) into Gelu kernels and no Erf is left to run element by element."""
     model = create_model("dyconvsr", scale=2)
-    manifest = export_artifact(model, tmp_path / "a", ExportOptions(strategy=strategy, extra_strategies=(), precisions=(),
-                                                                    ort_format=False, tensorrt=(), tiling=False))
+    export_options = ExportOptions(strategy=strategy, extra_strategies=(), precisions=(), ort_format=False,
+                                   tensorrt=(), tiling=False)
+    manifest = export_artifact(model, tmp_path / "a", export_options)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from export.artifact import ExportOptions, export_artifact
-from export.fusion import PhaseBlur, SpaceToDepth, can_fuse, fused_channel_order, fuse_pixel_shuffle
+from export.fusion import PhaseBlur, SpaceToDepth, can_fuse, fuse_pixel_shuffle, fused_channel_order
 from export.lowering import STRATEGIES, lower
 from export.onnx_export import export_onnx
 from export.parity import ort_session
@@ -42,7 +42,8 @@ def test_channel_order_is_a_permutation(scale: int) -> None:
     assert sorted(order.tolist()) == list(range(12 * scale**2))
 
 
-@pytest.mark.parametrize("name, kwargs", FORMS, ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values())))
+@pytest.mark.parametrize("name, kwargs", FORMS,
+                         ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values())))
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_fused_equals_unfused_in_pytorch(name: str, kwargs: dict, scale: int) -> None:
     model = _model(name, scale, **kwargs)
@@ -114,7 +115,8 @@ def test_artifact_fuses_by_default_and_tiling_stays_exact(tmp_path) -> None:
 @pytest.mark.parametrize("mode", ["replicate", "reflect"])
 @pytest.mark.parametrize("size", [5, 3])
 @pytest.mark.parametrize("hw", [(2, 2), (4, 6), (8, 14), (36, 50)])
-def test_phase_blur_is_the_full_resolution_blur_on_space_to_depth_channels(mode: str, size: int, hw: tuple[int, int]) -> None:
+def test_phase_blur_is_the_full_resolution_blur_on_space_to_depth_channels(
+        mode: str, size: int, hw: tuple[int, int]) -> None:
     from train.models.common import GaussianBlur
 
     if mode == "reflect" and min(hw) < 4:

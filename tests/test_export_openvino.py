@@ -24,7 +24,7 @@ def _cpu_has_bf16() -> bool:
 
 
 @pytest.fixture(scope="module")
-def artifact(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (folder, manifest)
+def artifact(tmp_path_factory: pytest.TempPathFactory):  # returns (folder, manifest)
     from export.artifact import ExportOptions, export_artifact
     from train.checkpoint import load_checkpoint
 
@@ -35,7 +35,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (folde
     return folder, manifest
 
 
-def _y_psnr(compiled, scale: int = 2) -> float:  # noqa: ANN001 - openvino.CompiledModel
+def _y_psnr(compiled, scale: int = 2) -> float:  # compiled: an openvino.CompiledModel
     from runtime.metrics import score_pair
     from train.evaluate import embedded_benchmark, make_lr, modcrop
 
@@ -48,7 +48,7 @@ def _y_psnr(compiled, scale: int = 2) -> float:  # noqa: ANN001 - openvino.Compi
     return float(np.mean(scores))
 
 
-def test_ir_variants_are_in_the_manifest_with_parity(artifact) -> None:  # noqa: ANN001
+def test_ir_variants_are_in_the_manifest_with_parity(artifact) -> None:
     folder, manifest = artifact
     fp32, int8 = manifest.variant("model.openvino.xml"), manifest.variant("model.openvino.int8.xml")
     assert (fp32.kind, fp32.precision, int8.kind, int8.precision) == ("openvino", "fp32", "openvino", "int8")
@@ -62,7 +62,7 @@ def test_ir_variants_are_in_the_manifest_with_parity(artifact) -> None:  # noqa:
     assert (folder / "model.openvino.int8.bin").stat().st_size < 0.8 * (folder / "model.openvino.bin").stat().st_size
 
 
-def test_runtime_check_runs_the_ir_from_the_folder(artifact) -> None:  # noqa: ANN001
+def test_runtime_check_runs_the_ir_from_the_folder(artifact) -> None:
     from runtime.check import PASS, check_artifact
     from runtime.runners import RunnerConfig
 
@@ -74,7 +74,7 @@ def test_runtime_check_runs_the_ir_from_the_folder(artifact) -> None:  # noqa: A
     assert report.passed
 
 
-def test_nncf_int8_keeps_quality_and_the_skip_in_float(artifact) -> None:  # noqa: ANN001
+def test_nncf_int8_keeps_quality_and_the_skip_in_float(artifact) -> None:
     import openvino as ov
 
     folder, _ = artifact
@@ -91,7 +91,7 @@ def test_nncf_int8_keeps_quality_and_the_skip_in_float(artifact) -> None:  # noq
     assert fp32 - int8 < 0.1
 
 
-def test_bf16_ir_carries_its_precision(artifact) -> None:  # noqa: ANN001
+def test_bf16_ir_carries_its_precision(artifact) -> None:
     folder, manifest = artifact
     if not _cpu_has_bf16():
         assert "model.openvino.bf16.xml" in manifest.notes["skipped"]
@@ -103,8 +103,9 @@ def test_bf16_ir_carries_its_precision(artifact) -> None:  # noqa: ANN001
     assert variant.precision == "bf16" and variant.parity.passed
     assert 40.0 <= variant.parity.psnr_db < 100.0  # really bf16: far from fp32's ~150 dB, above the floor
     core = ov.Core()
-    assert core.read_model(str(folder / "model.openvino.bf16.xml")).has_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"])
-    assert not core.read_model(str(folder / "model.openvino.xml")).has_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"])
+    hint = ["runtime_options", "INFERENCE_PRECISION_HINT"]
+    assert core.read_model(str(folder / "model.openvino.bf16.xml")).has_rt_info(hint)
+    assert not core.read_model(str(folder / "model.openvino.xml")).has_rt_info(hint)
     # Plain OpenVINO, told nothing, compiles the file in bf16 on this CPU.
     compiled = core.compile_model(str(folder / "model.openvino.bf16.xml"), "CPU")
     assert "bf16" in str(compiled.get_property("INFERENCE_PRECISION_HINT")).replace("bfloat16", "bf16")

@@ -25,7 +25,8 @@ def artifact(request, tmp_path_factory):
 
 def _computed_weight_convs(path) -> list[str]:
     graph = onnx.load(str(path)).graph
-    constants = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    constants = ({i.name for i in graph.initializer}
+                 | {o for n in graph.node if n.op_type == "Constant" for o in n.output})
     return [n.name for n in graph.node if n.op_type == "Conv" and n.input[1] not in constants]
 
 

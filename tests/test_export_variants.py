@@ -30,7 +30,8 @@ def reduced(request, tmp_path_factory):
     torch.manual_seed(2)
     model = create_model(request.param)
     folder = tmp_path_factory.mktemp("reduced") / request.param
-    options = ExportOptions(strategy="stacked", precisions=("fp16", "int8"), ort_format=False, tensorrt=(), tiling=False)
+    options = ExportOptions(strategy="stacked", precisions=("fp16", "int8"), ort_format=False, tensorrt=(),
+                            tiling=False)
     return model, folder, export_artifact(model, folder, options)
 
 
@@ -94,7 +95,8 @@ def test_fixed_shape_variant(tmp_path) -> None:
         strategy="branches", fixed_shapes=[(23, 31)], precisions=(), ort_format=False, tensorrt=(), tiling=False))
     variant = next(v for v in manifest.variants if v.fixed_input_shape)
     assert variant.fixed_input_shape == [1, 3, 23, 31] and not variant.dynamic_spatial
-    graph_dims = [d.dim_value for d in onnx.load(str(tmp_path / "a" / variant.file)).graph.input[0].type.tensor_type.shape.dim]
+    graph = onnx.load(str(tmp_path / "a" / variant.file)).graph
+    graph_dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     assert graph_dims == [1, 3, 23, 31]
     assert any(r.input_shape == [1, 3, 23, 31] for r in manifest.references)  # a reference it can run
     images = _images(1, 23, 31)

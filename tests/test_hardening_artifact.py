@@ -28,7 +28,6 @@ from runtime.infer import main as infer_main
 from runtime.runners.base import MAX_THREADS
 from runtime.upscaler import Upscaler
 from test_runtime_check import copy_artifact
-from test_runtime_fixtures import sample_rgb  # noqa: F401
 from test_runtime_infer import leftovers
 
 Manifest = dict  # the parsed manifest.json, edited in place by a case
@@ -48,7 +47,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def inputs(tmp_path: Path, sample_rgb: np.ndarray) -> dict[str, Path]:  # noqa: F811
+def inputs(tmp_path: Path, sample_rgb: np.ndarray) -> dict[str, Path]:
     """Four real crops: small ones run whole, large ones tiled at --tile 16; the dark ones hold a black pixel."""
     folder = tmp_path / "in"
     folder.mkdir()
@@ -148,20 +147,26 @@ class Wrong:
 WRONG_PICTURES = {
     # The manifest is refused when read: exit 2 before any input is touched.
     "scale 3 on a x2 engine": Wrong(lambda m: m.update(scale=3), 2,
-                                    r"references\[0\]\.output_shape must be \[1, 3, 120, 144\] \(scale 3 x input_shape"),
+                                    r"references\[0\]\.output_shape must be \[1, 3, 120, 144\] "
+                                    r"\(scale 3 x input_shape"),
     "scale 1": Wrong(lambda m: m.update(scale=1), 2, r"references\[0\]\.output_shape must be \[1, 3, 40, 48\]"),
     "scale true": Wrong(lambda m: m.update(scale=True), 2, r"scale must be an integer; got True \(a bool\)"),
     "scale 1000": Wrong(lambda m: m.update(scale=1000), 2, r"scale must be an integer from 1 to 16; got 1000"),
-    "halo not on the grid": Wrong(_tiling("halo", 13), 2, r"tiling\.halo must be a multiple of tiling\.align \(2\); got 13"),
+    "halo not on the grid": Wrong(_tiling("halo", 13), 2,
+                                  r"tiling\.halo must be a multiple of tiling\.align \(2\); got 13"),
     "halo negative": Wrong(_tiling("halo", -2), 2, r"tiling\.halo must be an integer from 0 to 256; got -2"),
     "align 0": Wrong(_tiling("align", 0), 2, r"tiling\.align must be an integer from 1 to 64; got 0"),
-    "feature scale 0": Wrong(_tiling("feature_scale", 0), 2, r"tiling\.feature_scale must be a number above 0 and at most 16; got 0"),
+    "feature scale 0": Wrong(_tiling("feature_scale", 0), 2,
+                             r"tiling\.feature_scale must be a number above 0 and at most 16; got 0"),
     "pooled channels bool": Wrong(_tiling("pooled_channels", [True]), 2,
                                   r"tiling\.pooled_channels\[0\] must be an integer; got True \(a bool\)"),
-    "no variants": Wrong(lambda m: m.update(variants=[]), 2, r"variants must be a non-empty list of engine files; got \[\]"),
+    "no variants": Wrong(lambda m: m.update(variants=[]), 2,
+                         r"variants must be a non-empty list of engine files; got \[\]"),
     "default not listed": Wrong(lambda m: m.update(default_variant="model.fp16.onnx"), 2,
-                                r"default_variant must be one of the variants' files \(model\.onnx, .*\); got 'model\.fp16\.onnx'"),
-    "file not a string": Wrong(lambda m: m["variants"][0].update(file=7), 2, r"variants\[0\]\.file must be a string; got 7"),
+                                r"default_variant must be one of the variants' files \(model\.onnx, .*\); "
+                                r"got 'model\.fp16\.onnx'"),
+    "file not a string": Wrong(lambda m: m["variants"][0].update(file=7), 2,
+                               r"variants\[0\]\.file must be a string; got 7"),
     "reference shape float": Wrong(_reference(0, "input_shape", [1, 3, 40.0, 48]), 2,
                                    r"references\[0\]\.input_shape\[2\] must be an integer; got 40\.0"),
     "sha256 not hex": Wrong(lambda m: m["files"].update({"model.onnx": "abc"}), 2,
@@ -169,12 +174,14 @@ WRONG_PICTURES = {
     # A consistent manifest whose engine disagrees: the engine's output is checked, per file.
     "scale 3 everywhere": Wrong(_scale_everywhere, 1, r"returned \(1, 3, \d+, \d+\) for an input of .* of scale 3: "
                                 "engine and manifest disagree", ("small", "large", "dark_small", "dark_large")),
-    "halo too small": Wrong(_tiling("halo", 4), 1, r"tiling graphs are not seamless with the manifest's halo 4 and align 2",
+    "halo too small": Wrong(_tiling("halo", 4), 1,
+                            r"tiling graphs are not seamless with the manifest's halo 4 and align 2",
                             ("large", "dark_large")),
     "align off the grid": Wrong(_tiling("align", 1), 1, r"not seamless with the manifest's halo 14 and align 1",
                                 ("large", "dark_large")),
     "feature scale wrong": Wrong(_tiling("feature_scale", 0.25), 1,
-                                 r"tiling/stats_0\.onnx returned features \(1, 8, \d+, \d+\) .* feature_scale 0\.25 need",
+                                 r"tiling/stats_0\.onnx returned features \(1, 8, \d+, \d+\) "
+                                 r".* feature_scale 0\.25 need",
                                  ("large", "dark_large")),
     "engine outputs NaN": Wrong(None, 1, r"(model|tiling/main)\.onnx returned \d+ NaN/Inf value\(s\) in \d+: refusing",
                                 ("dark_small", "dark_large"), ("model.onnx", "tiling/main.onnx")),
@@ -193,12 +200,13 @@ def test_a_wrong_picture_is_never_written(artifact, tmp_path, inputs, case: str)
     code, errors = infer(folder, *inputs.values(), "-o", out, "--tile", 16)
     assert code == wrong.code, errors
     if code == 2:
-        assert len(errors) == 1 and errors[0].startswith(f"error: {folder}/manifest.json: manifest does not follow"), errors
+        assert len(errors) == 1, errors
+        assert errors[0].startswith(f"error: {folder}/manifest.json: manifest does not follow"), errors
         assert re.search(wrong.message, errors[0]), errors[0]
         assert not out.exists()
         return
     assert len(errors) == len(wrong.failing), errors
-    for name, line in zip(wrong.failing, errors):
+    for name, line in zip(wrong.failing, errors, strict=True):
         assert line.startswith(f"error: {inputs[name]}: "), line
         assert re.search(wrong.message, line), line
     written = sorted(p.name for p in out.iterdir()) if out.exists() else []
@@ -272,7 +280,8 @@ ESCAPES = {
     "default variant ../": Escape(_point_outside("variant"), 2,
                                   rf"variants\[0\]\.file must be {OUTSIDE} .*; got '\.\./outside_model\.onnx'", 2),
     "absolute tiling graph": Escape(_point_outside("tiling"), 2, rf"tiling\.main must be {OUTSIDE} .*; got '/", 2),
-    "files key ../": Escape(_point_outside("files"), 2, rf"files key must be {OUTSIDE} .*; got '\.\./outside_model\.onnx'", 2),
+    "files key ../": Escape(_point_outside("files"), 2,
+                            rf"files key must be {OUTSIDE} .*; got '\.\./outside_model\.onnx'", 2),
     "absolute reference": Escape(_point_outside("reference"), 2,
                                  rf"references\[0\]\.input must be {OUTSIDE} .*; got '/etc/passwd'", 2),
     # On disk: infer refuses its engine; check reports the file and fails what uses it, reading none of it.
@@ -280,7 +289,8 @@ ESCAPES = {
                                    r"model\.onnx: resolves to .*outside_model\.onnx, outside the artifact folder", 1,
                                    ("model.onnx", "tiled")),
     "tiling graph symlinked out": Escape(_replace("tiling/main.onnx", "symlink"), 2,
-                                         r"tiling/main\.onnx: resolves to .*, outside the artifact folder", 1, ("tiled",)),
+                                         r"tiling/main\.onnx: resolves to .*, outside the artifact folder", 1,
+                                         ("tiled",)),
     "reference symlinked out": Escape(_replace("reference/output_0.npy", "symlink"), 0,
                                       r"reference/output_0\.npy: resolves to .*, outside the artifact folder", 1,
                                       ("reference/output_0.npy",)),
@@ -314,7 +324,8 @@ def test_nothing_outside_the_artifact_folder_is_read(artifact, tmp_path, inputs,
         assert table.splitlines()[1].startswith("files: 1 problem(s): ")
         assert re.search(escape.message, table.splitlines()[1]), table
         failed = failed_rows(table)
-        assert len(failed) == len(escape.rows) and all(row.startswith(name) for row, name in zip(failed, escape.rows)), table
+        assert len(failed) == len(escape.rows), table
+        assert all(row.startswith(name) for row, name in zip(failed, escape.rows, strict=True)), table
     assert leftovers(tmp_path) == []
 
 
@@ -359,22 +370,29 @@ class Broken:
 
 
 NESTED = '{"format": "dyconvsr-toolchain/artifact-v1", "notes": ' + "[" * 100_000 + "]" * 100_000 + "}"
+HUGE_SCALE = '"scale": ' + "7" * 5000
 BROKEN = {
     "manifest not UTF-8": Broken(_manifest_text(lambda t: b"\xff" + t.encode()), 2, 2,
                                  r"manifest\.json is not UTF-8 text \(byte 0: invalid start byte\)$"),
     "manifest nested 100000 deep": Broken(_manifest_text(lambda t: NESTED.encode()), 2, 2,
                                           r"manifest\.json nests deeper than the JSON parser can follow"),
-    "integer of 5000 digits": Broken(_manifest_text(lambda t: t.replace('"scale": 2', '"scale": ' + "7" * 5000).encode()),
+    "integer of 5000 digits": Broken(_manifest_text(lambda t: t.replace('"scale": 2', HUGE_SCALE).encode()),
                                      2, 2, r"manifest\.json is not valid JSON: Exceeds the limit \(4300 digits\)"),
     "reference header claims 4 TB": Broken(_break_reference("input_0.npy", "huge header"), 0, 1,
-                                           r"holds float32 \(100000, 100000, 100\); the manifest records float32 \(1, 3, 40, 48\)",
+                                           r"holds float32 \(100000, 100000, 100\); "
+                                           r"the manifest records float32 \(1, 3, 40, 48\)",
                                            ("reference/input_0.npy",)),
     "reference truncated": Broken(_break_reference("output_1.npy", "truncated"), 0, 1,
-                                  r"^\d+ bytes; its header needs exactly \d+ \(truncated or padded\)", ("reference/output_1.npy",)),
+                                  r"^\d+ bytes; its header needs exactly \d+ \(truncated or padded\)",
+                                  ("reference/output_1.npy",)),
     "reference pickled": Broken(_break_reference("output_0.npy", "pickle"), 0, 1,
-                                r"holds object \(1,\); the manifest records float32 \(1, 3, 80, 96\)", ("reference/output_0.npy",)),
-    "reference missing": Broken(_break_reference("input_2.npy", "missing"), 0, 1, r"^missing$", ("reference/input_2.npy",)),
-    "check --json on a full disk": Broken(None, 0, 2, r"^error: cannot write the JSON report to /dev/full: No space left on device$",
+                                r"holds object \(1,\); the manifest records float32 \(1, 3, 80, 96\)",
+                                ("reference/output_0.npy",)),
+    "reference missing": Broken(_break_reference("input_2.npy", "missing"), 0, 1, r"^missing$",
+                                ("reference/input_2.npy",)),
+    "check --json on a full disk": Broken(None, 0, 2,
+                                          r"^error: cannot write the JSON report to /dev/full: "
+                                          r"No space left on device$",
                                           check_args=("--json", "/dev/full")),
 }
 
@@ -412,7 +430,7 @@ def test_broken_files_end_in_one_line_not_a_traceback(artifact, tmp_path, inputs
 
 
 # ---- 4. --verify ------------------------------------------------------------------------------
-def test_verify_refuses_any_used_file_that_differs_from_the_manifest(artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+def test_verify_refuses_any_used_file_that_differs_from_the_manifest(artifact, tmp_path, sample_rgb) -> None:
     image = sample_rgb[:30, :40]
     with Upscaler(artifact, tile=16, verify=True) as checked, Upscaler(artifact, tile=16) as plain:
         assert np.array_equal(checked.upscale_array(image), plain.upscale_array(image))  # tiled: every graph used
@@ -434,7 +452,8 @@ def test_verify_refuses_any_used_file_that_differs_from_the_manifest(artifact, t
 THREADS = f"error: --threads must be 0 (library default) to {MAX_THREADS} (4 x {os.cpu_count() or 1} CPUs); got 30000"
 BOUNDS = {
     "bench -r 30000x30000": (bench_main, ["-r", "30000x30000", "-q"],
-                             "error: resolution '30000x30000': each side must be 1 to 8192 pixels (LR input); got 30000x30000"),
+                             "error: resolution '30000x30000': each side must be 1 to 8192 pixels (LR input); "
+                             "got 30000x30000"),
     "bench --threads": (bench_main, ["--threads", "30000", "-q", "--no-check"], THREADS),
     "check --threads": (check_main, ["--threads", "30000"], THREADS),
     "infer --threads": (infer_main, ["{image}", "-o", "{out}", "--threads", "30000"], THREADS),

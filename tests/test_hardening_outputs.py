@@ -24,7 +24,6 @@ from runtime.files import atomic_path
 from runtime.images import read_picture
 from runtime.runners.base import MAX_THREADS
 from runtime.upscaler import Upscaler
-from test_runtime_fixtures import dy_artifact, sample_rgb  # noqa: F401
 from test_runtime_infer import png_bytes, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +68,7 @@ def _no_hard_links(src: object, dst: object, **kwargs: object) -> None:
 
 
 def test_no_output_is_lost_to_a_concurrent_writer_an_own_input_or_a_dangling_link(
-        dy_artifact, tmp_path, sample_rgb, monkeypatch) -> None:  # noqa: F811
+        dy_artifact, tmp_path, sample_rgb, monkeypatch) -> None:
     # The helper, interleaved by hand: another writer takes the name while this one writes.
     target = tmp_path / "helper" / "result.bin"
     for hard_links in (True, False):
@@ -140,7 +139,7 @@ def test_no_output_is_lost_to_a_concurrent_writer_an_own_input_or_a_dangling_lin
 
 
 # ---- 2. partial files and signals --------------------------------------------------------------
-def test_a_terminated_or_killed_run_leaves_nothing_partial(dy_artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+def test_a_terminated_or_killed_run_leaves_nothing_partial(dy_artifact, tmp_path, sample_rgb) -> None:
     out = tmp_path / "out"
     out.mkdir()
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -187,7 +186,7 @@ def test_a_terminated_or_killed_run_leaves_nothing_partial(dy_artifact, tmp_path
 
 
 # ---- 3. global state ---------------------------------------------------------------------------
-def test_the_bomb_limit_is_per_call_and_pillows_global_is_never_changed(dy_artifact, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_the_bomb_limit_is_per_call_and_pillows_global_is_never_changed(dy_artifact, tmp_path, monkeypatch) -> None:
     # Pillow alone now warns above 20,000 pixels and raises above 40,000.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)
     medium = tmp_path / "in" / "medium.png"  # 300x200 = 60,000 pixels
@@ -219,7 +218,7 @@ def test_the_bomb_limit_is_per_call_and_pillows_global_is_never_changed(dy_artif
             for _ in range(25):
                 read(kind)
                 assert Image.MAX_IMAGE_PIXELS == 20_000
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             failures.append(f"{kind}: {exc!r}")
 
     with warnings.catch_warnings(record=True) as caught:
@@ -247,7 +246,7 @@ def test_the_bomb_limit_is_per_call_and_pillows_global_is_never_changed(dy_artif
 
 
 # ---- 4. hangs ----------------------------------------------------------------------------------
-def test_symlink_loops_never_hang_a_folder_walk_or_a_glob(dy_artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+def test_symlink_loops_never_hang_a_folder_walk_or_a_glob(dy_artifact, tmp_path, sample_rgb) -> None:
     src = tmp_path / "src"
     save(src / "a.png", sample_rgb[:12, :14])
     save(src / "sub" / "b.png", sample_rgb[:10, :8])
@@ -287,7 +286,7 @@ def _bmp_565(width: int, height: int, pixel: int) -> bytes:
     return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + rows
 
 
-def test_more_than_8_bits_a_colour_sample_is_refused_never_truncated(dy_artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+def test_more_than_8_bits_a_colour_sample_is_refused_never_truncated(dy_artifact, tmp_path, sample_rgb) -> None:
     import tifffile
 
     src = tmp_path / "in"
@@ -340,7 +339,7 @@ def test_more_than_8_bits_a_colour_sample_is_refused_never_truncated(dy_artifact
 
 
 # ---- 6. output hygiene -------------------------------------------------------------------------
-def test_file_names_and_library_noise_cannot_split_or_forge_error_lines(dy_artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+def test_file_names_and_library_noise_cannot_split_or_forge_error_lines(dy_artifact, tmp_path, sample_rgb) -> None:
     src = tmp_path / "in"
     src.mkdir()
     forged = src / "bad\nerror: good.png: forged line.png"

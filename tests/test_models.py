@@ -115,7 +115,8 @@ def test_dcnn_filters_depend_on_the_input() -> None:
 
 @pytest.mark.parametrize("name", ["dyconvsr", "dyconvsr_static", "srcnn", "dcnn"])
 def test_gradients_reach_every_parameter(name: str) -> None:
-    model = create_model(name, scale=2, temperature=1.0) if name in ("dyconvsr", "dcnn") else create_model(name, scale=2)
+    kwargs = {"temperature": 1.0} if name in ("dyconvsr", "dcnn") else {}
+    model = create_model(name, scale=2, **kwargs)
     model.train()
     x = torch.rand(2, 3, 12, 12)
     loss = (model(x) - torch.rand(2, 3, 24, 24)).abs().mean()
@@ -159,6 +160,6 @@ def test_he_gaussian_init_scales_each_layer_by_its_fan_in(name: str) -> None:
 
 
 @pytest.mark.parametrize("bad", ["xavier", -1.0, 0.0])
-def test_bad_init_std_is_a_clear_error(bad) -> None:  # noqa: ANN001
+def test_bad_init_std_is_a_clear_error(bad) -> None:
     with pytest.raises(UserError, match="init_std must be a positive number or 'he'"):
         create_model("srcnn", scale=2, init_std=bad)

@@ -84,7 +84,8 @@ def test_channels_are_independent() -> None:
         np.testing.assert_allclose(out[..., c], imresize(image[..., c], 1 / 2))
 
 
-@pytest.mark.parametrize("bad", [dict(scale=0), dict(scale=-2), dict(scale=float("nan")), dict(), dict(scale=2, output_shape=(4, 4))])
+@pytest.mark.parametrize("bad", [dict(scale=0), dict(scale=-2), dict(scale=float("nan")), dict(),
+                                 dict(scale=2, output_shape=(4, 4))])
 def test_bad_arguments_raise_user_errors(bad) -> None:
     with pytest.raises(UserError):
         imresize(np.zeros((4, 4)), **bad)

@@ -11,7 +11,6 @@ from click.testing import CliRunner
 
 from runtime.check import check_artifact, main
 from runtime.parity import compare
-from test_runtime_fixtures import dcnn_artifact, dy_artifact  # noqa: F401
 
 
 def copy_artifact(source: Path, tmp_path: Path) -> Path:
@@ -47,7 +46,7 @@ def test_fresh_artifact_passes(request, fixture: str) -> None:
     assert "verdict: PASS" in result.stdout and "every sha256 matches" in result.stdout
 
 
-def test_tampered_engine_fails(dy_artifact, tmp_path) -> None:  # noqa: F811
+def test_tampered_engine_fails(dy_artifact, tmp_path) -> None:
     artifact = copy_artifact(dy_artifact, tmp_path)
     engine = artifact / "model.onnx"
     data = bytearray(engine.read_bytes())
@@ -60,7 +59,7 @@ def test_tampered_engine_fails(dy_artifact, tmp_path) -> None:  # noqa: F811
     assert '"file_problems"' in (tmp_path / "report.json").read_text()
 
 
-def test_wrong_reference_output_fails_the_variant(dy_artifact, tmp_path) -> None:  # noqa: F811
+def test_wrong_reference_output_fails_the_variant(dy_artifact, tmp_path) -> None:
     artifact = copy_artifact(dy_artifact, tmp_path)
     manifest_refs = sorted((artifact / "reference").glob("output_*.npy"))
     data = np.load(manifest_refs[0])
@@ -76,7 +75,7 @@ def test_missing_artifact_is_a_usage_error(tmp_path) -> None:
     assert result.exit_code == 2 and "not found" in result.stderr
 
 
-def test_plan_variant_is_skipped_without_tensorrt(dy_artifact, tmp_path) -> None:  # noqa: F811
+def test_plan_variant_is_skipped_without_tensorrt(dy_artifact, tmp_path) -> None:
     import importlib.util
     import json
 

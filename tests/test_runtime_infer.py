@@ -14,7 +14,7 @@ from PIL import Image
 from runtime.images import read_picture
 from runtime.infer import main
 from runtime.upscaler import Upscaler
-from test_runtime_fixtures import SAMPLE, dy_artifact, sample_rgb  # noqa: F401
+from test_runtime_fixtures import SAMPLE
 
 
 def run(artifact: Path, *args: str) -> tuple[int, str]:
@@ -36,7 +36,7 @@ def leftovers(folder: Path) -> list[str]:
 
 
 @pytest.fixture()
-def good(tmp_path: Path, sample_rgb: np.ndarray) -> Path:  # noqa: F811
+def good(tmp_path: Path, sample_rgb: np.ndarray) -> Path:
     path = tmp_path / "in" / "good.png"
     path.parent.mkdir()
     Image.fromarray(sample_rgb[:40, :30]).save(path)
@@ -44,7 +44,7 @@ def good(tmp_path: Path, sample_rgb: np.ndarray) -> Path:  # noqa: F811
 
 
 # ---- the happy path -------------------------------------------------------------------------
-def test_upscales_files_folders_and_globs_keeping_names(dy_artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+def test_upscales_files_folders_and_globs_keeping_names(dy_artifact, tmp_path, sample_rgb) -> None:
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     Image.fromarray(sample_rgb[:20, :24]).save(src / "a.png")
@@ -59,7 +59,7 @@ def test_upscales_files_folders_and_globs_keeping_names(dy_artifact, tmp_path, s
     assert leftovers(tmp_path / "out") == []
 
 
-def test_cli_output_equals_the_python_api(dy_artifact, tmp_path) -> None:  # noqa: F811
+def test_cli_output_equals_the_python_api(dy_artifact, tmp_path) -> None:
     code, err = run(dy_artifact, SAMPLE, "-o", tmp_path, "--tile", "64")
     assert code == 0, err
     with Image.open(SAMPLE) as image, Upscaler(dy_artifact) as up:
@@ -69,7 +69,7 @@ def test_cli_output_equals_the_python_api(dy_artifact, tmp_path) -> None:  # noq
         assert np.abs(np.asarray(out).astype(int) - expected).max() <= 1  # tiled vs untiled, after rounding
 
 
-def test_refuses_to_overwrite_unless_asked(dy_artifact, good, tmp_path) -> None:  # noqa: F811
+def test_refuses_to_overwrite_unless_asked(dy_artifact, good, tmp_path) -> None:
     target = tmp_path / "out" / "good_x2.png"
     target.parent.mkdir()
     target.write_bytes(b"keep me")
@@ -81,7 +81,7 @@ def test_refuses_to_overwrite_unless_asked(dy_artifact, good, tmp_path) -> None:
     assert Image.open(target).size == (60, 80)
 
 
-def test_format_option_and_alpha_refused_by_jpeg(dy_artifact, good, tmp_path) -> None:  # noqa: F811
+def test_format_option_and_alpha_refused_by_jpeg(dy_artifact, good, tmp_path) -> None:
     rgba = good.parent / "alpha.png"
     Image.new("RGBA", (8, 6), (10, 20, 30, 40)).save(rgba)
     code, err = run(dy_artifact, good, rgba, "-o", tmp_path / "out", "--format", "jpg")
@@ -107,13 +107,13 @@ def _roundtrip(artifact: Path, image: Image.Image, tmp_path: Path, name: str, **
     return out
 
 
-def test_grayscale_stays_grayscale(dy_artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+def test_grayscale_stays_grayscale(dy_artifact, tmp_path, sample_rgb) -> None:
     out = _roundtrip(dy_artifact, Image.fromarray(sample_rgb[:15, :17]).convert("L"), tmp_path, "g.png")
     assert (out.mode, out.size) == ("L", (34, 30))
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA"])
-def test_alpha_is_upscaled_and_kept(dy_artifact, tmp_path, sample_rgb, mode: str) -> None:  # noqa: F811
+def test_alpha_is_upscaled_and_kept(dy_artifact, tmp_path, sample_rgb, mode: str) -> None:
     alpha = np.zeros((16, 20), np.uint8)
     alpha[:, 10:] = 255
     image = Image.fromarray(np.dstack([sample_rgb[:16, :20], alpha]), "RGBA").convert(mode)
@@ -123,7 +123,7 @@ def test_alpha_is_upscaled_and_kept(dy_artifact, tmp_path, sample_rgb, mode: str
     assert (out_alpha[:, :16] == 0).all() and (out_alpha[:, 24:] == 255).all()
 
 
-def test_palette_with_transparency_becomes_rgba(dy_artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+def test_palette_with_transparency_becomes_rgba(dy_artifact, tmp_path, sample_rgb) -> None:
     palette = Image.fromarray(sample_rgb[:12, :12]).quantize(16)
     palette.info["transparency"] = 0
     out = _roundtrip(dy_artifact, palette, tmp_path, "p.png", transparency=0)
@@ -131,12 +131,12 @@ def test_palette_with_transparency_becomes_rgba(dy_artifact, tmp_path, sample_rg
     assert _roundtrip(dy_artifact, Image.fromarray(sample_rgb[:12, :12]).quantize(16), tmp_path, "q.png").mode == "RGB"
 
 
-def test_cmyk_becomes_rgb(dy_artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+def test_cmyk_becomes_rgb(dy_artifact, tmp_path, sample_rgb) -> None:
     out = _roundtrip(dy_artifact, Image.fromarray(sample_rgb[:10, :14]).convert("CMYK"), tmp_path, "c.jpg")
     assert (out.mode, out.size) == ("RGB", (28, 20))
 
 
-def test_exif_orientation_is_applied(dy_artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+def test_exif_orientation_is_applied(dy_artifact, tmp_path, sample_rgb) -> None:
     image = Image.fromarray(sample_rgb[:6, :10])  # stored 10 wide, 6 high
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
@@ -144,7 +144,7 @@ def test_exif_orientation_is_applied(dy_artifact, tmp_path, sample_rgb) -> None:
     assert out.size == (12, 20)
 
 
-def test_sixteen_bit_grayscale_is_kept_sixteen_bit(dy_artifact, tmp_path) -> None:  # noqa: F811
+def test_sixteen_bit_grayscale_is_kept_sixteen_bit(dy_artifact, tmp_path) -> None:
     ramp = (np.linspace(0, 65535, 12 * 16).reshape(12, 16)).astype(np.uint16)
     out = _roundtrip(dy_artifact, Image.fromarray(ramp), tmp_path, "deep.png")
     assert out.mode.startswith("I") and out.size == (32, 24)
@@ -219,7 +219,7 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_bad_input_is_reported_and_the_batch_goes_on(dy_artifact, tmp_path, good, sample_rgb, case: str) -> None:  # noqa: F811
+def test_bad_input_is_reported_and_the_batch_goes_on(dy_artifact, tmp_path, good, sample_rgb, case: str) -> None:
     make, reason = BAD_INPUTS[case]
     bad = make(good.parent, sample_rgb)
     out = tmp_path / "out"
@@ -232,15 +232,15 @@ def test_bad_input_is_reported_and_the_batch_goes_on(dy_artifact, tmp_path, good
     assert Image.open(out / "good_x2.png").size == (60, 80)
 
 
-def test_missing_input_and_empty_glob_are_reported(dy_artifact, tmp_path, good) -> None:  # noqa: F811
+def test_missing_input_and_empty_glob_are_reported(dy_artifact, tmp_path, good) -> None:
     code, err = run(dy_artifact, tmp_path / "nope.png", str(tmp_path / "*.tif"), good, "-o", tmp_path / "out")
     assert code == 1
     assert "nope.png: no such file or folder" in err and "*.tif: pattern matches no files" in err
     assert (tmp_path / "out" / "good_x2.png").is_file()
 
 
-def test_a_failing_write_leaves_nothing_behind(dy_artifact, tmp_path, good, monkeypatch) -> None:  # noqa: F811
-    def broken_save(self, fp, *args, **kwargs):  # noqa: ANN001, ANN202
+def test_a_failing_write_leaves_nothing_behind(dy_artifact, tmp_path, good, monkeypatch) -> None:
+    def broken_save(self, fp, *args, **kwargs):
         Path(fp).write_bytes(b"\x89PNG half")
         raise OSError("disk full")
 
@@ -258,8 +258,9 @@ def test_bomb_limit_can_be_raised_for_trusted_files(tmp_path) -> None:
     assert read_picture(path, max_pixels=100_000).size == (300, 200)
 
 
-def test_engine_flags_and_strict_provider_on_the_command_line(dy_artifact, good, tmp_path) -> None:  # noqa: F811
-    code, err = run(dy_artifact, good, "-o", tmp_path / "a", "--threads", "1", "--provider", "cpu", "--batch", "3", "--tile", "16")
+def test_engine_flags_and_strict_provider_on_the_command_line(dy_artifact, good, tmp_path) -> None:
+    code, err = run(dy_artifact, good, "-o", tmp_path / "a", "--threads", "1", "--provider", "cpu", "--batch", "3",
+                    "--tile", "16")
     assert code == 0, err
     with Image.open(tmp_path / "a" / "good_x2.png") as tiled, Upscaler(dy_artifact) as up:
         expected = np.asarray(up.upscale(Image.open(good)))

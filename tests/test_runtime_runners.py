@@ -10,12 +10,11 @@ from runtime.errors import UserError
 from runtime.runners import RunnerConfig, make_runner
 from runtime.runners.ort import resolve_providers
 from runtime.runners.tensorrt import PlanOrigin, check_plan_origin
-from test_runtime_fixtures import dy_artifact  # noqa: F401
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 
 
-def test_runner_is_a_context_manager_with_infer(dy_artifact) -> None:  # noqa: F811
+def test_runner_is_a_context_manager_with_infer(dy_artifact) -> None:
     runner = make_runner(dy_artifact / "model.onnx")
     with runner:
         out = runner.infer(np.random.rand(2, 3, 9, 11).astype(np.float32))
@@ -34,12 +33,12 @@ def test_runner_is_a_context_manager_with_infer(dy_artifact) -> None:  # noqa: F
         ([[0.0]], r"must be a numpy array; got list"),
     ],
 )
-def test_wrong_input_fails_with_a_clear_message(dy_artifact, batch, message: str) -> None:  # noqa: F811
+def test_wrong_input_fails_with_a_clear_message(dy_artifact, batch, message: str) -> None:
     with make_runner(dy_artifact / "model.onnx") as runner, pytest.raises(UserError, match=message):
         runner.infer(batch)
 
 
-def test_multi_input_graph_needs_run_with_named_feeds(dy_artifact) -> None:  # noqa: F811
+def test_multi_input_graph_needs_run_with_named_feeds(dy_artifact) -> None:
     with make_runner(dy_artifact / "tiling" / "main.onnx") as runner:
         with pytest.raises(UserError, match="use run"):
             runner.infer(np.zeros((1, 3, 8, 8), np.float32))
@@ -50,7 +49,7 @@ def test_multi_input_graph_needs_run_with_named_feeds(dy_artifact) -> None:  # n
         assert next(iter(out.values())).shape == (1, 3, 16, 16)
 
 
-def test_strict_provider_refuses_the_silent_cpu_fallback(dy_artifact) -> None:  # noqa: F811
+def test_strict_provider_refuses_the_silent_cpu_fallback(dy_artifact) -> None:
     import onnxruntime
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
@@ -73,7 +72,7 @@ def test_provider_names() -> None:
         resolve_providers("gpu", [])
 
 
-def test_engine_type_and_backend_mismatch_are_refused(dy_artifact, tmp_path) -> None:  # noqa: F811
+def test_engine_type_and_backend_mismatch_are_refused(dy_artifact, tmp_path) -> None:
     (tmp_path / "model.bin").write_bytes(b"x")
     with pytest.raises(UserError, match="unknown engine type '.bin'"):
         make_runner(tmp_path / "model.bin")
@@ -87,7 +86,8 @@ def test_plan_built_elsewhere_is_refused_by_name() -> None:
         check_plan_origin(PlanOrigin("10.0.1", "NVIDIA L4", "8.9"), "10.3.0", "NVIDIA L4", "8.9")
     with pytest.raises(UserError, match=r"compute capability 8.9 \(NVIDIA L4\), this GPU is NVIDIA A100 .* with 8.0"):
         check_plan_origin(PlanOrigin("10.3.0", "NVIDIA L4", "8.9"), "10.3.0", "NVIDIA A100 80GB", "8.0")
-    assert PlanOrigin.from_notes({"tensorrt_version": "10.3.0", "gpu_name": "NVIDIA L4"}) == PlanOrigin("10.3.0", "NVIDIA L4")
+    notes = {"tensorrt_version": "10.3.0", "gpu_name": "NVIDIA L4"}
+    assert PlanOrigin.from_notes(notes) == PlanOrigin("10.3.0", "NVIDIA L4")
 
 
 def test_plan_without_tensorrt_says_what_to_install(tmp_path) -> None:
@@ -100,7 +100,7 @@ def test_plan_without_tensorrt_says_what_to_install(tmp_path) -> None:
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="openvino extra not installed")
-def test_openvino_matches_onnxruntime_in_f32_and_runs_bf16(dy_artifact) -> None:  # noqa: F811
+def test_openvino_matches_onnxruntime_in_f32_and_runs_bf16(dy_artifact) -> None:
     x = np.random.default_rng(0).random((2, 3, 20, 22), dtype=np.float32)
     with make_runner(dy_artifact / "model.onnx") as ort_runner:
         expected = ort_runner.infer(x)
@@ -108,7 +108,8 @@ def test_openvino_matches_onnxruntime_in_f32_and_runs_bf16(dy_artifact) -> None:
     with make_runner(dy_artifact / "model.onnx", config) as runner:
         assert np.abs(runner.infer(x) - expected).max() <= 1e-4
         assert runner.description.startswith("openvino CPU f32")
-    with make_runner(dy_artifact / "model.onnx", RunnerConfig(backend="openvino", precision="bf16", strict=False)) as runner:
+    config = RunnerConfig(backend="openvino", precision="bf16", strict=False)
+    with make_runner(dy_artifact / "model.onnx", config) as runner:
         out = runner.infer(x)
         assert np.isfinite(out).all() and np.abs(out - expected).max() < 0.1
     with pytest.raises(UserError, match="OpenVINO device 'NPU' not available"):
@@ -117,7 +118,7 @@ def test_openvino_matches_onnxruntime_in_f32_and_runs_bf16(dy_artifact) -> None:
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="openvino extra not installed")
-def test_openvino_ir_runs_on_openvino_by_suffix(dy_artifact, tmp_path) -> None:  # noqa: F811
+def test_openvino_ir_runs_on_openvino_by_suffix(dy_artifact, tmp_path) -> None:
     import openvino as ov
 
     ov.save_model(ov.Core().read_model(str(dy_artifact / "model.onnx")), str(tmp_path / "model.xml"))
@@ -132,7 +133,7 @@ def test_openvino_ir_runs_on_openvino_by_suffix(dy_artifact, tmp_path) -> None: 
 
 
 @pytest.mark.gpu
-def test_cuda_provider_really_runs_where_present(dy_artifact) -> None:  # noqa: F811
+def test_cuda_provider_really_runs_where_present(dy_artifact) -> None:
     import onnxruntime
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():

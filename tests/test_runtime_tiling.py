@@ -8,7 +8,6 @@ from PIL import Image
 from runtime.errors import UserError
 from runtime.tiling import plan_tiles
 from runtime.upscaler import Upscaler
-from test_runtime_fixtures import dcnn_artifact, dy_artifact, real_artifact, sample_rgb  # noqa: F401
 
 
 @pytest.mark.parametrize("height,width,tile,halo,align", [(37, 53, 16, 5, 2), (10, 10, 64, 3, 1), (31, 7, 4, 14, 2)])
@@ -23,41 +22,44 @@ def test_tile_cores_cover_the_image_exactly_once(height: int, width: int, tile: 
     assert (owner == 1).all()
 
 
-def _tiled_vs_untiled(artifact, image: np.ndarray, tile: int, batch: int = 1) -> float:  # noqa: ANN001
+def _tiled_vs_untiled(artifact, image: np.ndarray, tile: int, batch: int = 1) -> float:
     with Upscaler(artifact, tile=0) as whole:
         reference = whole.upscale_array(image)
     with Upscaler(artifact, tile=tile, batch=batch) as tiled:
-        assert tiled._plan(*image.shape[:2]) is not None and len(tiled._plan(*image.shape[:2])) >= 4  # noqa: SLF001
+        assert tiled._plan(*image.shape[:2]) is not None and len(tiled._plan(*image.shape[:2])) >= 4
         result = tiled.upscale_array(image)
     assert result.shape == reference.shape
     return float(np.abs(result - reference).max())
 
 
 @pytest.mark.parametrize("tile,batch", [(32, 1), (50, 3)])
-def test_tiled_equals_untiled_on_a_real_odd_sized_image(dy_artifact, sample_rgb, tile: int, batch: int) -> None:  # noqa: F811
+def test_tiled_equals_untiled_on_a_real_odd_sized_image(dy_artifact, sample_rgb, tile: int, batch: int) -> None:
     image = sample_rgb[:163, :117].astype(np.float32) / 255  # odd x odd, several tiles each way
     assert _tiled_vs_untiled(dy_artifact, image, tile, batch) <= 1e-4
 
 
-def test_tiled_equals_untiled_with_two_chained_dynamic_layers(dcnn_artifact, sample_rgb) -> None:  # noqa: F811
+def test_tiled_equals_untiled_with_two_chained_dynamic_layers(dcnn_artifact, sample_rgb) -> None:
     image = sample_rgb[:61, :47].astype(np.float32) / 255
     assert _tiled_vs_untiled(dcnn_artifact, image, 16, batch=2) <= 1e-4
 
 
-def test_tiled_equals_untiled_for_the_real_size_network(real_artifact, sample_rgb) -> None:  # noqa: F811
+def test_tiled_equals_untiled_for_the_real_size_network(real_artifact, sample_rgb) -> None:
     image = sample_rgb[:, :199].astype(np.float32) / 255  # 200 x 199
     assert _tiled_vs_untiled(real_artifact, image, 64) <= 1e-4
 
 
-def test_tiles_get_whole_image_attention_not_their_own(dy_artifact, sample_rgb) -> None:  # noqa: F811
+def test_tiles_get_whole_image_attention_not_their_own(dy_artifact, sample_rgb) -> None:
     """Control: per-tile statistics (what a naive tiler does) really would leave seams."""
     from runtime.tiling import pooled_statistics
 
     image = sample_rgb[:96, :96].astype(np.float32) / 255
     with Upscaler(dy_artifact, tile=32) as up:
-        stats, _ = up._tiling()  # noqa: SLF001
+        stats, _ = up._tiling()
         tiles = plan_tiles(96, 96, 32, up.tiling.halo, up.tiling.align)
-        read = lambda group: np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in group]).transpose(0, 3, 1, 2).copy()  # noqa: E731
+
+        def read(group: list) -> np.ndarray:
+            return np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in group]).transpose(0, 3, 1, 2).copy()
+
         whole = pooled_statistics(read, tiles, up.tiling, stats)[0]
         corner = pooled_statistics(read, tiles[:1], up.tiling, stats)[0]
     assert np.abs(whole - corner).max() > 1e-3
@@ -75,12 +77,12 @@ def test_output_is_exactly_scale_times_input(request, fixture: str, height: int,
     assert result.mode == "RGB"
 
 
-def test_min_size_refuses_clearly(dy_artifact) -> None:  # noqa: F811
+def test_min_size_refuses_clearly(dy_artifact) -> None:
     with Upscaler(dy_artifact, min_size=8) as up, pytest.raises(UserError, match=r"image is 5x4; .* at least 8x8"):
         up.upscale(Image.new("RGB", (5, 4)))
 
 
-def test_bare_engine_measures_its_scale_and_refuses_to_tile(dcnn_artifact, tmp_path) -> None:  # noqa: F811
+def test_bare_engine_measures_its_scale_and_refuses_to_tile(dcnn_artifact, tmp_path) -> None:
     import shutil
 
     engine = tmp_path / "copied.onnx"
@@ -88,17 +90,18 @@ def test_bare_engine_measures_its_scale_and_refuses_to_tile(dcnn_artifact, tmp_p
     with Upscaler(engine, tile=16) as up:
         assert up.scale == 3 and up.tiling is None
         assert up.upscale(Image.new("RGB", (9, 7))).size == (27, 21)
-        with pytest.raises(UserError, match=r"image 17x5 exceeds --tile 16, and seamless tiling needs the artifact's tiling graphs"):
+        with pytest.raises(UserError, match=r"image 17x5 exceeds --tile 16, "
+                                            r"and seamless tiling needs the artifact's tiling graphs"):
             up.upscale(Image.new("RGB", (17, 5)))
 
 
-def test_a_variant_file_inside_the_artifact_uses_its_manifest(dy_artifact) -> None:  # noqa: F811
+def test_a_variant_file_inside_the_artifact_uses_its_manifest(dy_artifact) -> None:
     with Upscaler(dy_artifact / "model.onnx", tile=16) as up:
         assert up.choice.manifest is not None and up.tiling is not None
         assert up.upscale(Image.new("RGB", (40, 20))).size == (80, 40)
 
 
-def test_fixed_shape_engine_stays_exact_for_other_sizes(dy_artifact, tmp_path, sample_rgb) -> None:  # noqa: F811
+def test_fixed_shape_engine_stays_exact_for_other_sizes(dy_artifact, tmp_path, sample_rgb) -> None:
     import json
     import shutil
 
@@ -109,7 +112,7 @@ def test_fixed_shape_engine_stays_exact_for_other_sizes(dy_artifact, tmp_path, s
     artifact = tmp_path / "fixed"
     shutil.copytree(dy_artifact, artifact)
     graph = onnx.load(str(artifact / "model.onnx"))
-    for dim, value in zip(graph.graph.input[0].type.tensor_type.shape.dim, (1, 3, 24, 20)):
+    for dim, value in zip(graph.graph.input[0].type.tensor_type.shape.dim, (1, 3, 24, 20), strict=True):
         dim.ClearField("dim_param")
         dim.dim_value = value
     onnx.save(graph, str(artifact / "model.fixed.onnx"))
@@ -123,7 +126,7 @@ def test_fixed_shape_engine_stays_exact_for_other_sizes(dy_artifact, tmp_path, s
         assert fixed.engine.inputs[0].shape == (1, 3, 24, 20)
         for height, width in [(24, 20), (17, 13), (31, 45)]:
             image = sample_rgb[:height, :width].astype(np.float32) / 255
-            on_engine = fixed._plan(height, width) is None  # noqa: SLF001
+            on_engine = fixed._plan(height, width) is None
             assert on_engine == ((height, width) == (24, 20))  # other sizes go through the tiling graphs
             assert np.abs(fixed.upscale_array(image) - dynamic.upscale_array(image)).max() <= 1e-4
     bare = tmp_path / "bare.onnx"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from test_runtime_fixtures import SAMPLE, dy_artifact  # noqa: F401
+from test_runtime_fixtures import SAMPLE
 
 REPO = Path(__file__).resolve().parents[1]
 SHIM = "import sys\nfor name in ('torch', 'train', 'export', 'torchvision'):\n    sys.modules[name] = None\n"
@@ -29,13 +29,14 @@ print(out.size, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 't
 """
 
 
-def test_runtime_runs_without_torch(dy_artifact, tmp_path) -> None:  # noqa: F811
+def test_runtime_runs_without_torch(dy_artifact, tmp_path) -> None:
     (tmp_path / "shim").mkdir()
     (tmp_path / "shim" / "sitecustomize.py").write_text(SHIM)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "shim"), str(REPO)])}
 
     def python(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        return subprocess.run([sys.executable, *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
 
     api = python("-c", SCRIPT, str(dy_artifact), str(SAMPLE))
     assert api.returncode == 0, api.stderr

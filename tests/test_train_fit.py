@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 
 from runtime.errors import UserError
 from train.checkpoint import load_checkpoint
-from train.data import PatchSampler, embedded_images
 from train.config import config_from
+from train.data import PatchSampler, embedded_images
 from train.fit import fit
 from train.models import create_model
 
@@ -168,7 +168,8 @@ def test_warm_start_copies_every_matching_tensor_and_keeps_the_rest_fresh(tmp_pa
     assert set(fresh_skip) == set(fresh) | {"spatial_attention.conv.weight"}
     assert torch.equal(skipped_model.spatial_attention.conv.weight, fresh_before["spatial_attention.conv.weight"])
     # Through fit: the run starts from the donor, and an unrelated donor is refused.
-    result = fit(tiny_config(tmp_path / "x3", scale=3, hr_patch=33, iterations=2, init_from=str(tmp_path / "x2" / "last")),
+    result = fit(tiny_config(tmp_path / "x3", scale=3, hr_patch=33, iterations=2,
+                             init_from=str(tmp_path / "x2" / "last")),
                  progress=False)
     assert result.steps == 2
     with pytest.raises(UserError, match="no tensor matches"):

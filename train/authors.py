@@ -116,9 +116,11 @@ def infer_kwargs(state: dict[str, torch.Tensor], source: str) -> dict[str, Any]:
     tail = int(state["tail.0.weight"].shape[0])
     scale = round((tail / 12) ** 0.5)
     if 12 * scale**2 != tail or scale not in (2, 3, 4):
-        raise UserError(f"{source}: tail.0.weight has {tail} output channels; expected 12*s^2 for s in 2, 3, 4 (48 at x2)")
+        raise UserError(f"{source}: tail.0.weight has {tail} output channels; "
+                        "expected 12*s^2 for s in 2, 3, 4 (48 at x2)")
     if not 1 <= channels <= MAX_CHANNELS or not 1 <= kernels <= MAX_KERNELS:
-        raise UserError(f"{source}: {channels} channels and {kernels} kernels; allowed up to {MAX_CHANNELS} and {MAX_KERNELS}")
+        raise UserError(f"{source}: {channels} channels and {kernels} kernels; "
+                        f"allowed up to {MAX_CHANNELS} and {MAX_KERNELS}")
     return {"scale": scale, "channels": channels, "num_kernels": kernels, **COMPATIBILITY}
 
 
@@ -151,7 +153,8 @@ def import_authors_checkpoint(
         raise UserError(f"{source}: some weights are NaN or infinite")
     metadata = {
         "imported_from": {
-            "path": str(source), "sha256": sha256_file(source), "kind": kind, "code": "github.com/doantienthongbku/DyConvSR",
+            "path": str(source), "sha256": sha256_file(source), "kind": kind,
+            "code": "github.com/doantienthongbku/DyConvSR",
             **info,
         },
         "compatibility": dict(COMPATIBILITY),

@@ -8,6 +8,7 @@ from runtime.errors import UserError, cli_errors
 from .checkpoint import checkpoint_paths
 from .complexity import human, measure
 from .config import PROFILES, config_from
+from .evaluate_cli import evaluate_command
 from .fit import fit
 from .models import create_model, describe_model, list_models
 
@@ -86,7 +87,6 @@ def fit_command(profile, config_file, train_scales, resume, stop_at, quiet, **fl
                f"checkpoints: {' and '.join(written) or 'none'}")
 
 
-from .evaluate_cli import evaluate_command  # noqa: E402  (registered last: it imports the library modules)
 main.add_command(evaluate_command)
 
 

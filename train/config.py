@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-
 from runtime.errors import UserError
 
 from .checkpoint import file_errors

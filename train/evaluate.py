@@ -173,7 +173,8 @@ def colour_space_sr(lr: np.ndarray, scale: int, space: str, candidate: Candidate
     up = bicubic_upscale(torch.from_numpy(converted).permute(2, 0, 1)[None].float(), scale)
     if candidate is not None:
         if not candidate.y_network:
-            raise UserError(f"the colour-space table needs Y-channel networks (srcnn, dcnn); {candidate.label} is {candidate.name!r}")
+            raise UserError("the colour-space table needs Y-channel networks (srcnn, dcnn); "
+                            f"{candidate.label} is {candidate.name!r}")
         model = candidate.model.eval()
         for c in _NETWORK_CHANNELS[space]:
             up[:, c : c + 1] = model.forward_y(up[:, c : c + 1])
@@ -275,7 +276,8 @@ def evaluate(
 
     for bench, scale, name, hr, lr in _pairs(benchmarks, scales, progress, "evaluate"):
         if bicubic:
-            row(BICUBIC, None, bench, scale).images.append(ImageResult(name, _score(bicubic_sr(lr, scale), hr, scale, name)))
+            result = ImageResult(name, _score(bicubic_sr(lr, scale), hr, scale, name))
+            row(BICUBIC, None, bench, scale).images.append(result)
         for cand in candidates:
             if cand.supports(scale):
                 result = ImageResult(name, _score(super_resolve(cand, lr, scale), hr, scale, name))
@@ -295,7 +297,8 @@ def evaluate_colour_spaces(
         raise UserError("the colour-space table needs at least one checkpoint of a Y-channel network (srcnn, dcnn)")
     for cand in candidates:
         if not cand.y_network:
-            raise UserError(f"the colour-space table needs Y-channel networks (srcnn, dcnn); {cand.label} is {cand.name!r}")
+            raise UserError("the colour-space table needs Y-channel networks (srcnn, dcnn); "
+                            f"{cand.label} is {cand.name!r}")
     scales = _check_scales(scales if scales is not None else default_scales(candidates))
     rows: dict[tuple[str, str, str, int], SetResult] = {}
     for bench, scale, name, hr, lr in _pairs(benchmarks, scales, progress, "colour"):
@@ -303,5 +306,6 @@ def evaluate_colour_spaces(
             for cand in (None, *candidates):
                 method, params = (PRE_UPSCALE, None) if cand is None else (cand.label, cand.params)
                 result = rows.setdefault((method, space, bench, scale), SetResult(method, bench, scale, params, space))
-                result.images.append(ImageResult(name, _score(colour_space_sr(lr, scale, space, cand), hr, scale, name)))
+                sr = colour_space_sr(lr, scale, space, cand)
+                result.images.append(ImageResult(name, _score(sr, hr, scale, name)))
     return list(rows.values())

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from runtime.errors import UserError
 
 from .checkpoint import file_errors, load_checkpoint, save_checkpoint
+from .config import TrainConfig
 from .data import NamedImage, PatchSampler, SubImageSampler, embedded_images, folder_images, precrop
 from .models import (
     create_model,
@@ -47,7 +48,6 @@ from .state import (
     save_training_state,
     shown,
 )
-from .config import TrainConfig
 from .validate import validation_psnr, validation_set
 
 PATCH_FAMILIES = ("dyconvsr", "dyconvsr_static", "dyconvsr_tiny")
@@ -219,7 +219,8 @@ def fit(
             set_temperature(
                 model,
                 temperature_schedule(
-                    state.step / config.iterations, config.anneal_fraction, config.temperature_start, config.temperature_end
+                    state.step / config.iterations, config.anneal_fraction,
+                    config.temperature_start, config.temperature_end,
                 ),
             )
         inputs, targets = sampler.batch(state.step)
@@ -247,7 +248,8 @@ def fit(
                 if state.best_score is None or psnr > state.best_score:
                     state.best_score, state.best_step = psnr, state.step
                     save_checkpoint(best, model, metadata={**metadata, "step": state.step, "val_psnr_y": psnr})
-                bar.write(f"step {state.step}: loss {last_loss:.4f}, val Y-PSNR {psnr:.3f} dB (best {state.best_score:.3f})")
+                bar.write(f"step {state.step}: loss {last_loss:.4f}, "
+                          f"val Y-PSNR {psnr:.3f} dB (best {state.best_score:.3f})")
             if state.step % config.log_every == 0 or "val_psnr_y" in record:
                 _log(out / "metrics.jsonl", record)
             if state.step % config.save_every == 0 or state.step == end:

@@ -175,7 +175,7 @@ def _checked_groups(saved: Any, optimizer: torch.optim.Optimizer, path: Path) ->
     if not isinstance(saved, list) or len(saved) != len(fresh):
         raise UserError(f"{where} must be a list of {len(fresh)} group(s), as the model's optimizer has; "
                         f"got {shown(saved)}")
-    for index, (group, own) in enumerate(zip(saved, fresh)):
+    for index, (group, own) in enumerate(zip(saved, fresh, strict=True)):
         if not isinstance(group, dict) or group.get("params") != own["params"]:
             params = group.get("params") if isinstance(group, dict) else group
             raise UserError(f"{where}[{index}] must list parameters {shown(own['params'])} "
@@ -221,7 +221,7 @@ def _expected_optimizer_tensors(
     return {
         f"state.{param_id}.{name}": torch.empty(param.shape if value.shape == probe.shape else value.shape,
                                                 dtype=value.dtype, device="meta")
-        for param_id, param in zip(ids, params) for name, value in kept.items()
+        for param_id, param in zip(ids, params, strict=True) for name, value in kept.items()
     }
 
 
@@ -237,7 +237,7 @@ def _check_like(saved: Any, fresh: Any, where: str) -> None:
     elif isinstance(fresh, (list, tuple)):
         if not isinstance(saved, list) or len(saved) != len(fresh):
             raise UserError(f"{where} must be a list of {len(fresh)}; got {shown(saved)}")
-        for index, (item, value) in enumerate(zip(saved, fresh)):
+        for index, (item, value) in enumerate(zip(saved, fresh, strict=True)):
             _check_like(item, value, f"{where}[{index}]")
     elif not _same_kind(saved, fresh):
         raise UserError(f"{where} must be {_kind(fresh)}; got {shown(saved)}")

@@ -31,13 +31,20 @@ SPACE_TITLES = {"ycbcr": "YCbCr", "hsv": "HSV", "rgb": "RGB"}
 
 # DyConvSR paper, Table 1 (x2, PSNR/SSIM on Y): (method, params in K, {benchmark: (psnr, ssim)}).
 PUBLISHED_DYCONVSR_X2: tuple[tuple[str, int | None, dict[str, tuple[float, float]]], ...] = (
-    ("Bicubic", None, {"Set5": (34.01, 0.9309), "Set14": (31.27, 0.8652), "BSD100": (29.99, 0.8539), "Urban100": (28.65, 0.8498)}),
-    ("LapSRN", 251, {"Set5": (37.52, 0.9591), "Set14": (32.99, 0.9124), "BSD100": (31.80, 0.8952), "Urban100": (30.41, 0.9103)}),
-    ("CARN", 1592, {"Set5": (37.76, 0.9590), "Set14": (33.52, 0.9166), "BSD100": (32.09, 0.8978), "Urban100": (31.92, 0.9256)}),
-    ("IMDN", 694, {"Set5": (38.00, 0.9605), "Set14": (33.63, 0.9177), "BSD100": (32.19, 0.8996), "Urban100": (32.17, 0.9283)}),
-    ("LatticeNet", 756, {"Set5": (38.15, 0.9610), "Set14": (33.78, 0.9193), "BSD100": (32.25, 0.9005), "Urban100": (32.43, 0.9302)}),
-    ("SwinIR", 878, {"Set5": (38.14, 0.9611), "Set14": (33.86, 0.9206), "BSD100": (32.31, 0.9012), "Urban100": (32.76, 0.9340)}),
-    ("DyConvSR", 60, {"Set5": (35.98, 0.9497), "Set14": (31.57, 0.9017), "BSD100": (30.95, 0.8813), "Urban100": (28.51, 0.8798)}),
+    ("Bicubic", None,
+     {"Set5": (34.01, 0.9309), "Set14": (31.27, 0.8652), "BSD100": (29.99, 0.8539), "Urban100": (28.65, 0.8498)}),
+    ("LapSRN", 251,
+     {"Set5": (37.52, 0.9591), "Set14": (32.99, 0.9124), "BSD100": (31.80, 0.8952), "Urban100": (30.41, 0.9103)}),
+    ("CARN", 1592,
+     {"Set5": (37.76, 0.9590), "Set14": (33.52, 0.9166), "BSD100": (32.09, 0.8978), "Urban100": (31.92, 0.9256)}),
+    ("IMDN", 694,
+     {"Set5": (38.00, 0.9605), "Set14": (33.63, 0.9177), "BSD100": (32.19, 0.8996), "Urban100": (32.17, 0.9283)}),
+    ("LatticeNet", 756,
+     {"Set5": (38.15, 0.9610), "Set14": (33.78, 0.9193), "BSD100": (32.25, 0.9005), "Urban100": (32.43, 0.9302)}),
+    ("SwinIR", 878,
+     {"Set5": (38.14, 0.9611), "Set14": (33.86, 0.9206), "BSD100": (32.31, 0.9012), "Urban100": (32.76, 0.9340)}),
+    ("DyConvSR", 60,
+     {"Set5": (35.98, 0.9497), "Set14": (31.57, 0.9017), "BSD100": (30.95, 0.8813), "Urban100": (28.51, 0.8798)}),
 )  # fmt: skip
 PUBLISHED_DYCONVSR_COLUMNS = ("Set5", "Set14", "BSD100", "Urban100")
 
@@ -183,15 +190,18 @@ def cross_scale_table(results: Sequence[SetResult]) -> Report:
                 cells.append(_fmt_pair(r.mean.psnr_y, r.mean.ssim_y) if r else "n/a")
             rows.append([f"x{scale}", *cells])
         parts += [f"## {bench}", "", _markdown_table(["Test \\ Model", *methods], rows), ""]
-    published_rows = [[f"x{s}", *(_published_pair(*PUBLISHED_CROSS_SCALE_SET5[n][s]) for n in PUBLISHED_CROSS_SCALE_SET5)]
+    published_rows = [[f"x{s}", *(_published_pair(*PUBLISHED_CROSS_SCALE_SET5[n][s])
+                                  for n in PUBLISHED_CROSS_SCALE_SET5)]
                       for s in (2, 3, 4)]
+    published_header = ["Test \\ Model", *(f"{n} (published)" for n in PUBLISHED_CROSS_SCALE_SET5)]
     parts += ["## Set5 (published: dynamic-CNN paper, Table 3)", "",
-              _markdown_table(["Test \\ Model", *(f"{n} (published)" for n in PUBLISHED_CROSS_SCALE_SET5)], published_rows),
+              _markdown_table(published_header, published_rows),
               "", "n/a: a fixed-scale model (DyConvSR) cannot run at another scale.", "",
               "## All metrics", "", metrics_table(results), ""]
     published = {n: {str(s): list(v) for s, v in vals.items()} for n, vals in PUBLISHED_CROSS_SCALE_SET5.items()}
     return Report("cross-scale", "\n".join(parts),
-                  _document("cross-scale", results, published={"set5": published, "source": "dynamic-CNN paper, Table 3"}))
+                  _document("cross-scale", results,
+                            published={"set5": published, "source": "dynamic-CNN paper, Table 3"}))
 
 
 def colour_table(results: Sequence[SetResult]) -> Report:

@@ -32,7 +32,7 @@ def validation_psnr(model: nn.Module, data: ValidationSet) -> float:
     """Mean Y-PSNR of ``model`` over ``data``; leaves the model in eval mode."""
     candidate = Candidate("validation", model.eval())
     scores = []
-    for hr, lr in zip(data.hr, data.lr):
+    for hr, lr in zip(data.hr, data.lr, strict=True):
         sr = super_resolve(candidate, lr, data.scale)
         scores.append(psnr(crop_border(y_channel(sr), data.scale), crop_border(y_channel(hr), data.scale)))
     return float(np.mean(scores))

@@ -96,7 +96,8 @@ def _memory_method() -> str:
               help="Intra-op threads of every engine (0 = library default).")
 @click.option("--rounds", type=click.IntRange(min=1), default=6, show_default=True,
               help="Timed rounds; each round runs every engine once, so ratios are paired per round.")
-@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed runs per engine first.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Untimed runs per engine first.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per call.")
 @click.option("--no-check", is_flag=True, help="Skip the parity check against the stored PyTorch references.")
 @click.option("--machine-name", default=None, help="Name of this machine in merged reports (default: host name).")

@@ -155,10 +155,11 @@ def artifact_engines(
         if variant.kind == "openvino" and "openvino" in backends and (on_openvino or variant.precision == "bf16"):
             # IR files run as written: fp32 and the INT8 file's float parts in f32 (so INT8 pairs with
             # the fp32 graph it came from), the bf16 file in the precision stored in it.
-            engines += _openvino_engines(base, path, variant, threads, (None,) if variant.precision == "bf16" else ("f32",))
+            precisions = (None,) if variant.precision == "bf16" else ("f32",)
+            engines += _openvino_engines(base, path, variant, threads, precisions)
         if variant.kind == "tensorrt" and "gpu" in backends:
-            engines.append(_gpu_engine(replace(base, label=f"tensorrt {variant.file}", backend="tensorrt", device="gpu"),
-                                       path, RunnerConfig(backend="tensorrt"), variant))
+            info = replace(base, label=f"tensorrt {variant.file}", backend="tensorrt", device="gpu")
+            engines.append(_gpu_engine(info, path, RunnerConfig(backend="tensorrt"), variant))
     if "gpu" in backends:
         engines += _gpu_placeholders(folder, manifest, threads)
     return engines

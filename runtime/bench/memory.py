@@ -74,7 +74,9 @@ class PeakMemory:
         self._exact = self._before_kb is not None and _reset_hwm()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._exact:
             peak_kb = _status_kb("VmHWM") or 0
             self.result = MemoryUse(peak_kb / 1024, max(peak_kb - (self._before_kb or 0), 0) / 1024, METHOD_HWM)

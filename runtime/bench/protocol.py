@@ -32,7 +32,8 @@ class Protocol:
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.warmup < 0 or self.settle < 0:
-            raise UserError(f"need rounds >= 1, warmup >= 0, settle >= 0; got {self.rounds}, {self.warmup}, {self.settle}")
+            raise UserError(f"need rounds >= 1, warmup >= 0, settle >= 0; "
+                            f"got {self.rounds}, {self.warmup}, {self.settle}")
 
     def calls_per_engine(self) -> int:
         return 1 + self.warmup + self.rounds * (1 + self.settle)
@@ -85,7 +86,7 @@ def measure_group(
                 feeds[id(outcome)] = feed
                 for _ in range(protocol.warmup):
                     engine.run(feed)
-            except Exception as exc:  # noqa: BLE001 - an engine failing is a row of the report, not a crash
+            except Exception as exc:  # an engine failing is a row of the report, not a crash
                 _fail(outcome, live, exc)
                 engine.close()
             bar.update(1 + protocol.warmup)
@@ -99,7 +100,7 @@ def measure_group(
                     start = time.perf_counter()
                     engine.run(feed)
                     samples[id(outcome)].append((time.perf_counter() - start) * 1000)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     _fail(outcome, live, exc)
                 bar.update(1 + protocol.settle)
     finally:

@@ -112,7 +112,7 @@ class Report:
     quality: list[QualityRow] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)  # parity against stored references
     notes: list[str] = field(default_factory=list)
-    created: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 

@@ -50,5 +50,6 @@ def paired_ratio(reference_ms: list[float], other_ms: list[float]) -> float:
     Both lists come from the same rounds, so each pair shares the machine's load at that moment.
     """
     if len(reference_ms) != len(other_ms) or not reference_ms:
-        raise ValueError(f"paired samples must have equal, non-zero length; got {len(reference_ms)} and {len(other_ms)}")
+        raise ValueError(f"paired samples must have equal, non-zero length; "
+                         f"got {len(reference_ms)} and {len(other_ms)}")
     return float(np.median(np.asarray(reference_ms) / np.asarray(other_ms)))

@@ -80,7 +80,7 @@ def check_feed(info: TensorInfo, array: np.ndarray) -> None:
         )
     if array.dtype != info.dtype:
         raise UserError(f"input {info.name!r} must be {info.dtype}; got {array.dtype}")
-    for axis, (want, got) in enumerate(zip(info.shape, array.shape)):
+    for axis, (want, got) in enumerate(zip(info.shape, array.shape, strict=True)):
         if want is not None and want != got:
             what = "channels" if axis == 1 and len(info.shape) == 4 else f"size of axis {axis}"
             raise UserError(
@@ -138,12 +138,13 @@ class Runner(abc.ABC):
         expected = {info.name for info in self.inputs}
         if set(feeds) != expected:
             raise UserError(
-                f"{self.path}: engine inputs are {', '.join(sorted(expected))}; got {', '.join(sorted(feeds)) or 'none'}"
+                f"{self.path}: engine inputs are {', '.join(sorted(expected))}; "
+                f"got {', '.join(sorted(feeds)) or 'none'}"
             )
         for info in self.inputs:
             check_feed(info, feeds[info.name])
         results = self._run(feeds)
-        return {info.name: result for info, result in zip(self.outputs, results)}
+        return {info.name: result for info, result in zip(self.outputs, results, strict=True)}
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run a single-input, single-output engine on one (N, C, H, W) batch."""

@@ -13,7 +13,7 @@ from .base import Runner, RunnerConfig, TensorInfo
 PRECISIONS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
 
 
-def import_openvino():  # noqa: ANN201 - the module type is only known once imported
+def import_openvino():  # returns the openvino module (its type is only known once imported)
     try:
         import openvino
     except ImportError:
@@ -46,13 +46,15 @@ class OpenVinoRunner(Runner):
             wanted = PRECISIONS.get(self.config.precision.lower())
             if wanted is None:
                 raise UserError(
-                    f"OpenVINO precision must be one of {', '.join(sorted(set(PRECISIONS)))}; got {self.config.precision!r}"
+                    f"OpenVINO precision must be one of {', '.join(sorted(set(PRECISIONS)))}; "
+                    f"got {self.config.precision!r}"
                 )
             properties["INFERENCE_PRECISION_HINT"] = wanted
         try:
             self.compiled = core.compile_model(core.read_model(self.path), self.device, properties)
         except RuntimeError as exc:
-            raise UserError(f"{self.path}: OpenVINO cannot compile it for {self.device} ({str(exc).splitlines()[0]})") from None
+            raise UserError(f"{self.path}: OpenVINO cannot compile it for {self.device} "
+                            f"({str(exc).splitlines()[0]})") from None
         try:
             self.precision = _short_type(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         except RuntimeError:  # some devices do not report it
@@ -84,12 +86,13 @@ class OpenVinoRunner(Runner):
 
 def _short_type(value: object) -> str:
     text = str(value).lower()
-    for name, short in (("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "f16"), ("f16", "f16"), ("float32", "f32"), ("f32", "f32")):
+    for name, short in (("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "f16"), ("f16", "f16"),
+                        ("float32", "f32"), ("f32", "f32")):
         if name in text:
             return short
     return text
 
 
-def _info(port) -> TensorInfo:  # noqa: ANN001 - an openvino port
+def _info(port) -> TensorInfo:  # port: an openvino port
     shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
     return TensorInfo(port.get_any_name(), shape, np.dtype(port.get_element_type().to_dtype()))

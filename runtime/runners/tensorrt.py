@@ -64,7 +64,8 @@ class _Cuda:
     H2D, D2H = 1, 2
 
     def __init__(self) -> None:
-        names = [ctypes.util.find_library("cudart"), "libcudart.so", "libcudart.so.12", "libcudart.so.11.0", "cudart64_12.dll"]
+        names = [ctypes.util.find_library("cudart"), "libcudart.so", "libcudart.so.12", "libcudart.so.11.0",
+                 "cudart64_12.dll"]
         for name in filter(None, names):
             try:
                 self.lib = ctypes.CDLL(name)
@@ -87,7 +88,8 @@ class _Cuda:
         self.lib.cudaFree(ctypes.c_void_p(pointer))
 
     def copy(self, dst: int, src: int, size: int, kind: int) -> None:
-        self._check(self.lib.cudaMemcpy(ctypes.c_void_p(dst), ctypes.c_void_p(src), ctypes.c_size_t(size), kind), "cudaMemcpy")
+        status = self.lib.cudaMemcpy(ctypes.c_void_p(dst), ctypes.c_void_p(src), ctypes.c_size_t(size), kind)
+        self._check(status, "cudaMemcpy")
 
     def stream(self) -> int:
         stream = ctypes.c_void_p()
@@ -107,7 +109,7 @@ class _Cuda:
         return props.raw[:256].split(b"\0", 1)[0].decode(errors="replace"), f"{major.value}.{minor.value}"
 
 
-def import_tensorrt():  # noqa: ANN201
+def import_tensorrt():
     try:
         import tensorrt
     except ImportError:
@@ -193,7 +195,7 @@ class TensorRTRunner(Runner):
 
     def _check_profile(self, name: str, shape: tuple[int, ...]) -> None:
         low, _, high = self._engine.get_tensor_profile_shape(name, 0)
-        if any(s < lo or s > hi for s, lo, hi in zip(shape, low, high)):
+        if any(s < lo or s > hi for s, lo, hi in zip(shape, low, high, strict=True)):
             raise UserError(
                 f"{self.path}: input {name} shape {tuple(shape)} is outside the plan's optimisation profile "
                 f"{tuple(low)}..{tuple(high)}; use a smaller --tile or rebuild the plan with a larger profile"

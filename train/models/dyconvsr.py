@@ -85,8 +85,8 @@ class DyConvSR(nn.Module):
             else nn.Conv2d(channels, channels, 3, padding=1)
         )
         self.tail = nn.Conv2d(channels, out_channels, 3, padding=1)
-        self.blur = (GaussianBlur(3, size=5, sigma=1.0, padding_mode=check_choice(blur_padding, BLUR_PADDINGS, "blur_padding"))
-                     if high_frequency else None)
+        padding_mode = check_choice(blur_padding, BLUR_PADDINGS, "blur_padding")
+        self.blur = GaussianBlur(3, size=5, sigma=1.0, padding_mode=padding_mode) if high_frequency else None
         self.high_frequency = nn.Conv2d(12, out_channels, 3, padding=1) if high_frequency else None
         self.spatial_attention = SpatialAttention(7) if spatial_attention else None
         self.repeat_skip = repeat_skip

@@ -142,7 +142,7 @@ def _matches(value: Any, hint: Any) -> bool:
         if not isinstance(value, (list, tuple)):
             return False
         items = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
-        return len(items) == len(value) and all(_matches(v, a) for v, a in zip(value, items))
+        return len(items) == len(value) and all(_matches(v, a) for v, a in zip(value, items, strict=True))
     if hint is type(None):
         return value is None
     if hint is bool:
