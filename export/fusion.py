@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from runtime.errors import UserError
-from train.models.common import pad_to_multiple
-from train.models.dyconvsr import DyConvSR, skip_colours
+from train.models.common import check_choice, pad_to_multiple
+from train.models.dyconvsr import BLUR_PADDINGS, DyConvSR, skip_colours
 from train.models.dynamic_conv import DynamicConv2d
 
 NOTE = ("pixel-shuffle fusion: tail/high-frequency conv outputs permuted, repeat skip added at LR/2 "
@@ -105,8 +105,6 @@ class PhaseBlur(nn.Module):
         size = kernel.shape[-1]
         if size > 5 or size % 2 == 0:
             raise ValueError(f"PhaseBlur covers odd kernels up to 5x5 (a 1-pixel border at LR/2); got {size}")
-        if padding_mode not in ("replicate", "reflect"):
-            raise ValueError(f"padding_mode must be replicate or reflect; got {padding_mode!r}")
         radius = size // 2
         channels = 4 * colours
         weight = torch.zeros(channels, channels, 3, 3, dtype=kernel.dtype)
@@ -118,7 +116,7 @@ class PhaseBlur(nn.Module):
                 weight[out_channel, in_channel, a, b] = kernel[u + radius, v + radius]
         self.register_buffer("weight", weight, persistent=False)
         self.colours = colours
-        self.padding_mode = padding_mode
+        self.padding_mode = check_choice(padding_mode, BLUR_PADDINGS, "padding_mode")
 
     def _border(self, lr: torch.Tensor, dim: int, last: bool) -> torch.Tensor:
         # One LR/2 line beyond the first (last=False) or last row/column, for each phase block
