@@ -31,12 +31,12 @@ its only extension is the even padding of odd sizes, applied before the reflect-
 ``head_activation=True`` is the ablation that adds a GELU after the head conv (this project's
 networks before the correction).
 
-Measured (docs/results.md, x2, equal 40k-step budget, Y-PSNR): the head GELU adds +0.54 dB on Set5,
-+0.38 on Set14, +0.29 on BSD68; without it the dynamic kernel's attention is nearly constant and
-the network equals its static twin to 0.002 dB. The skip order, blur padding and temperature arms
-are still to be measured at equal budget (configs/ablation/); with the same weights the three
-together change the function completely (the authors' forward reproduces ours only with all of
-them switched, to 3.6e-7).
+Measured (docs/results.md, x2, Y-PSNR on Set5 / Set14 / BSD68): the head GELU adds +0.54 / +0.38 / +0.29 dB at an
+equal 40k-step budget; without it the dynamic kernel's attention is nearly constant and the network equals its
+static twin to 0.002 dB. Trained with the interleaved skip at an equal 10k-step budget it loses
+0.35 / 0.22 / 0.09 dB against the nearest-neighbour skip. Reflect instead of replicate blur padding changes the
+trained network by -0.002 / -0.040 / -0.002 dB, a fixed temperature of 30 by -0.010 / -0.003 / -0.004 dB; the
+authors' forward reproduces ours only with all of them switched (to 3.6e-7).
 """
 from __future__ import annotations
 
