@@ -66,8 +66,10 @@ weights: setup photos
 export: setup
 	$(PY) -m export
 
+# The benchmarks (reports/), then the README's generated block rewritten from reports/benchmark.json.
 bench: setup
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.readme reports/benchmark.json --readme README.md
 
 models: setup
 	$(PY) -m train models --all

@@ -1,11 +1,10 @@
 """Artifact folders to benchmark: reuse an up-to-date one, else export it with every variant."""
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
-from export.artifact import OPENVINO_VARIANTS, ExportOptions, export_artifact
-from export.lowering import STRATEGIES, is_dynamic
+from export.artifact import ExportOptions, Progress, export_artifact, no_progress
+from export.lowering import is_dynamic
 from runtime.errors import UserError
 from runtime.manifest import Manifest, read_manifest
 
@@ -18,23 +17,19 @@ def _fresh(manifest: Manifest, model: BenchModel) -> bool:
         return False
     if not model.trained:
         return False  # fresh random weights differ from run to run: export them anew
-    from train.checkpoint import read_checkpoint_config
-
-    return manifest.checkpoint_sha256 == read_checkpoint_config(model.source).get("weights_sha256")
+    return manifest.checkpoint_sha256 == model.checkpoint.weights_sha256
 
 
 def export_options(full: bool = True) -> ExportOptions:
-    """Every lowering, model.onnx chosen by timing as the export CLI does; export's own defaults add
-    the fp16/int8 ONNX, .ort and (on a GPU) TensorRT plans; the OpenVINO IR (fp32, NNCF INT8) as the CLI does.
-    Not ``full``: model.onnx alone, for baselines compared on the default engine only."""
+    """``full``: the export recipe, as `python -m export` writes it. Not ``full``: model.onnx (and
+    its tiling split) alone, for baselines compared on the default engine only."""
     if full:
-        # as `python -m export`
-        return ExportOptions(strategy="auto", extra_strategies=tuple(STRATEGIES), openvino=OPENVINO_VARIANTS)
-    return ExportOptions(strategy="branches", precisions=(), ort_format=False, tensorrt=())
+        return ExportOptions()
+    return ExportOptions(strategy="branches", precisions=(), ort_format=False, tensorrt=(), openvino=())
 
 
 def ensure_artifact(
-    model: BenchModel, root: Path, rebuild: bool = False, full: bool = True, progress=None
+    model: BenchModel, root: Path, rebuild: bool = False, full: bool = True, progress: Progress = no_progress
 ) -> tuple[Path, Manifest]:
     """``root/<name>_x<scale>``: reused when its manifest matches the model, else (re)exported."""
     folder = root / model.key
@@ -46,6 +41,5 @@ def ensure_artifact(
                 return folder, manifest
         except UserError:
             pass
-    kwargs = {"progress": progress} if progress and "progress" in inspect.signature(export_artifact).parameters else {}
-    manifest = export_artifact(model.checkpoint, folder, export_options(full), **kwargs)
+    manifest = export_artifact(model.checkpoint, folder, export_options(full), progress=progress)
     return folder, manifest

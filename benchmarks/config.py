@@ -10,8 +10,9 @@ from runtime.errors import UserError
 
 from .models import DEFAULT_MODELS
 
-BACKENDS = ("pytorch", "torch.compile", "onnxruntime", "openvino", "gpu", "bicubic")
-DEFAULT_BACKENDS = BACKENDS
+# What a benchmark run can measure (not runtime.runners.BACKENDS, the engines a runner can load).
+MEASURED_BACKENDS = ("pytorch", "torch.compile", "onnxruntime", "openvino", "gpu", "bicubic")
+DEFAULT_BACKENDS = MEASURED_BACKENDS
 ARTIFACT_BACKENDS = {"onnxruntime", "openvino", "gpu"}
 
 
@@ -43,9 +44,9 @@ class RunConfig:
     extra_notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.backends) - set(BACKENDS))
+        unknown = sorted(set(self.backends) - set(MEASURED_BACKENDS))
         if unknown:
-            raise UserError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+            raise UserError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(MEASURED_BACKENDS)}")
         if not self.models:
             raise UserError("no model to benchmark; pass --model NAME")
 

@@ -11,6 +11,7 @@ from PIL import Image
 from torch import nn
 
 from runtime.bench.engines import Engine, EngineInfo
+from runtime.images import to_uint8
 from train.models import dynamic_convs, set_formulation
 
 EAGER = "pytorch"
@@ -85,7 +86,7 @@ class PillowBicubic(Engine):
         return None
 
     def prepare(self, batch: np.ndarray) -> list[Image.Image]:
-        images = np.clip(batch.transpose(0, 2, 3, 1) * 255 + 0.5, 0, 255).astype(np.uint8)
+        images = to_uint8(batch.transpose(0, 2, 3, 1))
         return [Image.fromarray(image) for image in images]
 
     def run(self, feed: list[Image.Image]) -> list[Image.Image]:

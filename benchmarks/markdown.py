@@ -1,8 +1,10 @@
 """benchmark.md: the tables a person reads, from one or several reports (one per machine)."""
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 
+from runtime.bench.machine import MatmulPeak
 from runtime.bench.schema import QualityRow, Report, Row
 
 from .targets import MODEL, RESOLUTION, SCALE, evaluate_targets, parity_ok
@@ -10,11 +12,11 @@ from .targets import MODEL, RESOLUTION, SCALE, evaluate_targets, parity_ok
 BUSY_LOAD_PER_CPU = 0.5
 
 
-def _f(value: float | None, digits: int = 1, suffix: str = "") -> str:
+def fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
     return "-" if value is None else f"{value:,.{digits}f}{suffix}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
     return lines
@@ -33,17 +35,61 @@ def busy(report: Report) -> bool:
     return bool(loads) and max(loads) > BUSY_LOAD_PER_CPU * report.machine.usable_cpus
 
 
+def taken(report: Report) -> str:
+    """When the report was taken, to the minute: '2026-11-22 03:48 UTC'."""
+    when = datetime.datetime.fromisoformat(report.created).astimezone(datetime.UTC)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def provenance(report: Report) -> str:
+    """The machine and date every table and figure states: CPU model, usable cores, host, date, tool."""
+    m = report.machine
+    cores = f"{m.usable_cpus} CPUs" if m.usable_cpus == m.logical_cpus else f"{m.usable_cpus} of {m.logical_cpus} CPUs"
+    return f"{m.cpu}, {cores} (host {m.name}), {taken(report)}, {report.tool}"
+
+
+def peak_text(peak: MatmulPeak | None) -> str:
+    return "unknown" if peak is None else f"{peak.gflops:,.0f} ({peak.library})"
+
+
+def precisions_of(report: Report) -> list[str]:
+    """Precisions that have a peak record or a row with MACs, in a fixed order."""
+    found = {p.precision for p in report.matmul_peaks} | {r.precision for r in report.rows if r.macs is not None}
+    order = ["fp32", "bf16", "fp16", "int8"]
+    return [p for p in order if p in found] + sorted(found - set(order))
+
+
+def peaks_section(reports: Sequence[Report]) -> list[str]:
+    """Every peak record, measured or not, with how it was taken; the denominator of 'of peak' is the
+    best measured one per precision."""
+    lines = ["## Matrix-multiply peaks", "",
+             "Each row's 'of peak' divides its GFLOP/s by the best measured matrix-multiply peak of its own "
+             "precision on its machine (int8: GOP/s, a multiply-add counts 2); a precision without a "
+             "measured peak gets '-'.", ""]
+    cells = []
+    for r in reports:
+        for peak in r.matmul_peaks:
+            used = peak is r.peak_of(peak.precision)
+            value = "-" if peak.gflops is None else f"{peak.gflops:,.0f}" + (" (used)" if used else "")
+            cells.append((r.machine.name, peak.precision, value, peak.library, str(peak.threads),
+                          peak.method or "measured (method not recorded)"))
+        for precision in precisions_of(r):
+            if not any(p.precision == precision for p in r.matmul_peaks):
+                cells.append((r.machine.name, precision, "-", "-", "-", "no peak recorded: its rows have no 'of peak'"))
+    return [*lines, *md_table(("machine", "precision", "GFLOP/s", "library", "threads", "how"), cells), ""]
+
+
 def machine_section(reports: Sequence[Report]) -> list[str]:
     header = ("machine", "tool", "CPU", "cores", "ISA", "GPU", "load avg start/end", "other processes' CPU",
-              "fp32 matmul peak", "taken")
+              "matmul peaks (GFLOP/s)", "taken")
     rows = []
     for r in reports:
         m, load = r.machine, r.machine.load_average
-        peak = f"{r.matmul_peak.gflops:.0f} GFLOP/s ({r.matmul_peak.library})" if r.matmul_peak else "-"
+        peaks = "; ".join(f"{p} {peak_text(r.peak_of(p))}" for p in precisions_of(r)) or "-"
         rows.append((m.name, r.tool, m.cpu, f"{m.usable_cpus}/{m.logical_cpus}", " ".join(m.isa) or "-",
                      ", ".join(m.gpus) or "none", f"{load.get('start')}/{load.get('end')}",
-                     "-" if m.other_cpu_share is None else f"{m.other_cpu_share:.0%}", peak, r.created))
-    lines = ["## Machines", "", *_table(header, rows), ""]
+                     "-" if m.other_cpu_share is None else f"{m.other_cpu_share:.0%}", peaks, taken(r)))
+    lines = ["## Machines", "", *md_table(header, rows), ""]
     for r in reports:
         if busy(r):
             what = (f"other processes used {r.machine.other_cpu_share:.0%} of its {r.machine.usable_cpus} CPUs"
@@ -68,23 +114,23 @@ def _row_cells(row: Row, machine: str | None, with_model: bool = False) -> list[
     if m and m.added_mb is not None:
         memory = f"{m.added_mb:.0f} (+{m.peak_rss_mb:.0f})"
     else:
-        memory = _f(m.peak_rss_mb, 0) if m else "-"
+        memory = fmt(m.peak_rss_mb, 0) if m else "-"
     parity = "reference" if row.label == row.reference else (
-        "identical" if row.parity_max_abs_diff == 0 else _f(row.parity_psnr_db, 1, " dB"))
+        "identical" if row.parity_max_abs_diff == 0 else fmt(row.parity_psnr_db, 1, " dB"))
     if not parity_ok(row):
         parity += " **PARITY FAIL**"
-    return [*lead, label, row.engine, _f(t.median_ms, 2), _f(t.p90_ms, 2), _f(t.p95_ms, 2), _f(t.min_ms, 2),
-            _f(row.throughput_mp_s, 2), memory, _f(row.params / 1e3 if row.params is not None else None, 1, "K"),
-            _f(row.macs / 1e9 if row.macs is not None else None, 2), _f(row.gflops_per_s, 1),
-            _f(row.peak_fraction * 100 if row.peak_fraction is not None else None, 1, "%"),
-            _f(row.speedup_paired, 2, "x"), parity]
+    return [*lead, label, row.engine, fmt(t.median_ms, 2), fmt(t.p90_ms, 2), fmt(t.p95_ms, 2), fmt(t.min_ms, 2),
+            fmt(row.throughput_mp_s, 2), memory, fmt(row.params / 1e3 if row.params is not None else None, 1, "K"),
+            fmt(row.macs / 1e9 if row.macs is not None else None, 2), fmt(row.gflops_per_s, 1),
+            fmt(row.peak_fraction * 100 if row.peak_fraction is not None else None, 1, "%"),
+            fmt(row.speedup_paired, 2, "x"), parity]
 
 
 def latency_section(reports: Sequence[Report]) -> list[str]:
     multi = len(reports) > 1
     header = (["machine"] if multi else []) + [
         "engine", "runs on", "median ms", "p90 ms", "p95 ms", "min ms", "out MP/s", "peak MB added (process)",
-        "params", "GMACs", "GFLOP/s", "of peak", "speed-up", "vs reference"]
+        "params", "GMACs", "GFLOP/s", "of own-precision peak", "speed-up", "vs reference"]
     groups: dict[str, list[tuple[str, Row]]] = {}
     for report in reports:
         for row in report.rows:
@@ -97,8 +143,8 @@ def latency_section(reports: Sequence[Report]) -> list[str]:
         lines += [f"### {' + '.join(models)} x{first.scale}, {first.resolution}: "
                   f"{w}x{h} -> {first.output_hw[1]}x{first.output_hw[0]}, "
                   f"batch {first.batch}, {first.threads} threads", ""]
-        lines += _table(header, [_row_cells(row, machine if multi else None, len(models) > 1)
-                                 for machine, row in items])
+        lines += md_table(header, [_row_cells(row, machine if multi else None, len(models) > 1)
+                                   for machine, row in items])
         ref = first.reference or "-"
         lines += ["", f"Speed-up: median over rounds of ({ref} time / engine time), same rounds. "
                   "'vs reference': PSNR of the engine's output against the reference's on the same input.", ""]
@@ -125,10 +171,10 @@ def quality_section(reports: Sequence[Report]) -> list[str]:
             continue
         seen.add(key)
         table.append((f"{q.model} x{q.scale}", q.label, q.precision, f"{q.psnr_y:.2f}", f"{q.ssim_y:.4f}",
-                      f"{q.psnr_rgb:.2f}", _f(q.psnr_vs_reference_db, 1, " dB"),
-                      _f(q.params / 1e3 if q.params else None, 1, "K"), q.dataset))
-    lines += _table(("model", "engine", "precision", "Y-PSNR", "Y-SSIM", "RGB PSNR", "vs PyTorch", "params", "images"),
-                    table)
+                      f"{q.psnr_rgb:.2f}", fmt(q.psnr_vs_reference_db, 1, " dB"),
+                      fmt(q.params / 1e3 if q.params else None, 1, "K"), q.dataset))
+    lines += md_table(("model", "engine", "precision", "Y-PSNR", "Y-SSIM", "RGB PSNR", "vs PyTorch", "params",
+                       "images"), table)
     return [*lines, ""]
 
 
@@ -142,7 +188,7 @@ def targets_section(reports: Sequence[Report]) -> list[str]:
         lines.append("")
         cells = [(t.claim, t.threshold, t.value,
                   {True: "holds", False: "does not hold", None: "not evaluable"}[t.holds], t.detail) for t in targets]
-        lines += _table(("target", "threshold", "measured", "verdict", "from"), cells)
+        lines += md_table(("target", "threshold", "measured", "verdict", "from"), cells)
         if busy(report):
             lines.append("")
             lines.append("The machine was busy: these verdicts are provisional until re-taken on a quiet machine.")
@@ -154,10 +200,12 @@ def render_markdown(reports: Sequence[Report], figures: dict[str, str] | None = 
     notes = sorted({n for r in reports for n in r.notes})
     method = sorted({r.memory_method for r in reports})
     lines = ["# Benchmark report", "",
+             *[f"Taken on {provenance(r)}." for r in reports], "",
              "Generated by `python -m benchmarks.run` / `python -m runtime.bench`; "
              "merged by `python -m benchmarks.report`.",
              ""]
     lines += machine_section(reports)
+    lines += peaks_section(reports)
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     lines += ["## How the figures are taken", "",
@@ -169,8 +217,10 @@ def render_markdown(reports: Sequence[Report], figures: dict[str, str] | None = 
               "- MACs: torch.utils.flop_counter trace of what each engine executes (the lowering it runs: "
               "`branches` counts the dynamic layer K times); FLOPs = 2 x MACs; element-wise ops not counted. "
               "Pillow bicubic: 4-tap separable passes, counted analytically.",
-              "- GFLOP/s = FLOPs / median latency; 'of peak' divides by the fp32 matrix-multiply peak measured in "
-              "the same run (best of torch.mm and numpy, 2048x2048).",
+              "- GFLOP/s = FLOPs / median latency; 'of own-precision peak' divides by the matrix-multiply peak of "
+              "the row's precision measured in the same run (fp32: best of torch.mm and numpy; bf16/fp16: torch.mm "
+              "where the CPU has that arithmetic; int8: best of torch._int_mm and ONNX Runtime MatMulInteger; "
+              "2048x2048, best of 5; see 'Matrix-multiply peaks').",
               "- GPU rows say 'not measured: no GPU' where there is none; nothing is estimated.", ""]
     lines += targets_section(reports)
     lines += latency_section(reports)
@@ -180,7 +230,7 @@ def render_markdown(reports: Sequence[Report], figures: dict[str, str] | None = 
         lines += [f"![{name}]({path})" for name, path in figures.items()]
         lines.append("")
     lines += ["## Reproduce", "", "```bash",
-              "make bench                                   # = python -m benchmarks.run (defaults above)",
+              "make bench        # python -m benchmarks.run (defaults above), then python -m benchmarks.readme",
               "python -m benchmarks.run -m dyconvsr -r 720p -n 30   # one model, one size, more rounds",
               "python -m runtime.bench artifacts/dyconvsr_x2 -o bench-device.json   # on a device, torch-free",
               "python -m benchmarks.report reports/benchmark.json bench-device.json -o reports/combined",

@@ -8,7 +8,7 @@ from torch import nn
 
 from runtime.errors import UserError
 from train.checkpoint import Checkpoint, load_checkpoint
-from train.models import create_model, list_models
+from train.models import create_model, model_traits
 
 WEIGHTS_DIR = Path("weights")
 # The main network first; the static twin is needed by the export issue's dynamic-cost targets.
@@ -33,7 +33,7 @@ class BenchModel:
 
     @property
     def is_y_network(self) -> bool:
-        return callable(getattr(self.model, "forward_y", None))
+        return model_traits(self.model).y_channel
 
 
 def find_checkpoint(name: str, scale: int, folder: Path = WEIGHTS_DIR) -> Path | None:
@@ -46,14 +46,13 @@ def find_checkpoint(name: str, scale: int, folder: Path = WEIGHTS_DIR) -> Path |
 
 
 def load_bench_model(name: str, scale: int, folder: Path = WEIGHTS_DIR) -> BenchModel:
-    if name not in list_models():
-        raise UserError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    model_traits(name)  # an unknown name is refused before any file is looked for
     path = find_checkpoint(name, scale, folder)
     if path is not None:
         checkpoint = load_checkpoint(path)
         model = checkpoint.model.eval()
         if int(model.scale) != scale:
-            if not hasattr(model, "set_scale"):
+            if not model_traits(model).multi_scale:
                 raise UserError(f"{path} is an x{model.scale} {name}; it cannot run at x{scale}")
             model.set_scale(scale)
         return BenchModel(name, scale, checkpoint, True, str(path))

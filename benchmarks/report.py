@@ -2,7 +2,9 @@
 
 Rows keep their machine; MACs missing from a device report (runtime.bench cannot trace without
 torch) are filled from a host report's row of the same model, scale, input size and lowering,
-and GFLOP/s are then recomputed against that device's own matmul peak.
+and GFLOP/s are then recomputed against that device's own matmul peak of each row's precision.
+One report gets every figure benchmarks.run draws (so figures can be redrawn from a JSON file);
+several get one latency figure per machine.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def fill_macs(reports: list[Report]) -> int:
             if row.macs is None and key in known:
                 row.params, row.macs = known[key]
                 row.notes["macs_from"] = "traced on another machine's report (same model, size, lowering)"
-                derive_figures(row, report.matmul_peak)
+                derive_figures(row, report.matmul_peaks)
                 filled += 1
     return filled
 
@@ -49,7 +51,11 @@ def combine(paths: list[Path], out: Path, figures: bool = True) -> Path:
     fill_macs(reports)
     out.mkdir(parents=True, exist_ok=True)
     drawn: dict[str, str] = {}
-    if figures:
+    if figures and len(reports) == 1:
+        from .plots import write_plots
+
+        drawn = write_plots(reports[0], out)
+    elif figures:
         from .plots import latency_by_resolution
 
         for report in reports:
@@ -64,7 +70,8 @@ def combine(paths: list[Path], out: Path, figures: bool = True) -> Path:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/combined"),
-              show_default=True, help="Folder for the merged benchmark.md and per-machine latency plots.")
+              show_default=True, help="Folder for the merged benchmark.md and the figures (every figure for one file, "
+                   "a latency figure per machine for several).")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG plots.")
 @cli_errors
 def main(files: tuple[Path, ...], out: Path, no_figures: bool) -> None:

@@ -13,12 +13,14 @@ from runtime.bench.protocol import measure_group
 from runtime.bench.resolutions import NAMED, parse_resolution
 from runtime.bench.rows import GroupInfo, bench_input, build_rows
 from runtime.bench.schema import Report
+from runtime.cli_options import Verbosity, verbosity_options
 from runtime.errors import cli_errors
+from train.models import SUPPORTED_SCALES, model_traits
 
 from .complexity import ComplexityCounter
-from .config import ARTIFACT_BACKENDS, BACKENDS, DEFAULT_BACKENDS, RunConfig
+from .config import ARTIFACT_BACKENDS, MEASURED_BACKENDS, RunConfig
 from .engines import PillowBicubic, TorchEngine, eager_label, formulations_of
-from .models import DEFAULT_MODELS, BenchModel, load_bench_model
+from .models import BenchModel, load_bench_model
 from .peak import matmul_peaks
 from .quality import QualityResult, evaluate_engines
 
@@ -54,13 +56,12 @@ def model_engines(
     return engines
 
 
-# A dynamic network and its static twin are timed in the same rounds when both are measured, so
-# the "cost of the dynamic kernel" ratios are paired per round like every other speed-up.
-TWINS = {"dyconvsr": "dyconvsr_static"}
-
-
 def paired_twins(models: tuple[str, ...]) -> dict[str, str]:
-    return {dynamic: static for dynamic, static in TWINS.items() if dynamic in models and static in models}
+    """dynamic -> static twin (the registry's ``static_twin``) for the pairs both measured: they are
+    timed in the same rounds, so the "cost of the dynamic kernel" ratios are paired per round like
+    every other speed-up."""
+    twins = {name: model_traits(name).static_twin for name in models}
+    return {dynamic: static for dynamic, static in twins.items() if static is not None and static in models}
 
 
 def _load(name: str, scale: int, config: RunConfig, report: Report) -> tuple[BenchModel, tuple[Path, object] | None]:
@@ -87,8 +88,8 @@ def run(config: RunConfig) -> tuple[Report, dict[str, QualityResult]]:
     machine = describe_machine(config.machine_name)
     machine.load_average["start"] = load_average()
     other_cpu = OtherCpuUse()
-    _echo(config, "measuring the fp32 matrix-multiply peak")
-    peak, peaks = matmul_peaks(config.threads)
+    _echo(config, "measuring the matrix-multiply peak of each precision")
+    peak, peaks = matmul_peaks(config.threads, machine.isa)
     with PeakMemory() as probe:
         pass
     report = Report(tool="benchmarks.run", machine=machine, versions=library_versions(), settings=config.to_dict(),
@@ -116,7 +117,7 @@ def run(config: RunConfig) -> tuple[Report, dict[str, QualityResult]]:
                     mine = outcomes[start : start + len(engines)]
                     start += len(engines)
                     counter = ComplexityCounter(model.model, (config.batch, 3, height, width), scale)
-                    report.rows += build_rows(group, mine, reference_label(model), counter, peak)
+                    report.rows += build_rows(group, mine, reference_label(model), counter, peaks)
             if config.quality:
                 for model, artifact in loaded:
                     qualities[model.key] = _quality(model, config, artifact)
@@ -145,11 +146,12 @@ def write_reports(report: Report, qualities: dict[str, QualityResult], config: R
     written = [report.write(config.out / "benchmark.json")]
     figures: dict[str, str] = {}
     if config.figures:
+        from .markdown import provenance
         from .plots import write_plots
         from .visual import write_visual
 
         figures = write_plots(report, config.out)
-        visual = write_visual(qualities, config.out)
+        visual = write_visual(qualities, config.out, footer=f"Made on {provenance(report)}")
         if visual:
             figures["visual"] = visual
         written += [config.out / f for f in figures.values()]
@@ -161,34 +163,39 @@ def write_reports(report: Report, qualities: dict[str, QualityResult], config: R
     return written
 
 
+# Every option's default is RunConfig's.
+DEFAULTS = RunConfig()
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-m", "--model", "models", multiple=True, default=DEFAULT_MODELS, show_default=True,
+@click.option("-m", "--model", "models", multiple=True, default=DEFAULTS.models, show_default=True,
               help="Registry names to measure (repeatable); weights/<name>_x<scale>.json is used when present, "
                    "else a freshly initialised model (the report says so).")
-@click.option("-s", "--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]), default=("2",),
-              show_default=True)
-@click.option("-r", "--resolution", "resolutions", multiple=True, default=("lr256", "720p"), show_default=True,
+@click.option("-s", "--scale", "scales", multiple=True, type=click.Choice([str(s) for s in SUPPORTED_SCALES]),
+              default=tuple(str(s) for s in DEFAULTS.scales), show_default=True)
+@click.option("-r", "--resolution", "resolutions", multiple=True, default=DEFAULTS.resolutions, show_default=True,
               help=f"Sizes (repeatable): {', '.join(NAMED)} (720p = 640x360 -> 1280x720 at x2) or WxH (LR input).")
-@click.option("-b", "--backend", "backends", multiple=True, type=click.Choice(BACKENDS), default=DEFAULT_BACKENDS,
+@click.option("-b", "--backend", "backends", multiple=True, type=click.Choice(MEASURED_BACKENDS),
+              default=DEFAULTS.backends,
               show_default=True, help="Backends (repeatable). gpu = ONNX Runtime CUDA/TensorRT and TensorRT plans.")
-@click.option("--compile-model", "compile_models", multiple=True, default=("dyconvsr",), show_default=True,
+@click.option("--compile-model", "compile_models", multiple=True, default=DEFAULTS.compile_models, show_default=True,
               help="Models also run through torch.compile (about a minute of compilation each on 2 cores).")
-@click.option("--openvino-all/--openvino-default-only", default=True, show_default=True,
+@click.option("--openvino-all/--openvino-default-only", default=DEFAULTS.openvino_all, show_default=True,
               help="OpenVINO on every fp32 lowering of the fully measured models, "
                    "or only on model.onnx and the INT8 file.")
-@click.option("-t", "--threads", type=click.IntRange(min=0), default=2, show_default=True,
+@click.option("-t", "--threads", type=click.IntRange(min=0), default=DEFAULTS.threads, show_default=True,
               help="Intra-op threads for PyTorch, ONNX Runtime and OpenVINO (0 = library default).")
-@click.option("--full-model", "full_models", multiple=True, default=("dyconvsr", "dyconvsr_tiny"), show_default=True,
+@click.option("--full-model", "full_models", multiple=True, default=DEFAULTS.full_models, show_default=True,
               help="Models run on every engine variant; "
                    "the others run PyTorch eager, ONNX Runtime model.onnx, bicubic.")
-@click.option("-n", "--rounds", type=click.IntRange(min=1), default=6, show_default=True,
+@click.option("-n", "--rounds", type=click.IntRange(min=1), default=DEFAULTS.rounds, show_default=True,
               help="Timed rounds; every engine runs once per round, so speed-ups are paired per round.")
-@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
+@click.option("--warmup", type=click.IntRange(min=0), default=DEFAULTS.warmup, show_default=True,
               help="Untimed runs per engine first.")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+@click.option("--batch", type=click.IntRange(min=1), default=DEFAULTS.batch, show_default=True)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULTS.out,
               show_default=True, help="Folder for benchmark.json, benchmark.md and the PNG figures.")
-@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"),
+@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path), default=DEFAULTS.artifacts,
               show_default=True, help="Where artifact folders are found or exported to (<model>_x<scale>).")
 @click.option("--rebuild-artifacts", is_flag=True, help="Re-export even when an up-to-date artifact exists.")
 @click.option("--quality-folder", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -196,13 +203,13 @@ def write_reports(report: Report, qualities: dict[str, QualityResult], config: R
 @click.option("--no-quality", is_flag=True, help="Skip the quality table.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 @click.option("--machine-name", default=None, help="Name of this machine in merged reports (default: host name).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @cli_errors
+@verbosity_options
 def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[str, ...], backends: tuple[str, ...],
          compile_models: tuple[str, ...], full_models: tuple[str, ...], openvino_all: bool, threads: int, rounds: int,
          warmup: int, batch: int, out: Path,
          artifacts: Path, rebuild_artifacts: bool, quality_folder: Path | None, no_quality: bool, no_figures: bool,
-         machine_name: str | None, quiet: bool) -> None:
+         machine_name: str | None, verbosity: Verbosity) -> None:
     """Benchmark every backend side by side and write OUT/benchmark.{json,md} and PNG figures.
 
     Per model, scale and size, in one process on the same input: PyTorch eager (the reference,
@@ -211,19 +218,20 @@ def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[st
     GPU engines (listed as 'not measured: no GPU' without one). Each engine is loaded and run once
     (peak memory), warmed up, then timed in rounds that run every engine once. Figures: median,
     p90, p95, min, output MP/s, peak memory, params, MACs/FLOPs of what each lowering executes,
-    GFLOP/s as a fraction of the fp32 matmul peak measured in the same run, speed-up over
+    GFLOP/s as a fraction of the matmul peak of the row's precision measured in the same run, speed-up over
     PyTorch eager paired per round; Y-PSNR/SSIM of every engine on held-out images.
     """
     config = RunConfig(models=models, scales=tuple(int(s) for s in scales), resolutions=resolutions, backends=backends,
                        compile_models=compile_models, full_models=full_models, openvino_all=openvino_all,
                        threads=threads, rounds=rounds, warmup=warmup, batch=batch,
                        out=out, artifacts=artifacts, rebuild_artifacts=rebuild_artifacts, quality=not no_quality,
-                       quality_folder=quality_folder, figures=not no_figures, machine_name=machine_name, quiet=quiet)
+                       quality_folder=quality_folder, figures=not no_figures, machine_name=machine_name,
+                       quiet=verbosity.quiet)
     for text in resolutions:
         parse_resolution(text)  # fail on a bad size before minutes of work
     report, qualities = run(config)
     for path in write_reports(report, qualities, config):
-        click.echo(f"wrote {path}")
+        verbosity.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

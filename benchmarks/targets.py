@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtime import catalogue
 from runtime.bench.schema import QualityRow, Report, Row
 from runtime.bench.timing import paired_ratio
 
@@ -38,12 +39,33 @@ def _ratio(slow: Row, fast: Row) -> float:
 
 
 def parity_ok(row: Row) -> bool:
-    """fp32 rows must match the PyTorch reference within the design's 1e-4; reduced precision >= 40 dB."""
+    """The row against the PyTorch reference row within runtime.catalogue's tolerance for its precision."""
     if row.label == row.reference or row.backend == "pillow":
         return True
-    if row.precision == "fp32":
-        return row.parity_max_abs_diff is not None and row.parity_max_abs_diff <= 1e-4
-    return row.parity_psnr_db is None or row.parity_psnr_db >= 40.0
+    return catalogue.passes(catalogue.canonical_precision(row.precision), row.parity_max_abs_diff,
+                            row.parity_psnr_db)
+
+
+def _precision_setting(row: Row, rows: list[Row]) -> bool:
+    """An fp32 file that OpenVINO was told to compute in a reduced precision: the same file also has an
+    fp32 row on that backend (only fp32 graphs are run at several precisions)."""
+    return row.precision != "fp32" and any(r.variant == row.variant and r.backend == row.backend
+                                           and r.precision == "fp32" for r in rows)
+
+
+def _fp32_partner(low: Row, rows: list[Row]) -> Row | None:
+    """The fp32 row a reduced-precision row is timed against on its backend: the same file at fp32 (an
+    OpenVINO precision setting), else the file it was converted from (its recorded ``source``), else a
+    file converted from that same source (the fp32 IR beside the INT8 IR); rows without a recorded
+    source (reports from before it) fall back to the fp32 row of the same lowering."""
+    fp32 = [r for r in rows if r.backend == low.backend and r.precision == "fp32"]
+    source = low.notes.get("source")
+    rules = [lambda r: r.variant == low.variant]
+    if source is not None:
+        rules += [lambda r: r.variant == source, lambda r: r.notes.get("source") == source]
+    else:
+        rules.append(lambda r: r.strategy == low.strategy)
+    return next((r for rule in rules for r in fp32 if rule(r)), None)
 
 
 def _fastest(rows: list[Row]) -> Row | None:
@@ -78,14 +100,14 @@ def evaluate_targets(report: Report) -> list[Target]:
     as_trained = next((r for r in eager if r.label == r.reference), eager[0] if eager else None)
     ort = [r for r in rows if r.backend == "onnxruntime"]
     ort_fp32 = [r for r in ort if r.precision == "fp32"]
-    default = next((r for r in ort if r.variant == "model.onnx"), None)
+    default = next((r for r in ort if r.variant == catalogue.DEFAULT_FILE), None)
     # Every file of the artifact as it runs on a CPU backend the runtime ships (ONNX Runtime, OpenVINO);
     # an fp32 ONNX graph that OpenVINO is told to run in bf16 is a setting, not a file, and is left out
     # (model.openvino.bf16.xml, which stores bf16 in the file, counts).
-    artifact_files = [r for r in rows if r.backend in ("onnxruntime", "openvino")
-                      and not (r.backend == "openvino" and r.precision == "bf16" and r.variant.endswith(".onnx"))]
+    artifact_files = [r for r in rows if r.backend in ("onnxruntime", "openvino") and not _precision_setting(r, rows)]
     targets = [
-        _speed("default model.onnx on ONNX Runtime vs PyTorch eager as trained", 1.5, as_trained, default),
+        _speed(f"default {catalogue.DEFAULT_FILE} on ONNX Runtime vs PyTorch eager as trained", 1.5, as_trained,
+               default),
         _speed("fastest ONNX Runtime variant in the artifact vs PyTorch eager as trained", 2.0, as_trained,
                _fastest(ort)),
         _speed("fastest variant file in the artifact (ONNX Runtime or OpenVINO) vs PyTorch eager as trained", 2.0,
@@ -93,11 +115,11 @@ def evaluate_targets(report: Report) -> list[Target]:
         _speed("ONNX Runtime fp32, best lowering vs fastest PyTorch eager formulation", 1.3, _fastest(eager),
                _fastest(ort_fp32)),
     ]
-    # The cost of the dynamic kernel, per backend: fp32 lowerings against the static twin's model.onnx.
+    # The cost of the dynamic kernel, per backend: fp32 lowerings against the static twin's default file.
     for backend, name in (("onnxruntime", "ONNX Runtime"), ("openvino", "OpenVINO f32")):
         fp32 = [r for r in rows if r.backend == backend and r.precision == "fp32"]
         twin_row = next((r for r in twin if r.backend == backend and r.precision == "fp32"
-                         and r.variant == "model.onnx"), None)
+                         and r.variant == catalogue.DEFAULT_FILE), None)
         # The dynamic-batch lowerings with constant conv weights (TensorRT- and INT8-safe).
         trt_safe = _fastest([r for r in fp32 if r.strategy in TRT_SAFE_DYNAMIC_BATCH])
         targets += [
@@ -115,15 +137,7 @@ def _reduced_precision(report: Report, rows: list[Row]) -> Target:
              "<= 0.1 dB Y-PSNR lost")
     candidates, broken = [], []
     for low in (r for r in rows if r.precision in ("int8", "bf16")):
-        if low.backend == "openvino":
-            # bf16 of an ONNX file: the same file in f32; the IR files (model.openvino.int8.xml,
-            # model.openvino.bf16.xml): the fp32 IR, else the fp32 model.onnx every IR is converted from.
-            partners = (low.variant, low.variant.replace(".int8", "").replace(".bf16", ""), "model.onnx")
-            base = next((r for name in partners for r in rows if r.backend == "openvino" and r.variant == name
-                         and r.precision == "fp32"), None)
-        else:
-            base = next((r for r in rows if r.backend == low.backend and r.precision == "fp32"
-                         and r.strategy == low.strategy), None)
+        base = _fp32_partner(low, rows)
         if base is None:
             continue
         if not parity_ok(base):

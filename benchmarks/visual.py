@@ -49,8 +49,9 @@ def _low_precision_label(result: QualityResult) -> str | None:
     return None
 
 
-def write_visual(qualities: dict[str, QualityResult], folder: Path, scale: int = 2) -> str | None:
-    """Write ``visual_comparison.png``; returns its file name, or None without the needed results."""
+def write_visual(qualities: dict[str, QualityResult], folder: Path, scale: int = 2, footer: str = "") -> str | None:
+    """Write ``visual_comparison.png``; returns its file name, or None without the needed results.
+    ``footer``: the machine and date line (benchmarks.markdown.provenance) printed under the panels."""
     main = _family(qualities, "dyconvsr", scale)
     if main is None or not main.hr:
         return None
@@ -91,7 +92,12 @@ def write_visual(qualities: dict[str, QualityResult], folder: Path, scale: int =
         axes[i][0].set_title(f"{name}\nHR", fontsize=5.5)
     fig.suptitle(f"x{scale}, {CROP}x{CROP} HR crops; PSNR = whole-image Y-PSNR" + (
         "" if low and "int8" in low else " (no INT8 variant: lowest precision shown)"), fontsize=6)
-    fig.tight_layout()
+    if footer:
+        import textwrap
+
+        fig.text(0.005, 0.003, "\n".join(textwrap.wrap(footer, 18 * (len(columns) + 1))), fontsize=5,
+                 color="dimgrey", va="bottom")
+    fig.tight_layout(rect=(0, 0.06 if footer else 0, 1, 1))
     out = folder / "visual_comparison.png"
     fig.savefig(out, dpi=DPI)
     plt.close(fig)

@@ -18,19 +18,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime.errors import UserError
+from runtime import catalogue
+from runtime.bench.machine import library_versions
+from runtime.catalogue import OPENVINO_PRECISIONS, REDUCED_ONNX_PRECISIONS, TENSORRT_PRECISIONS
 from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, Variant, hash_files
-from train.checkpoint import Checkpoint, checkpoint_label, load_checkpoint, read_checkpoint_config
-from train.models import dynamic_convs
+from train.checkpoint import Checkpoint, checkpoint_label, load_checkpoint
+from train.models import dynamic_convs, model_config
 
 from .autoselect import choose_strategy
 from .fusion import NOTE as FUSION_NOTE
 from .fusion import can_fuse, fuse_pixel_shuffle
 from .lowering import STRATEGIES, is_dynamic, lower
-from .onnx_export import DEFAULT_OPSET, export_onnx
-from .parity import compare
+from .onnx_export import export_onnx
+from .recipe import EXPORT_PACKAGES, FOCUS_SHAPE, OPSET
 from .references import fixed_shape_reference, reference_inputs
-from .tiling import TilingMain, TilingStats, geometry, main_spec, ort_runner, run_tiled, stats_spec
+from .tiling import TilingMain, TilingStats, certify_tiling, geometry, main_spec, stats_spec
 from .variants import (
     ReferenceSet,
     model_spec,
@@ -42,37 +44,39 @@ from .variants import (
 )
 
 Progress = Callable[[str], None]
-# The OpenVINO IR variants `python -m export` writes by default (ExportOptions.openvino).
-OPENVINO_VARIANTS = ("fp32", "bf16", "int8")
 
 
 @dataclass
 class ExportOptions:
-    strategy: str = "branches"  # lowering of model.onnx, or "auto"
+    """What an export writes. The defaults are the export recipe: ``python -m export`` and the
+    benchmarks use ``ExportOptions()`` as it is, each option of the CLI overriding one field."""
+
+    # Lowering of model.onnx, or "auto": the fastest that passes parity on ONNX Runtime CPU.
+    strategy: str = "auto"
     # Written as model.<strategy>.onnx beside model.onnx (dynamic models only), so the artifact
     # carries every lowering and a device can pick the fastest that its runtime accepts.
     extra_strategies: Sequence[str] = tuple(STRATEGIES)
     batch: int = 1  # the fixed batch of strategies without a dynamic batch (aggregate)
     fixed_shapes: Sequence[tuple[int, int]] = ()  # (H, W): model.<strategy>.<N>x<H>x<W>.onnx
-    precisions: Sequence[str] = ("fp16", "int8")  # reduced-precision ONNX variants of model.onnx
+    precisions: Sequence[str] = REDUCED_ONNX_PRECISIONS  # reduced-precision ONNX variants of model.onnx
     ort_format: bool = True  # model.ort
-    tensorrt: Sequence[str] = ("fp32", "fp16", "int8")  # plans, where tensorrt and a GPU exist
+    tensorrt: Sequence[str] = TENSORRT_PRECISIONS  # plans, where tensorrt and a GPU exist
     # OpenVINO IR of model.onnx: "fp32" (model.openvino.xml), "bf16" (model.openvino.bf16.xml, bf16
     # inference stored in the IR) and "int8" by NNCF (model.openvino.int8.xml), where openvino (and
-    # nncf) are installed. `python -m export` writes all three (OPENVINO_VARIANTS) by default.
-    openvino: Sequence[str] = ()
+    # nncf) are installed; skipped with the reason otherwise.
+    openvino: Sequence[str] = OPENVINO_PRECISIONS
     tiling: bool = True
     # one PixelShuffle(2s) instead of two shuffles around the repeat skip (export/fusion.py), every graph
     fuse_shuffle: bool = True
-    opset: int = DEFAULT_OPSET
+    opset: int = OPSET
     exporter: str = "legacy"
     # "auto": where to time the candidates (batch, 3, H, W), on ONNX Runtime CPU
-    auto_shape: tuple[int, int, int, int] = (1, 3, 360, 640)
+    auto_shape: tuple[int, int, int, int] = FOCUS_SHAPE
     auto_threads: int = 2
 
 
-def _quiet(_: str) -> None:
-    pass
+def no_progress(_: str) -> None:
+    """A progress callback that reports nothing."""
 
 
 def _constant_weight_source(variants: Sequence[Variant], auto: dict | None) -> Variant | None:
@@ -92,9 +96,7 @@ def resolve_source(source: str | os.PathLike[str] | nn.Module | Checkpoint) -> C
     if isinstance(source, Checkpoint):
         return source
     if isinstance(source, nn.Module):
-        config = getattr(source, "config", None)
-        if config is None:
-            raise UserError("model has no .config; build it with train.models.create_model(name, ...)")
+        config = model_config(source)
         return Checkpoint(source.eval(), config.name, dict(config.kwargs), {"untrained": True}, None)
     return load_checkpoint(source)
 
@@ -109,7 +111,7 @@ def export_artifact(
     source: str | os.PathLike[str] | nn.Module | Checkpoint,
     out_dir: str | os.PathLike[str],
     options: ExportOptions | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
 ) -> Manifest:
     """Write the artifact folder ``out_dir`` for ``source``; returns the manifest written.
 
@@ -167,14 +169,14 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
     variants = []
     strategies = [strategy, *(s for s in options.extra_strategies if s not in (strategy, "auto"))]
     for i, name in enumerate(strategies if is_dynamic(model) else strategies[:1]):
-        file = "model.onnx" if i == 0 else f"model.{name}.onnx"
+        file = catalogue.onnx_file(None if i == 0 else name)
         progress(f"{file}: lowering {name!r}, export, check, simplify, parity")
         variants.append(onnx_variant(model, name, folder / file, refs, options.batch, **export_kw))
     default = variants[0]
 
     for height, width in options.fixed_shapes:
         batch = options.batch
-        file = f"model.{default.strategy}.{batch}x{height}x{width}.onnx"
+        file = catalogue.fixed_shape_file(default.strategy, batch, height, width)
         progress(f"{file}: fixed input shape")
         variants.append(onnx_variant(model, strategy, folder / file, refs, batch, (height, width), **export_kw))
 
@@ -192,7 +194,7 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
                                      f"{variant.parity.tolerance['min_psnr_db']} dB (file removed)")
 
     if options.ort_format:
-        progress("model.ort (ONNX Runtime Mobile format)")
+        progress(f"{catalogue.ort_file(default.file)} (ONNX Runtime Mobile format)")
         variants.append(ort_variant(default, folder, refs))
 
     if options.openvino:
@@ -222,15 +224,15 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
         model_kwargs=dict(checkpoint.kwargs),
         scale=scale,
         checkpoint=str(checkpoint.path) if checkpoint.path else "untrained (freshly initialised)",
-        checkpoint_sha256=read_checkpoint_config(checkpoint.path).get("weights_sha256") if checkpoint.path else None,
+        checkpoint_sha256=checkpoint.weights_sha256,
         input=TensorSpec(name="input"),
         output=TensorSpec(name="output"),
-        default_variant="model.onnx",
+        default_variant=default.file,
         variants=variants,
         references=references,
         tiling=tiling,
         files=hash_files(folder),
-        versions=library_versions(),
+        versions={"python": platform.python_version(), **library_versions(EXPORT_PACKAGES)},
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         notes=notes,
     )
@@ -271,28 +273,10 @@ def _export_tiling(
                     opset=options.opset, exporter=options.exporter)
     export_onnx(TilingMain(lowered), main_spec(geo.pooled_channels, True), folder / "tiling/main.onnx",
                 opset=options.opset, exporter=options.exporter)
-    tiled = run_tiled(
-        [ort_runner(folder / f) for f in stats_files], ort_runner(folder / "tiling/main.onnx"), image,
-        scale, geo.feature_scale, geo.halo, geo.align, core=geo.align * max(1, 8 // geo.align),
-    )
-    return Tiling(
+    tiling = Tiling(
         stats=stats_files, main="tiling/main.onnx",
         pooled_inputs=[f"pooled_{i}" for i in range(len(stats_files))],
         pooled_channels=geo.pooled_channels, feature_scale=geo.feature_scale, halo=geo.halo, align=geo.align,
-        parity=compare([tiled], [reference]),
     )
-
-
-def library_versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-    import onnxsim
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "onnxsim": getattr(onnxsim, "__version__", "unknown"),
-        "numpy": np.__version__,
-    }
+    tiling.parity = certify_tiling(folder, tiling, scale, image, reference)  # with the tiler devices run
+    return tiling

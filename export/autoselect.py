@@ -13,6 +13,7 @@ from .latency import ort_latency
 from .lowering import STRATEGIES, lower
 from .onnx_export import export_onnx
 from .parity import check_onnx
+from .recipe import FOCUS_SHAPE, OPSET
 
 
 @dataclass
@@ -20,7 +21,7 @@ class AutoChoice:
     strategy: str
     # strategy -> median ms on the measured shape, or the reason it was not eligible
     measured: dict[str, float | str] = field(default_factory=dict)
-    shape: tuple[int, int, int, int] = (1, 3, 360, 640)
+    shape: tuple[int, int, int, int] = FOCUS_SHAPE
     backend: str = "onnxruntime CPUExecutionProvider"
 
 
@@ -29,10 +30,10 @@ def choose_strategy(
     spec_for: Callable[[bool, int], object],
     inputs: list[np.ndarray],
     outputs: list[np.ndarray],
-    shape: tuple[int, int, int, int] = (1, 3, 360, 640),
+    shape: tuple[int, int, int, int] = FOCUS_SHAPE,
     threads: int = 2,
     runs: int = 10,
-    opset: int = 17,
+    opset: int = OPSET,
     exporter: str = "legacy",
 ) -> AutoChoice:
     """Export each strategy for batch ``shape[0]``, drop those failing fp32 parity, time the rest."""

@@ -1,28 +1,31 @@
 """`python -m export [CHECKPOINT...]`: checkpoints -> artifact folders, with a one-screen summary."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 import click
 
+from runtime.catalogue import OPENVINO_PRECISIONS, REDUCED_ONNX_PRECISIONS
+from runtime.cli_options import Verbosity, verbosity_options
 from runtime.errors import UserError, cli_errors, display, printable
 from runtime.manifest import Manifest
+from runtime.progress import status
+from train.checkpoint import checkpoint_paths
+from train.shipped import shipped_checkpoint, shipped_checkpoints
 
-from .artifact import OPENVINO_VARIANTS, ExportOptions, artifact_name, export_artifact, resolve_source
+from .artifact import ExportOptions, artifact_name, export_artifact, resolve_source
 from .lowering import STRATEGIES, STRATEGY_CHOICES
+from .recipe import MAX_OPSET, MIN_OPSET
 from .references import REFERENCE_SPECS
 
-WEIGHTS_DIR = Path("weights")
 # Option ranges, checked in main() so a bad value is one line like every other error.
 MAX_BATCH = 64
 MAX_FIXED_SIDE = 4096
-MIN_OPSET, MAX_OPSET = 13, 23  # 23: the newest opset torch 2.13's exporter writes
-
-
-def _progress(message: str) -> None:
-    click.echo(f"  .. {printable(message)}", err=True)
+# The export recipe: every option left out keeps its field of this.
+RECIPE = ExportOptions()
 
 
 def _check_range(option: str, value: int, low: int, high: int) -> None:
@@ -49,105 +52,125 @@ def check_options(
                         f"(a batch-{batch} reference) or a batch dividing {max(batches)}")
 
 
-def shipped_checkpoints(folder: Path = WEIGHTS_DIR) -> list[Path]:
-    """The checkpoints shipped in ``folder``: every ``<name>.json`` beside a ``<name>.safetensors``."""
-    return sorted(p for p in folder.glob("*.json") if p.with_suffix(".safetensors").is_file())
+def checkpoint_sources(arguments: tuple[str, ...]) -> list[Path]:
+    """CHECKPOINT arguments as paths: a checkpoint on disk as given, else the name of a shipped
+    one (``dyconvsr_x2``); with none, every shipped checkpoint (train/shipped.py: from the
+    installed package, wherever the command runs)."""
+    if not arguments:
+        return shipped_checkpoints()
+    sources = []
+    for argument in arguments:
+        shipped = None if checkpoint_paths(argument)[1].is_file() else shipped_checkpoint(argument)
+        sources.append(shipped or Path(argument))
+    return sources
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("-o", "--out", "out_root", default="artifacts", show_default=True, type=click.Path(file_okay=False),
               help="Folder that receives one artifact folder per checkpoint.")
-@click.option("--strategy", default="auto", show_default=True, type=click.Choice(list(STRATEGY_CHOICES)),
+@click.option("--strategy", default=RECIPE.strategy, show_default=True, type=click.Choice(list(STRATEGY_CHOICES)),
               help="Lowering of the dynamic conv used for model.onnx; 'auto' times every lowering that "
-                   "passes parity on ONNX Runtime CPU (batch 1, 640x360, 2 threads) and keeps the fastest "
-                   "(usually 'aggregate': computed kernel, batch 1). Pass 'branches' for a dynamic-batch, "
+                   f"passes parity on ONNX Runtime CPU (batch {RECIPE.auto_shape[0]}, "
+                   f"{RECIPE.auto_shape[3]}x{RECIPE.auto_shape[2]}, {RECIPE.auto_threads} threads) and keeps the "
+                   "fastest (usually 'aggregate': computed kernel, batch 1). Pass 'branches' for a dynamic-batch, "
                    "constant-weight model.onnx (TensorRT < 8.5, INT8). INT8 and TensorRT plans are always "
                    "built from a constant-weight lowering.")
 @click.option("--also", "extra", multiple=True, type=click.Choice(list(STRATEGIES)),
               help="Further strategies written as model.<strategy>.onnx (repeatable). "
-                   "Default: every strategy besides the one in model.onnx.")
+                   f"Default: {', '.join(RECIPE.extra_strategies)} (besides the one in model.onnx).")
 @click.option("--only-default", is_flag=True, help="Write no model.<strategy>.onnx besides model.onnx.")
-@click.option("--batch", default=1, show_default=True, type=int,
+@click.option("--batch", default=RECIPE.batch, show_default=True, type=int,
               help=f"Fixed batch (1..{MAX_BATCH}) of the strategies without a dynamic batch (aggregate).")
 @click.option("--fixed", "fixed_shapes", multiple=True, type=(int, int), metavar="H W",
               help=f"Also write a fixed-shape variant for an H x W input, each 1..{MAX_FIXED_SIDE} "
                    "(repeatable).")
-@click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp16", "int8"]),
-              help="Reduced-precision ONNX variants (repeatable). Default: fp16 and int8.")
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(list(REDUCED_ONNX_PRECISIONS)),
+              help=f"Reduced-precision ONNX variants (repeatable). Default: {', '.join(RECIPE.precisions)}.")
 @click.option("--no-reduced", is_flag=True, help="No fp16/int8 variants.")
 @click.option("--no-ort", is_flag=True, help="No model.ort (ONNX Runtime Mobile format).")
 @click.option("--no-tensorrt", is_flag=True, help="Do not try to build TensorRT plans.")
-@click.option("--openvino", "openvino", multiple=True, type=click.Choice(list(OPENVINO_VARIANTS)),
+@click.option("--openvino", "openvino", multiple=True, type=click.Choice(list(OPENVINO_PRECISIONS)),
               help="OpenVINO IR variants of model.onnx (repeatable): fp32 -> model.openvino.xml, bf16 -> "
                    "model.openvino.bf16.xml (bf16 inference stored in the IR; needs a CPU with AVX512-BF16 or AMX "
                    "to be proven), int8 (NNCF post-training quantisation, export/openvino_ir.py) -> "
-                   "model.openvino.int8.xml. Default: all three, where openvino (and nncf) are installed; "
-                   "skipped with the reason otherwise.")
+                   f"model.openvino.int8.xml. Default: {', '.join(RECIPE.openvino)}, where openvino (and nncf) "
+                   "are installed; skipped with the reason otherwise.")
 @click.option("--no-openvino", is_flag=True, help="No OpenVINO IR variants.")
-@click.option("--opset", default=17, show_default=True, type=int,
+@click.option("--opset", default=RECIPE.opset, show_default=True, type=int,
               help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET}.")
 @click.option("--no-tiling", is_flag=True, help="Skip the tiling split (tiling/*.onnx).")
 @click.option("--no-fuse-shuffle", is_flag=True,
               help="Keep DyConvSR's two pixel shuffles instead of fusing them into one (export/fusion.py).")
 @cli_errors
+@verbosity_options
 def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tuple[str, ...], batch: int,
          fixed_shapes: tuple[tuple[int, int], ...], precisions: tuple[str, ...], no_reduced: bool, no_ort: bool,
          no_tensorrt: bool, openvino: tuple[str, ...], no_openvino: bool, opset: int, no_tiling: bool,
-         no_fuse_shuffle: bool, only_default: bool) -> None:
-    """Export CHECKPOINT(s) (<name>.json beside <name>.safetensors) to OUT/<name>/.
+         no_fuse_shuffle: bool, only_default: bool, verbosity: Verbosity) -> None:
+    """Export CHECKPOINT(s) (<name>.json beside <name>.safetensors, or the name of a shipped
+    checkpoint such as dyconvsr_x2) to OUT/<name>/.
 
-    With no CHECKPOINT, exports every checkpoint in weights/, or, when weights/ holds none, a
-    freshly initialised (untrained) dyconvsr x2 so the pipeline can be exercised end to end.
+    With no CHECKPOINT, exports every shipped checkpoint (the weights/ folder installed with the
+    package, wherever this runs), or, when none is installed, a freshly initialised (untrained)
+    dyconvsr x2 so the pipeline can be exercised end to end. With -q nothing is printed unless
+    something fails.
     """
-    extra_strategies = () if only_default else (extra or tuple(STRATEGIES))
-    check_options(batch, fixed_shapes, opset, [strategy, *extra_strategies])
-    options = ExportOptions(
-        strategy=strategy, extra_strategies=extra_strategies,
-        batch=batch, fixed_shapes=fixed_shapes,
-        precisions=() if no_reduced else (precisions or ("fp16", "int8")), ort_format=not no_ort,
-        tensorrt=() if no_tensorrt else ("fp32", "fp16", "int8"),
-        openvino=() if no_openvino else (openvino or OPENVINO_VARIANTS), opset=opset, tiling=not no_tiling,
-        fuse_shuffle=not no_fuse_shuffle,
-    )
-    sources: list = [Path(c) for c in checkpoints] or shipped_checkpoints()
+    # The recipe, changed only where an option was given.
+    changes: dict[str, object] = {"strategy": strategy, "batch": batch, "fixed_shapes": fixed_shapes, "opset": opset}
+    for field, off, given in (("extra_strategies", only_default, extra), ("precisions", no_reduced, precisions),
+                              ("openvino", no_openvino, openvino), ("tensorrt", no_tensorrt, ())):
+        if off or given:
+            changes[field] = () if off else given
+    for field, off in (("ort_format", no_ort), ("tiling", no_tiling), ("fuse_shuffle", no_fuse_shuffle)):
+        if off:
+            changes[field] = False
+    options = dataclasses.replace(RECIPE, **changes)
+    check_options(batch, fixed_shapes, opset, [strategy, *options.extra_strategies])
+    sources: list = checkpoint_sources(checkpoints)
     if not sources:
         from train.models import create_model
 
-        click.echo(f"note: no checkpoint in {WEIGHTS_DIR}/; exporting an UNTRAINED dyconvsr x2 "
-                   "(random weights: the pipeline works, the pictures will not)", err=True)
+        # Printed even with -q: an untrained export must never pass for the shipped one.
+        status("warning: no shipped checkpoint is installed; exporting an UNTRAINED dyconvsr x2 "
+               "(random weights: the pipeline works, the pictures will not)")
         sources = [create_model("dyconvsr", scale=2)]
     # Every checkpoint is read (and verified) first: a bad one fails before any artifact is written.
     checkpoints = [resolve_source(source) for source in sources]
     manifests = []
     for checkpoint in checkpoints:
         target = Path(out_root) / artifact_name(checkpoint)
-        click.echo(f"exporting {display(checkpoint.path or checkpoint.name)} -> {display(target)}", err=True)
+        verbosity.say(f"exporting {display(checkpoint.path or checkpoint.name)} -> {display(target)}")
         start = time.perf_counter()
-        manifest = export_artifact(checkpoint, target, options, progress=_progress)
-        click.echo(f"  done in {time.perf_counter() - start:.1f} s", err=True)
+        manifest = export_artifact(checkpoint, target, options, progress=lambda step: verbosity.say(f"  .. {step}"))
+        verbosity.say(f"  done in {time.perf_counter() - start:.1f} s")
         manifests.append((target, manifest))
-    failed = False
-    for target, manifest in manifests:
-        failed |= print_summary(target, manifest)
+    failed = [(target, manifest) for target, manifest in manifests if parity_failed(manifest)]
+    for target, manifest in failed if verbosity.quiet else manifests:
+        print_summary(target, manifest)
     if failed:
         raise UserError("some variants failed parity (see the table above); their files are kept for inspection")
 
 
-def print_summary(folder: Path, manifest: Manifest) -> bool:
-    """Print one artifact's variants, sizes and parity; returns True if any variant failed."""
+def parity_failed(manifest: Manifest) -> bool:
+    """Whether any variant, or the tiled path, failed parity against the PyTorch references."""
+    tiling = manifest.tiling
+    return (any(v.parity is not None and not v.parity.passed for v in manifest.variants)
+            or (tiling is not None and not (tiling.parity and tiling.parity.passed)))
+
+
+def print_summary(folder: Path, manifest: Manifest) -> None:
+    """Print one artifact's variants, sizes and parity (see :func:`parity_failed` for the verdict)."""
     note = "  (UNTRAINED)" if manifest.notes.get("untrained") else ""
     # Names come from checkpoint files and manifests: escaped, so none can break a line or drive the terminal.
     click.echo(f"\n{display(folder)}  {printable(manifest.model_name)} x{manifest.scale}{note}")
     click.echo(f"  {'file':<32}{'strategy':<18}{'prec':<6}{'batch':<7}{'size':>10}  {'max|diff|':>10}  {'PSNR':>8}  ok")
-    failed = False
     for v in manifest.variants:
         files = [folder / v.file, *([(folder / v.file).with_suffix(".bin")] if v.kind == "openvino" else [])]
         size = sum(f.stat().st_size for f in files)
         p = v.parity
         batch = "N" if v.dynamic_batch else str(v.batch)
         verdict = "-" if p is None else ("yes" if p.passed else "FAIL")
-        failed |= p is not None and not p.passed
         diff = f"{p.max_abs_diff:.2e}" if p else "-"
         psnr = f"{p.psnr_db:.1f}" if p else "-"
         click.echo(f"  {printable(v.file):<32}{v.strategy:<18}{v.precision:<6}{batch:<7}"
@@ -167,10 +190,8 @@ def print_summary(folder: Path, manifest: Manifest) -> bool:
     if manifest.tiling is not None:
         t = manifest.tiling
         verdict = "yes" if t.parity and t.parity.passed else "FAIL"
-        failed |= verdict == "FAIL"
         click.echo(f"  tiling: {len(t.stats)} stats graph(s) + main, halo {t.halo}, align {t.align}, "
                    f"tiled vs PyTorch max|diff| {t.parity.max_abs_diff:.2e}  {verdict}")
-    return failed
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from runtime.errors import UserError
+from train.models import model_config, model_traits
 from train.models.common import check_choice, pad_to_multiple
 from train.models.dyconvsr import BLUR_PADDINGS, DyConvSR, skip_colours
 from train.models.dynamic_conv import DynamicConv2d
@@ -144,7 +145,8 @@ class PhaseBlur(nn.Module):
 
 
 def can_fuse(model: nn.Module) -> bool:
-    return isinstance(model, DyConvSR)
+    """Whether the registry marks the model's network as fusable (DyConvSR's shuffle tail)."""
+    return model_traits(model).fuses_pixel_shuffle
 
 
 def fused_channel_order(scale: int) -> torch.Tensor:
@@ -204,7 +206,7 @@ def _fused_forward(self: DyConvSR, x: torch.Tensor, attention: torch.Tensor | No
 def fuse_pixel_shuffle(model: nn.Module) -> nn.Module:
     """A copy of a DyConvSR whose forward ends in one PixelShuffle(2s); the model itself is untouched."""
     if not can_fuse(model):
-        raise UserError(f"pixel-shuffle fusion applies to DyConvSR models; got {type(model).__name__}")
+        raise UserError(f"pixel-shuffle fusion applies to the DyConvSR models; got {model_config(model).name!r}")
     fused = copy.deepcopy(model).eval()
     order = fused_channel_order(fused.scale)
     _permute_outputs(fused.tail, order)

@@ -4,10 +4,14 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+from runtime.runners import make_runner
+
+from .parity import EXPORT_RUNNER
 
 
 @dataclass
@@ -37,9 +41,7 @@ def time_call(
 
 
 def ort_latency(path: str | Path, inputs: np.ndarray, runs: int = 10, warmup: int = 2, threads: int = 2) -> Latency:
-    """ONNX Runtime CPU latency of the graph at ``path`` on ``inputs`` (full graph optimisation)."""
-    from .parity import ort_session
-
-    session = ort_session(path, threads=threads)
-    feed = {session.get_inputs()[0].name: inputs}
-    return time_call(lambda: session.run(None, feed), runs, warmup, threads, "onnxruntime CPUExecutionProvider")
+    """ONNX Runtime CPU latency of the graph at ``path`` on ``inputs``, run by the runtime's runner
+    with export's options (:data:`export.parity.EXPORT_RUNNER`) at ``threads`` intra-op threads."""
+    with make_runner(path, replace(EXPORT_RUNNER, threads=threads)) as runner:
+        return time_call(lambda: runner.infer(inputs), runs, warmup, threads, "onnxruntime CPUExecutionProvider")

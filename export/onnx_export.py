@@ -28,7 +28,8 @@ from torch import nn
 from runtime.errors import UserError
 from runtime.files import atomic_write_bytes
 
-DEFAULT_OPSET = 17
+from .recipe import OPSET
+
 EXPORTERS = ("legacy", "dynamo")
 # Odd on purpose: see the module docstring.
 TRACE_HW = (27, 33)
@@ -48,7 +49,7 @@ def export_onnx(
     module: nn.Module,
     spec: GraphSpec,
     path: str | Path,
-    opset: int = DEFAULT_OPSET,
+    opset: int = OPSET,
     exporter: str = "legacy",
     simplify: bool = True,
     test_shapes: dict[str, Sequence[int]] | None = None,

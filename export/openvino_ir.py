@@ -14,11 +14,12 @@ image itself and stays float.
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import UserError
+from runtime.errors import UserError, quiet_libraries
 
 from .precision import calibration_batches
 
@@ -54,10 +55,23 @@ def quantize_openvino(source: str | Path):  # returns an openvino.Model
     import nncf
     import openvino as ov
 
+    _nncf_logs_like_the_project()
     model = ov.Core().read_model(str(source))
     data: list[np.ndarray] = list(calibration_batches(CALIBRATION["crops_per_image"], CALIBRATION["size"]))
     scope = nncf.IgnoredScope(types=list(FLOAT_TYPES), patterns=list(FLOAT_PATTERNS), validate=False)
-    return nncf.quantize(model, nncf.Dataset(data), subset_size=len(data), ignored_scope=scope)
+    with quiet_libraries():  # NNCF's rich progress bar goes to stdout and has no off switch in every version
+        return nncf.quantize(model, nncf.Dataset(data), subset_size=len(data), ignored_scope=scope)
+
+
+def _nncf_logs_like_the_project() -> None:
+    """NNCF installs its own stdout handler at INFO on import (30+ lines per quantisation); send its
+    records through the root logger instead: stderr, WARNING unless the command ran with -v
+    (runtime/cli_options.py), the level any library gets."""
+    logger = logging.getLogger("nncf")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
 
 
 def to_openvino_int8(source: str | Path, target: str | Path) -> dict[str, object]:

@@ -9,23 +9,29 @@ deprecated implicit-calibrator API is not used.
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.catalogue import TENSORRT_PRECISIONS
 from runtime.files import atomic_write_bytes
+from runtime.runners.gpu import nvidia_gpus
+from runtime.runners.tensorrt import first_gpu
 
-PRECISIONS = ("fp32", "fp16", "int8")
+from .recipe import FOCUS_HW, PROFILE_MAX_HW, PROFILE_MIN_HW
 
 
 @dataclass(frozen=True)
 class Profile:
     """Optimisation profile of the input (N, 3, H, W): min / opt / max shapes."""
 
-    min: tuple[int, int, int, int] = (1, 3, 16, 16)
-    opt: tuple[int, int, int, int] = (1, 3, 360, 640)
-    max: tuple[int, int, int, int] = (1, 3, 1080, 1920)
+    min: tuple[int, int, int, int] = (1, 3, *PROFILE_MIN_HW)
+    opt: tuple[int, int, int, int] = (1, 3, *FOCUS_HW)
+    max: tuple[int, int, int, int] = (1, 3, *PROFILE_MAX_HW)
+
+    @classmethod
+    def for_batch(cls, batch: int, max_batch: int | None = None) -> Profile:
+        """The recipe's sizes at ``batch`` (up to ``max_batch`` for a dynamic-batch graph)."""
+        return cls((batch, 3, *PROFILE_MIN_HW), (batch, 3, *FOCUS_HW), (max_batch or batch, 3, *PROFILE_MAX_HW))
 
 
 def tensorrt_unavailable() -> str | None:
@@ -34,25 +40,9 @@ def tensorrt_unavailable() -> str | None:
         import tensorrt  # noqa: F401 - imported only to probe that it is installed and loads
     except ImportError:
         return "tensorrt is not installed (pip install 'dyconvsr-toolchain[gpu]' on a machine with an NVIDIA GPU)"
-    if gpu_name() is None:
-        return "no NVIDIA GPU found (nvidia-smi lists none)"
+    if not nvidia_gpus():
+        return "no NVIDIA GPU found (the NVIDIA driver library, libcuda, lists none)"
     return None
-
-
-def gpu_name() -> str | None:
-    if shutil.which("nvidia-smi") is None:
-        return None
-    result = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-                            capture_output=True, text=True)
-    first = result.stdout.strip().splitlines()[:1]
-    return first[0].split(",")[0].strip() if result.returncode == 0 and first else None
-
-
-def compute_capability() -> str | None:
-    result = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
-                            capture_output=True, text=True)
-    first = result.stdout.strip().splitlines()[:1]
-    return first[0].strip() if result.returncode == 0 and first else None
 
 
 def build_plan(
@@ -67,8 +57,9 @@ def build_plan(
     (TensorRT version, GPU, compute capability, profile) for the manifest."""
     import tensorrt as trt
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    gpu = first_gpu()  # the device TensorRT builds for, recorded for the runner's origin check
+    if precision not in TENSORRT_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(TENSORRT_PRECISIONS)}; got {precision!r}")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -107,8 +98,8 @@ def build_plan(
         atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
     return {
         "tensorrt_version": trt.__version__,
-        "gpu_name": gpu_name() or "unknown",
-        "compute_capability": compute_capability() or "unknown",
+        "gpu_name": gpu.name,
+        "compute_capability": gpu.compute_capability,
         "profile_min": list(profile.min),
         "profile_opt": list(profile.opt),
         "profile_max": list(profile.max),

@@ -1,19 +1,17 @@
-"""The tiling-ready split of a network (``runtime.manifest.Tiling``) and a reference tiler.
+"""The tiling-ready split of a network (``runtime.manifest.Tiling``): its graphs and their geometry.
 
 Dynamic-conv attention reads a global average pool, so a tile alone would get a different kernel.
 The split exports, for dynamic layer i, ``stats_i``: LR tile (+ ``pooled_<k>`` for k < i) -> the
 feature map whose global mean is layer i's attention input, and ``main``: LR tile + every
 ``pooled_<i>`` (N, C_i) -> upscaled tile. Means are summable over the tiles' core regions, so a
 runtime computes them tile by tile, then runs ``main`` per tile: the result equals the untiled one.
-
-``run_tiled`` below is that runtime procedure in numpy + ONNX Runtime; the tests and the export
-self-check use it, and runtime/ can follow it step by step.
+That tiler is :mod:`runtime.tiling`, the one devices run; export certifies the graphs with it.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +19,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from runtime import catalogue
+from runtime.manifest import Parity, Tiling
+from runtime.parity import compare_all
+from runtime.runners import make_runner
+from runtime.tiling import upscale_tiled
 from train.models import DynamicConv2d, dynamic_convs
 
 from .onnx_export import TRACE_HW, GraphSpec
+from .parity import EXPORT_RUNNER
 
 
 class TilingMain(nn.Module):
@@ -140,69 +144,14 @@ def _spec(n_pooled: int, channels: list[int], dynamic_batch: bool, outputs: list
     return GraphSpec(names, outputs, example, axes)
 
 
-# ---- reference tiler (numpy + ONNX Runtime, no torch) ----------------------------------------
-
-
-def tile_starts(length: int, core: int) -> list[tuple[int, int]]:
-    """Core intervals [start, end) covering ``length`` with cores of ``core`` pixels."""
-    return [(s, min(s + core, length)) for s in range(0, length, core)]
-
-
-def run_tiled(
-    stats: list[Callable[[dict[str, np.ndarray]], np.ndarray]],
-    main: Callable[[dict[str, np.ndarray]], np.ndarray],
-    image: np.ndarray,
-    scale: int,
-    feature_scale: float,
-    halo: int,
-    align: int,
-    core: int,
-) -> np.ndarray:
-    """Upscale ``image`` (N, 3, H, W) tile by tile; ``stats``/``main`` run one graph on a feed dict.
-
-    ``core`` must be a multiple of ``align``; every tile is its core plus ``halo`` on each side,
-    clipped to the image, so tile edges inside the image stay multiples of ``align``.
-    """
-    if core % align or halo % align:
-        raise ValueError(f"core ({core}) and halo ({halo}) must be multiples of align ({align})")
-    n, _, height, width = image.shape
-    tiles = [
-        (y0, y1, x0, x1)
-        for y0, y1 in tile_starts(height, core)
-        for x0, x1 in tile_starts(width, core)
-    ]
-
-    def window(y0: int, y1: int, x0: int, x1: int) -> tuple[int, int, int, int]:
-        return max(0, y0 - halo), min(height, y1 + halo), max(0, x0 - halo), min(width, x1 + halo)
-
-    pooled: dict[str, np.ndarray] = {}
-    for i, stats_graph in enumerate(stats):
-        total, count = None, 0
-        for y0, y1, x0, x1 in tiles:
-            ty0, ty1, tx0, tx1 = window(y0, y1, x0, x1)
-            features = stats_graph({"input": image[:, :, ty0:ty1, tx0:tx1], **pooled})
-            fy0, fy1 = int((y0 - ty0) * feature_scale), math.ceil((y1 - ty0) * feature_scale)
-            fx0, fx1 = int((x0 - tx0) * feature_scale), math.ceil((x1 - tx0) * feature_scale)
-            core_features = features[:, :, fy0:fy1, fx0:fx1].astype(np.float64)
-            part = core_features.sum(axis=(2, 3))
-            total = part if total is None else total + part
-            count += core_features.shape[2] * core_features.shape[3]
-        pooled[pooled_name(i)] = (total / count).astype(np.float32)
-
-    output = np.zeros((n, 3, height * scale, width * scale), dtype=np.float32)
-    for y0, y1, x0, x1 in tiles:
-        ty0, ty1, tx0, tx1 = window(y0, y1, x0, x1)
-        tile_out = main({"input": image[:, :, ty0:ty1, tx0:tx1], **pooled})
-        oy, ox = (y0 - ty0) * scale, (x0 - tx0) * scale
-        output[:, :, y0 * scale : y1 * scale, x0 * scale : x1 * scale] = tile_out[
-            :, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale
-        ]
-    return output
-
-
-def ort_runner(path: str | Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    from .parity import ort_session
-
-    session = ort_session(path)
-    names = {i.name for i in session.get_inputs()}
-    return lambda feed: session.run(None, {k: v for k, v in feed.items() if k in names})[0]
+def certify_tiling(folder: Path, tiling: Tiling, scale: int, images: np.ndarray, references: np.ndarray) -> Parity:
+    """The runtime's own tiler (:func:`runtime.tiling.upscale_tiled`, the path the Upscaler runs) on
+    the tiling graphs written into ``folder``, on ``images`` (N, 3, H, W) in tiles of about 8 LR
+    pixels, against their PyTorch ``references``: the manifest's ``tiling.parity``."""
+    tile = tiling.align * max(1, 8 // tiling.align)
+    with contextlib.ExitStack() as stack:
+        stats = [stack.enter_context(make_runner(folder / name, EXPORT_RUNNER)) for name in tiling.stats]
+        main = stack.enter_context(make_runner(folder / tiling.main, EXPORT_RUNNER))
+        tiled = [upscale_tiled(np.ascontiguousarray(image.transpose(1, 2, 0)), tiling, stats, main, scale, tile)
+                 for image in images]
+    return compare_all([np.stack(tiled).transpose(0, 3, 1, 2)], [references], catalogue.tolerance("fp32"))

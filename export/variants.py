@@ -13,15 +13,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime.errors import UserError
-from runtime.manifest import Parity, Variant
-from runtime.parity import run_in_chunks
-from runtime.runners import PlanOrigin, RunnerConfig, make_runner
+from runtime import catalogue
+from runtime.errors import BackendUnavailable
+from runtime.manifest import Variant
+from runtime.runners import PlanOrigin, RunnerConfig
 
 from .lowering import get_strategy, is_dynamic, lower
 from .onnx_export import TRACE_HW, GraphSpec, export_onnx, opset_of
-from .parity import FP32_MAX_ABS_DIFF, check_onnx, compare
-from .precision import MIN_PSNR_DB, to_fp16, to_int8
+from .parity import check_onnx, engine_parity
+from .precision import to_fp16, to_int8
+from .recipe import OPSET
 
 
 @dataclass
@@ -59,7 +60,7 @@ def onnx_variant(
     refs: ReferenceSet,
     batch: int = 1,
     fixed_hw: tuple[int, int] | None = None,
-    opset: int = 17,
+    opset: int = OPSET,
     exporter: str = "legacy",
 ) -> Variant:
     """fp32 ONNX of ``model`` lowered with ``strategy``: dynamic N/H/W where the strategy allows,
@@ -84,9 +85,7 @@ def onnx_variant(
 def reduced_precision_variant(base: Variant, folder: Path, precision: str, refs: ReferenceSet) -> tuple[Variant, bool]:
     """fp16 or int8 from the fp32 variant ``base``; returns (variant, kept?). A variant below the
     PSNR floor is deleted and returned with ``kept`` False so the caller can report why."""
-    path = folder / f"{Path(base.file).stem}.{precision}.onnx"
-    if base.file == "model.onnx":
-        path = folder / f"model.{precision}.onnx"
+    path = folder / catalogue.reduced_onnx_file(base.file, precision)
     notes = dict(base.notes)
     if precision == "fp16":
         to_fp16(folder / base.file, path)
@@ -94,12 +93,11 @@ def reduced_precision_variant(base: Variant, folder: Path, precision: str, refs:
     else:
         notes["quantisation"] = to_int8(folder / base.file, path)
     inputs, outputs = refs.usable(base.batch, base.fixed_input_shape)
-    parity = check_onnx(path, inputs, outputs, fixed_batch=base.batch, max_abs_diff=None,
-                        min_psnr_db=MIN_PSNR_DB[precision])
+    parity = check_onnx(path, inputs, outputs, fixed_batch=base.batch, precision=precision)
     variant = Variant(
         file=path.name, kind="onnx", strategy=base.strategy, precision=precision, dynamic_batch=base.dynamic_batch,
         dynamic_spatial=base.dynamic_spatial, fixed_input_shape=base.fixed_input_shape, opset=base.opset,
-        parity=parity, batch=base.batch, notes=notes,
+        parity=parity, batch=base.batch, notes=notes, source=base.file,
     )
     if not parity:
         path.unlink()
@@ -109,14 +107,14 @@ def reduced_precision_variant(base: Variant, folder: Path, precision: str, refs:
 def ort_variant(base: Variant, folder: Path, refs: ReferenceSet) -> Variant:
     from .ort_format import to_ort
 
-    path = folder / "model.ort" if base.file == "model.onnx" else folder / f"{Path(base.file).stem}.ort"
+    path = folder / catalogue.ort_file(base.file)
     settings = to_ort(folder / base.file, path)
     inputs, outputs = refs.usable(base.batch, base.fixed_input_shape)
     parity = check_onnx(path, inputs, outputs, fixed_batch=base.batch)
     return Variant(
         file=path.name, kind="ort", strategy=base.strategy, precision="fp32", dynamic_batch=base.dynamic_batch,
         dynamic_spatial=base.dynamic_spatial, fixed_input_shape=base.fixed_input_shape, opset=base.opset,
-        parity=parity, batch=base.batch, notes={**base.notes, **settings, "source": base.file},
+        parity=parity, batch=base.batch, notes={**base.notes, **settings}, source=base.file,
     )
 
 
@@ -130,10 +128,10 @@ def tensorrt_variants(
 
     reason = tensorrt_unavailable()
     if reason:
-        return [], {f"model.{p}.plan": reason for p in precisions}
+        return [], {catalogue.plan_file(p): reason for p in precisions}
     report = check_tensorrt(folder / base.file)
     if not report:
-        return [], {f"model.{p}.plan": str(report) for p in precisions}
+        return [], {catalogue.plan_file(p): str(report) for p in precisions}
     variants, skipped = [], {}
     batch = base.batch or 1
     max_batch = 4 if base.dynamic_batch else batch
@@ -144,19 +142,24 @@ def tensorrt_variants(
             if precision == "int8":
                 source = Path(tmp) / "int8_symmetric.onnx"
                 to_int8(folder / base.file, source, symmetric=True)
-            plan = folder / f"model.{precision}.plan"
+            plan = folder / catalogue.plan_file(precision)
             try:
                 notes = build_plan(source, plan, precision, profile, timing_cache=folder / "tensorrt.cache")
             except RuntimeError as exc:
                 skipped[plan.name] = str(exc).splitlines()[0]
                 continue
-        tolerance = {"max_abs_diff": FP32_MAX_ABS_DIFF} if precision == "fp32" else {
-            "max_abs_diff": None, "min_psnr_db": MIN_PSNR_DB[precision]}
+        try:
+            parity = engine_parity(plan, *refs.usable(base.batch, base.fixed_input_shape),
+                                   catalogue.tolerance(precision), base.batch, RunnerConfig(backend="tensorrt"),
+                                   PlanOrigin.from_notes(notes))
+        except BackendUnavailable as exc:  # built, but not runnable here (no CUDA runtime): not proven
+            plan.unlink()
+            skipped[plan.name] = str(exc).split(";")[0]
+            continue
         variants.append(Variant(
             file=plan.name, kind="tensorrt", strategy=base.strategy, precision=precision,
             dynamic_batch=base.dynamic_batch, dynamic_spatial=True, opset=base.opset, batch=base.batch, notes=notes,
-            parity=_runner_parity(plan, RunnerConfig(backend="tensorrt"), PlanOrigin.from_notes(notes),
-                                  refs.usable(base.batch, base.fixed_input_shape), tolerance),
+            parity=parity, source=base.file,
         ))
     return variants, skipped
 
@@ -164,16 +167,15 @@ def tensorrt_variants(
 def openvino_variants(
     base: Variant, folder: Path, precisions: tuple[str, ...], refs: ReferenceSet
 ) -> tuple[list[Variant], dict[str, str]]:
-    """OpenVINO IR of ``base``: fp32 ``model.openvino.xml``, bf16 ``model.openvino.bf16.xml`` (the same
-    graph with bf16 inference stored in it), int8 by NNCF ``model.openvino.int8.xml``; each run on the
-    references by runtime's OpenVINO runner on this CPU (fp32 and int8 with float parts in f32) for
-    its parity. Skipped, with the reason, where openvino (and nncf for int8) is not installed or
-    this CPU cannot run bf16."""
+    """OpenVINO IR of ``base`` (``runtime.catalogue.openvino_file``): fp32, bf16 (the same graph with bf16
+    inference stored in it), int8 by NNCF; each run on the references by runtime's OpenVINO runner on
+    this CPU (fp32 and int8 with float parts in f32, bf16 strictly in bf16) for its parity. Skipped,
+    with the reason, where openvino (and nncf for int8) is not installed or this CPU cannot run bf16."""
     from .openvino_ir import openvino_unavailable, to_openvino_fp32, to_openvino_int8
 
     variants, skipped = [], {}
     for precision in precisions:
-        path = folder / ("model.openvino.xml" if precision == "fp32" else f"model.openvino.{precision}.xml")
+        path = folder / catalogue.openvino_file(precision)
         reason = openvino_unavailable(precision)
         if reason:
             skipped[path.name] = reason
@@ -182,16 +184,16 @@ def openvino_variants(
             converted = to_openvino_int8(folder / base.file, path)
         else:
             converted = to_openvino_fp32(folder / base.file, path, precision)
-        notes = {**base.notes, **converted, "source": base.file, "weights_file": path.with_suffix(".bin").name}
-        tolerance = {"max_abs_diff": FP32_MAX_ABS_DIFF} if precision == "fp32" else {
-            "max_abs_diff": None, "min_psnr_db": MIN_PSNR_DB[precision]}
-        config = RunnerConfig(backend="openvino", provider="CPU", precision="bf16" if precision == "bf16" else "f32",
-                              strict=True)
+        notes = {**base.notes, **converted, "weights_file": catalogue.weights_file(path.name)}
+        tolerance = catalogue.tolerance(precision)
+        # The bf16 IR is proven strictly in bf16 (a CPU without it skips it), the others as the runtime runs them.
+        hint = catalogue.OPENVINO_HINTS["bf16"] if precision == "bf16" else catalogue.openvino_hint(precision)
+        config = RunnerConfig(backend="openvino", provider="CPU", precision=hint, strict=True)
         try:
-            parity = _runner_parity(path, config, None, refs.usable(base.batch, base.fixed_input_shape), tolerance,
-                                    base.batch)
-        except UserError as exc:  # strict: this CPU has no bf16, so the variant cannot be proven here
-            for file in (path, path.with_suffix(".bin")):
+            parity = engine_parity(path, *refs.usable(base.batch, base.fixed_input_shape), tolerance, base.batch,
+                                   config)
+        except BackendUnavailable as exc:  # strict: this CPU has no bf16, so the variant cannot be proven here
+            for file in (path, folder / catalogue.weights_file(path.name)):
                 file.unlink()
             skipped[path.name] = str(exc).split(";")[0]
             continue
@@ -199,15 +201,7 @@ def openvino_variants(
             file=path.name, kind="openvino", strategy=base.strategy, precision=precision,
             dynamic_batch=base.dynamic_batch, dynamic_spatial=base.dynamic_spatial,
             fixed_input_shape=base.fixed_input_shape, opset=base.opset, batch=base.batch, notes=notes, parity=parity,
+            source=base.file,
         ))
     return variants, skipped
 
-
-def _runner_parity(path: Path, config: RunnerConfig, origin: PlanOrigin | None,
-                   pairs: tuple[list[np.ndarray], list[np.ndarray]], tolerance: dict,
-                   batch: int | None = None) -> Parity:
-    """Parity of an engine run by the runtime's own runner (batches larger than a fixed ``batch`` in chunks)."""
-    inputs, references = pairs
-    with make_runner(path, config, origin) as runner:
-        outputs = [run_in_chunks(runner.infer, x, batch) for x in inputs]
-    return compare(outputs, references, **tolerance)

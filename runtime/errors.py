@@ -22,6 +22,14 @@ class UserError(ValueError):
     """
 
 
+class BackendUnavailable(UserError):
+    """What an engine needs is not on this machine: the backend library (tensorrt, openvino), an
+    NVIDIA GPU and its CUDA libraries, or the execution provider or device asked for.
+
+    Not a verdict on the engine: a check may skip it, where any other error is a failure.
+    """
+
+
 class Terminated(BaseException):
     """SIGTERM inside :func:`cli_errors`, raised like KeyboardInterrupt so that clean-ups
     (``finally``, ``except BaseException``: temp files) run before the process exits."""
@@ -108,3 +116,10 @@ def cli_errors(func: F) -> F:
             raise SystemExit(143) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for one-line errors (libraries' messages often run
+    over many lines); the exception's type name when its message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__

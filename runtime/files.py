@@ -6,6 +6,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -300,6 +301,19 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 # Our JSON documents (manifests, checkpoint configs, training states) are kilobytes; anything far
 # larger was not written by this toolchain and is not parsed.
 MAX_JSON_BYTES = 16 << 20
+
+
+def json_bytes(data: Any, default: Any = None) -> bytes:
+    """``data`` as indented JSON text, the one way every layer writes JSON: JSON has no infinity or
+    NaN, so a non-finite float (an infinite PSNR of identical outputs) is written as null."""
+    def finite(value: Any) -> Any:
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        if isinstance(value, dict):
+            return {key: finite(item) for key, item in value.items()}
+        return [finite(item) for item in value] if isinstance(value, list | tuple) else value
+
+    return (json.dumps(finite(data), indent=2, allow_nan=False, default=default) + "\n").encode()
 
 
 def read_json_document(

@@ -33,9 +33,11 @@ def find_images(folder: str | os.PathLike[str], suffixes: Iterable[str] = IMAGE_
     return unique_files(sorted(p for p in found if p.suffix.lower() in wanted and p.is_file()))
 
 
-def to_uint8(array: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> uint8 with rounding (what saving to an 8-bit file does)."""
-    return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+def to_uint8(array: np.ndarray, peak: float = 1.0) -> np.ndarray:
+    """Floats in [0, ``peak``] -> uint8, the project's one float-to-8-bit rounding (what saving to an
+    8-bit file does): in float64, clipped, scaled to 0-255, rounded half up (MATLAB's round for x >= 0)."""
+    values = np.clip(np.asarray(array, dtype=np.float64), 0.0, peak) * (255.0 / peak)
+    return np.floor(values + 0.5).astype(np.uint8)
 
 
 # ---- robust single-file I/O for runtime.infer ------------------------------------------------

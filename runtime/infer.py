@@ -16,20 +16,14 @@ from pathlib import Path
 
 import click
 
-from .errors import UserError, cli_errors, display, printable, quiet_libraries
+from .cli_options import Verbosity, runner_options, verbosity_options
+from .errors import UserError, cli_errors, display, quiet_libraries
 from .files import remove_stale_temps
 from .images import check_savable, output_format, read_picture, save_picture
 from .inputs import InputFile, expand_inputs, output_path
-from .runners import BACKENDS, RunnerConfig
-from .runners.base import MAX_THREADS
+from .progress import progress_bar, status
+from .runners import RunnerConfig
 from .upscaler import DEFAULT_TILE, Upscaler
-
-
-def _say(message: str, quiet: bool = False) -> None:
-    if not quiet:
-        from tqdm import tqdm
-
-        tqdm.write(printable(message), file=sys.stderr)  # one line, whatever the file names hold
 
 
 class _OwnInputs:
@@ -68,28 +62,18 @@ class _OwnInputs:
 @click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, show_default=True,
               help="Largest input tile side in pixels; bigger images are tiled seamlessly (0 = never tile).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per engine call.")
-@click.option("--threads", type=int, default=0, show_default=True,  # range: RunnerConfig, one line
-              help=f"Intra-op threads, 0..{MAX_THREADS} (0 = library default).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="auto: .plan -> TensorRT, .onnx/.ort -> ONNX Runtime, .xml (OpenVINO IR) -> OpenVINO; "
-                   "openvino needs the optional extra.")
-@click.option("--provider", default="auto", show_default=True,
-              help="ONNX Runtime providers in priority order, e.g. 'tensorrt,cuda,cpu', "
-                   "or an OpenVINO device (CPU, GPU, NPU).")
-@click.option("--strict/--no-strict", default=None,
-              help="Fail if the named provider is not the one running (default: on whenever --provider is given).")
-@click.option("--precision", default=None, help="OpenVINO inference precision hint: f32, bf16 or f16.")
 @click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Refuse images with a side smaller than this.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None,
               help="Decompression-bomb limit in pixels (default: Pillow's, about 89 million).")
 @click.option("--verify", is_flag=True,
               help="First check the sha256 of every file the run uses against the manifest (exit 2 on a mismatch).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary; errors are still printed.")
 @cli_errors
+@runner_options
+@verbosity_options
 def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwrite: bool, variant: str | None,
-         tile: int, batch: int, threads: int, backend: str, provider: str, strict: bool | None,
-         precision: str | None, min_size: int, max_pixels: int | None, verify: bool, quiet: bool) -> None:
+         tile: int, batch: int, min_size: int, max_pixels: int | None, verify: bool, runner: RunnerConfig,
+         verbosity: Verbosity) -> None:
     """Upscale every INPUT (image files, folders searched recursively, or glob patterns) with the
     engine in ARTIFACT_OR_ENGINE (an artifact folder written by `python -m export`, or one engine
     file) and write OUT_DIR/<name>_x<scale>.<format>.
@@ -103,32 +87,30 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
     Example: python -m runtime.infer artifacts/dyconvsr photos/ -o upscaled/
     """
     suffix, pil_format = output_format(fmt)
-    config = RunnerConfig(backend=backend, provider=provider, threads=threads, strict=strict, precision=precision)
     files, problems = expand_inputs(list(inputs))
     for problem in problems:
-        _say(f"error: {problem}")
+        status(f"error: {problem}")
     failures = len(problems)
     written = 0
-    with quiet_libraries(), Upscaler(engine, variant=variant, config=config, tile=tile, batch=batch,
-                                     min_size=min_size, progress=not quiet, verify=verify) as upscaler:
+    with quiet_libraries(), Upscaler(engine, variant=variant, config=runner, tile=tile, batch=batch,
+                                     min_size=min_size, progress=not verbosity.quiet, verify=verify) as upscaler:
         batch_job = _Batch(upscaler, out_dir, suffix, pil_format, overwrite, max_pixels, _OwnInputs(files))
-        from tqdm import tqdm
-
-        for item in tqdm(files, unit="image", disable=quiet or len(files) < 2, desc="images"):
+        for item in progress_bar(files, quiet=verbosity.quiet or len(files) < 2, unit="image", desc="images"):
             try:
-                batch_job.write(item)
+                target = batch_job.write(item)
                 written += 1
+                verbosity.detail(f"{display(item.path)} -> {display(target)}")
             except UserError as exc:
                 failures += 1
-                _say(f"error: {display(item.path)}: {exc}")
+                status(f"error: {display(item.path)}: {exc}")
             except MemoryError:
                 failures += 1
-                _say(f"error: {display(item.path)}: out of memory; try a smaller --tile")
+                status(f"error: {display(item.path)}: out of memory; try a smaller --tile")
             except Exception as exc:  # one bad file must not stop the batch
                 failures += 1
-                _say(f"error: {display(item.path)}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
-        _say(f"upscaled {written} of {written + failures} image(s) x{upscaler.scale} into "
-             f"{display(out_dir)}/ ({upscaler.description})", quiet)
+                status(f"error: {display(item.path)}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+        verbosity.say(f"upscaled {written} of {written + failures} image(s) x{upscaler.scale} into "
+                      f"{display(out_dir)}/ ({upscaler.description})")
     if failures:
         sys.exit(1)
 
@@ -147,7 +129,7 @@ class _Batch:
     claimed: dict[Path, Path] = field(default_factory=dict)
     swept: set[Path] = field(default_factory=set)
 
-    def write(self, item: InputFile) -> None:
+    def write(self, item: InputFile) -> Path:
         target = output_path(self.out_dir, item, self.upscaler.scale, self.suffix)
         if target in self.claimed:
             raise UserError(f"output {display(target)} would also be written from "
@@ -169,6 +151,7 @@ class _Batch:
         except FileExistsError:
             raise UserError(f"{display(target)} exists: another process wrote it meanwhile, and it is kept; "
                             "pass --overwrite to replace it") from None
+        return target
 
 
 if __name__ == "__main__":

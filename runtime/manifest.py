@@ -4,11 +4,8 @@ An artifact folder ``artifacts/<model-name>/`` holds the engines of one checkpoi
 inputs/outputs computed by PyTorch, and ``manifest.json`` describing all of it::
 
     manifest.json
-    model.onnx                  default strategy, dynamic N/H/W (fp32)
-    model.<variant>.onnx        other strategies / precisions / fixed shapes
-    model.ort                   ONNX Runtime Mobile format
-    model.<precision>.plan      TensorRT plans (only where built)
-    model.openvino[.bf16|.int8].xml  OpenVINO IR (+ .bin weights): fp32, bf16, NNCF INT8 (where openvino is installed)
+    model.onnx, model.*.onnx, model.ort, model.*.plan, model.openvino*.xml/.bin
+                                engine variants: names, kinds, sources and tolerances in runtime/catalogue.py
     tiling/stats_<i>.onnx       per dynamic layer: tile -> features whose mean drives attention i
     tiling/main.onnx            tile + pooled statistics -> upscaled tile
     reference/input_<j>.npy     float32 NCHW in [0, 1]
@@ -18,15 +15,15 @@ Everything here is plain JSON with dataclasses around it; no torch.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .catalogue import recorded_source, weights_file
 from .errors import UserError
-from .files import atomic_write_bytes, read_json_document, sha256_file
+from .files import atomic_write_bytes, json_bytes, read_json_document, sha256_file
 from .manifest_rules import (
     FORMAT,
     MAX_CHANNELS,
@@ -60,15 +57,27 @@ class TensorSpec:
 
 @dataclass
 class Parity:
-    """A variant's agreement with the PyTorch reference outputs, as measured at export time."""
+    """A variant's agreement with the PyTorch reference outputs, as measured at export time.
 
-    max_abs_diff: float
-    mean_abs_diff: float
-    psnr_db: float
+    In memory the measures are floats, infinite where they are (identical outputs: PSNR inf; NaN in
+    the output: |diff| inf, PSNR -inf). JSON has no infinity: :func:`runtime.files.json_bytes` writes
+    them as null, and a null read back here is the infinity it stood for (the sign of the PSNR from
+    ``finite``).
+    """
+
+    max_abs_diff: float | None
+    mean_abs_diff: float | None
+    psnr_db: float | None
     finite: bool
-    # fp32 variants: {"max_abs_diff": 1e-4}; reduced precision: {"min_psnr_db": <floor>}.
+    # runtime.catalogue.tolerance of the variant's precision, as applied at export time.
     tolerance: dict[str, float]
     passed: bool
+
+    def __post_init__(self) -> None:
+        self.max_abs_diff = math.inf if self.max_abs_diff is None else self.max_abs_diff
+        self.mean_abs_diff = math.inf if self.mean_abs_diff is None else self.mean_abs_diff
+        if self.psnr_db is None:
+            self.psnr_db = math.inf if self.finite else -math.inf
 
     def __bool__(self) -> bool:
         return self.passed
@@ -81,7 +90,7 @@ class Variant:
     file: str
     kind: str  # "onnx" | "ort" | "tensorrt" | "openvino"
     strategy: str  # lowering of the dynamic conv: "branches", "aggregate", ...
-    precision: str  # "fp32" | "fp16" | "int8" | "bf16"
+    precision: str  # one of runtime.catalogue.PRECISIONS
     dynamic_batch: bool
     dynamic_spatial: bool
     # For fixed-shape variants: [N, C, H, W] of the input; None when fully dynamic.
@@ -93,11 +102,14 @@ class Variant:
     # The batch size the graph was exported for when ``dynamic_batch`` is False (run larger
     # batches in chunks of this size); None for dynamic-batch variants.
     batch: int | None = None
+    # The artifact file this one was converted from (fp16/int8 ONNX, .ort, plans, OpenVINO IR);
+    # None for fp32 ONNX exported from PyTorch. Manifests from before the field: runtime.catalogue.recorded_source.
+    source: str | None = None
 
     def engine_files(self) -> list[str]:
         """The files running this variant reads: the engine, and for OpenVINO IR its weights."""
         if self.kind == "openvino" or self.file.endswith(".xml"):
-            return [self.file, self.file.removesuffix(".xml") + ".bin"]
+            return [self.file, weights_file(self.file)]
         return [self.file]
 
 
@@ -120,8 +132,8 @@ class Tiling:
     feature_scale: float
     halo: int
     align: int
-    # Export's own proof: a reference image split into overlapping tiles (numpy + ONNX Runtime,
-    # export/tiling.py:run_tiled) against the PyTorch reference output.
+    # Export's own proof: a reference image split into overlapping tiles by runtime/tiling.py (the
+    # tiler devices run; export/tiling.py:certify_tiling) against the PyTorch reference output.
     parity: Parity | None = None
 
 
@@ -173,7 +185,7 @@ class Manifest:
 
     def write(self, folder: str | os.PathLike[str]) -> Path:
         path = Path(folder) / MANIFEST_NAME
-        atomic_write_bytes(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
+        atomic_write_bytes(path, json_bytes(self.to_dict()))
         return path
 
     @classmethod
@@ -181,6 +193,9 @@ class Manifest:
         """Build and validate a manifest: every field's type and range, every path confined to the
         folder (see :func:`check_relative`); raises :class:`UserError` naming the first bad field."""
         manifest = build_typed(cls, data, "")
+        for variant, raw in zip(manifest.variants, data["variants"], strict=True):
+            if "source" not in raw:  # written before the field existed
+                variant.source = recorded_source(variant)
         manifest.validate()
         return manifest
 
@@ -210,7 +225,7 @@ class Manifest:
             raise invalid("variants", "a non-empty list of engine files", [])
         files = [v.file for v in self.variants]
         for i, variant in enumerate(self.variants):
-            check_variant(f"variants[{i}]", variant)
+            check_variant(f"variants[{i}]", variant, files)
             if files.index(variant.file) != i:
                 raise invalid(f"variants[{i}].file", "a file no other variant names", variant.file)
         if self.default_variant not in files:

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import UnionType
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
+from .catalogue import CATALOGUE, PRECISIONS
 from .errors import UserError
 from .files import MAX_JSON_BYTES
 
@@ -22,8 +23,7 @@ MAX_CHANNELS = 1 << 16
 MAX_HALO = 256  # LR pixels; export measures receptive fields of at most 47
 MAX_ALIGN = 64
 MAX_BATCH = 1 << 16
-KINDS = ("onnx", "ort", "tensorrt", "openvino")
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+KINDS = tuple(dict.fromkeys(entry.kind for entry in CATALOGUE))  # onnx, ort, tensorrt, openvino
 # One artifact file (engine, weights, reference): far above any engine this toolchain writes, and
 # compared with st_size before a byte is hashed or loaded, so a sparse 1 TB file costs nothing.
 MAX_FILE_BYTES = 4 << 30
@@ -107,7 +107,8 @@ def check_shape(where: str, shape: list[int], channels: int | None = None) -> No
         raise invalid(where, f"a shape whose float32 data fits in {MAX_FILE_BYTES} bytes", shape)
 
 
-def check_variant(where: str, variant: Variant) -> None:
+def check_variant(where: str, variant: Variant, files: list[str]) -> None:
+    """Kind, precision, shapes, and a ``source`` that is another variant of the manifest (``files``)."""
     if variant.kind not in KINDS:
         raise invalid(f"{where}.kind", f"one of {', '.join(KINDS)}", variant.kind)
     if variant.precision not in PRECISIONS:
@@ -116,6 +117,9 @@ def check_variant(where: str, variant: Variant) -> None:
         check_shape(f"{where}.fixed_input_shape", variant.fixed_input_shape)
     if variant.batch is not None:
         in_range(f"{where}.batch", variant.batch, 1, MAX_BATCH)
+    if variant.source is not None and (variant.source == variant.file or variant.source not in files):
+        raise invalid(f"{where}.source", "null or the file of another variant (the one it was converted from)",
+                      variant.source)
 
 
 def check_tiling(tiling: Tiling) -> None:

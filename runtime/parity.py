@@ -2,23 +2,24 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from . import catalogue
 from .manifest import Parity, Variant
 from .metrics import psnr as psnr_db
 
-FP32_TOLERANCE = {"max_abs_diff": 1e-4}
-# For reduced precision without a floor recorded in the manifest (e.g. OpenVINO bf16 of an fp32 graph).
-REDUCED_PRECISION_TOLERANCE = {"min_psnr_db": 40.0}
 
-
-def tolerance_for(variant: Variant | None, precision: str = "fp32") -> dict[str, float]:
-    """The manifest's recorded tolerance, else the design's default for the precision."""
-    if variant is not None and variant.parity is not None and variant.parity.tolerance:
+def tolerance_for(variant: Variant, computed_in: str | None = None) -> dict[str, float]:
+    """The manifest's recorded tolerance for ``variant``, else the catalogue's for its precision; an
+    fp32 graph computed in a reduced precision (``computed_in``, e.g. OpenVINO told bf16) is judged
+    by the catalogue's tolerance for that precision."""
+    if variant.precision == "fp32" and computed_in not in (None, "fp32"):
+        return catalogue.tolerance(computed_in)
+    if variant.parity is not None and variant.parity.tolerance:
         return dict(variant.parity.tolerance)
-    return dict(FP32_TOLERANCE if precision in ("fp32", "f32") else REDUCED_PRECISION_TOLERANCE)
+    return catalogue.tolerance(variant.precision)
 
 
 def compare(output: np.ndarray, reference: np.ndarray, tolerance: dict[str, float], peak: float = 1.0) -> Parity:
@@ -53,6 +54,14 @@ def merge(results: list[Parity]) -> Parity:
         results[0].tolerance,
         all(r.passed for r in results),
     )
+
+
+def compare_all(outputs: Sequence[np.ndarray], references: Sequence[np.ndarray], tolerance: dict[str, float],
+                peak: float = 1.0) -> Parity:
+    """:func:`compare` over every (output, reference) pair, merged (worst case of each measure kept)."""
+    if len(outputs) != len(references) or not outputs:
+        raise ValueError(f"{len(outputs)} outputs for {len(references)} references")
+    return merge([compare(o, r, tolerance, peak) for o, r in zip(outputs, references, strict=True)])
 
 
 def run_in_chunks(run: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, chunk: int | None) -> np.ndarray:

@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from .errors import UserError
+from .images import to_uint8
 
 KERNEL_WIDTH = 4.0  # support of the cubic kernel, [-2, 2]
 
@@ -86,11 +87,6 @@ def _resize_axis(image: np.ndarray, axis: int, out_length: int, scale: float, an
     return np.moveaxis(out, 0, axis)
 
 
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    # MATLAB rounds half away from zero; the values are >= 0 after clipping, so floor(x + 0.5).
-    return np.floor(np.clip(values, 0.0, 255.0) + 0.5).astype(np.uint8)
-
-
 def imresize(
     image: np.ndarray,
     scale: float | tuple[float, float] | None = None,
@@ -127,5 +123,5 @@ def imresize(
     for axis in sorted((0, 1), key=lambda a: factors[a]):  # stable: rows first on a tie
         out = _resize_axis(out, axis, out_shape[axis], factors[axis], antialiasing)
         if is_uint8:
-            out = _to_uint8(out)
+            out = to_uint8(out, peak=255.0)  # MATLAB rounds half away from zero
     return out if is_uint8 else out.astype(np.float64, copy=False)

@@ -13,6 +13,10 @@ Export writes the network split in two (see :class:`runtime.manifest.Tiling`):
 
 The image is padded to a multiple of ``align`` first (edge replicate, bottom/right: what the
 network itself does), so tile edges inside the image sit where the network's own grid does.
+
+:func:`run_tiles` is the tiled path :class:`runtime.upscaler.Upscaler` runs; :func:`upscale_tiled`
+runs it on one float image, which is how export certifies the tiling graphs it writes (the
+manifest's ``tiling.parity``) and how :func:`probe_seams` checks them on a device.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .catalogue import FP32_MAX_ABS_DIFF
 from .errors import UserError
 from .manifest import Tiling
 from .runners import Runner
@@ -85,6 +90,12 @@ def _span(start: int, stop: int, origin: int, factor: float) -> slice:
     # Core [start, stop) of a region starting at ``origin``, in a map ``factor`` x the input size;
     # ceil matches the network's own rounding (it pads odd sizes up).
     return slice(math.ceil((start - origin) * factor), math.ceil((stop - origin) * factor))
+
+
+def pad_to_align(image: np.ndarray, align: int) -> np.ndarray:
+    """An H x W x C image edge-replicated at the bottom/right up to multiples of ``align``."""
+    pad_h, pad_w = (-image.shape[0]) % align, (-image.shape[1]) % align
+    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else image
 
 
 def check_upscaled(output: np.ndarray, batch_shape: tuple[int, ...], scale: int, engine: str) -> np.ndarray:
@@ -167,7 +178,36 @@ def upscale_tiles(
         on_batch(len(group))
 
 
-def probe_seams(tiling: Tiling, stats: list[Runner], main: Runner, scale: int, max_abs_diff: float = 1e-4) -> None:
+def run_tiles(
+    read: TileReader, write: TileWriter, tiles: list[Tile], tiling: Tiling, stats: list[Runner], main: Runner,
+    scale: int, batch: int = 1, on_batch: Callable[[int], None] = lambda n: None,
+) -> None:
+    """The tiled path: whole-image statistics over ``tiles``, then every tile's output core to ``write``."""
+    pooled = pooled_statistics(read, tiles, tiling, stats, batch, on_batch)
+    upscale_tiles(read, write, tiles, tiling, main, pooled, scale, batch, on_batch)
+
+
+def upscale_tiled(image: np.ndarray, tiling: Tiling, stats: list[Runner], main: Runner, scale: int, tile: int,
+                  batch: int = 1) -> np.ndarray:
+    """float32 H x W x 3 -> (s*H) x (s*W) x 3 through the tiling graphs in tiles of at most ``tile``
+    LR pixels a side: padded to ``align``, tiled, cropped back, as the Upscaler runs a float image."""
+    height, width = image.shape[:2]
+    source = pad_to_align(image, tiling.align)
+    out = np.zeros((source.shape[0] * scale, source.shape[1] * scale, 3), dtype=np.float32)
+
+    def read(group: list[Tile]) -> np.ndarray:
+        return np.ascontiguousarray(np.stack([source[t.y0 : t.y1, t.x0 : t.x1] for t in group]).transpose(0, 3, 1, 2))
+
+    def write(t: Tile, core: np.ndarray) -> None:
+        out[t.cy0 * scale : t.cy1 * scale, t.cx0 * scale : t.cx1 * scale] = core.transpose(1, 2, 0)
+
+    tiles = plan_tiles(source.shape[0], source.shape[1], tile, tiling.halo, tiling.align)
+    run_tiles(read, write, tiles, tiling, stats, main, scale, batch)
+    return out[: height * scale, : width * scale]
+
+
+def probe_seams(tiling: Tiling, stats: list[Runner], main: Runner, scale: int,
+                max_abs_diff: float = FP32_MAX_ABS_DIFF) -> None:
     """Run one small random image tiled and whole through the tiling graphs; UserError if they differ.
 
     This is what proves the manifest's ``halo`` and ``align`` right for these graphs at run time: a
@@ -184,20 +224,8 @@ def probe_seams(tiling: Tiling, stats: list[Runner], main: Runner, scale: int, m
     side = core + align
     # Mid-range values keep activations unsaturated; an engine failing on extreme pixels fails on those images.
     image = np.random.default_rng(0).random((side, side, 3), dtype=np.float32) * 0.5 + 0.25
-    results = []
-    for tiles in ([Tile(0, side, 0, side, 0, side, 0, side)], plan_tiles(side, side, core, halo, align)):
-        out = np.zeros((3, side * scale, side * scale), dtype=np.float32)
-
-        def read(group: list[Tile]) -> np.ndarray:
-            return np.stack([image[t.y0 : t.y1, t.x0 : t.x1].transpose(2, 0, 1) for t in group])
-
-        def write(tile: Tile, core_out: np.ndarray, out: np.ndarray = out) -> None:
-            out[:, tile.cy0 * scale : tile.cy1 * scale, tile.cx0 * scale : tile.cx1 * scale] = core_out
-
-        pooled = pooled_statistics(read, tiles, tiling, stats)
-        upscale_tiles(read, write, tiles, tiling, main, pooled, scale)
-        results.append(out)
-    worst = float(np.abs(results[0] - results[1]).max())
+    whole, tiled = (upscale_tiled(image, tiling, stats, main, scale, size) for size in (2 * side, core))
+    worst = float(np.abs(whole - tiled).max())
     if not worst <= max_abs_diff:
         raise UserError(f"tiling graphs are not seamless with the manifest's halo {halo} and align {align}: a "
                         f"{side}x{side} probe tiled differs from it whole by {worst:.3g} (> {max_abs_diff:g}); "

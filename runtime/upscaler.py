@@ -8,6 +8,7 @@ memory is bounded by the tile size while the result equals an untiled run.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,10 +17,10 @@ from types import TracebackType
 import numpy as np
 from PIL import Image
 
+from .catalogue import FP32_MAX_ABS_DIFF, canonical_precision, with_openvino_hint
 from .errors import UserError
 from .images import Picture, luma, picture_from_pil, picture_to_pil
 from .manifest import MANIFEST_NAME, Manifest, Variant, artifact_file, read_manifest, verify_used
-from .parity import FP32_TOLERANCE
 from .runners import Runner, RunnerConfig, backend_for, make_runner
 from .runners.tensorrt import PlanOrigin
 from .tiling import (
@@ -27,10 +28,10 @@ from .tiling import (
     TileReader,
     TileWriter,
     check_upscaled,
+    pad_to_align,
     plan_tiles,
-    pooled_statistics,
     probe_seams,
-    upscale_tiles,
+    run_tiles,
 )
 
 # LR pixels per tile side. About 200 MB of activations for DyConvSR x2 at 512; 0 disables tiling.
@@ -142,21 +143,28 @@ class Upscaler:
         self.close()
 
     def close(self) -> None:
+        """Release every engine loaded (idempotent)."""
         runners = [self._engine] if self._engine else []
         if self._tiling_runners:
             runners += [*self._tiling_runners[0], self._tiling_runners[1]]
-        for runner in runners:
-            runner.__exit__(None, None, None)
         self._engine, self._tiling_runners = None, None
+        with contextlib.ExitStack() as stack:  # every runner is closed even if one close raises
+            for runner in runners:
+                stack.callback(runner.close)
 
     @property
     def engine(self) -> Runner:
         if self._engine is None:
             variant = self.choice.variant
             origin = PlanOrigin.from_notes(variant.notes) if variant else None
-            self._engine = make_runner(self.choice.engine, self.config, origin).__enter__()
-            if len(self._engine.inputs) != 1 or len(self._engine.outputs) != 1:
-                raise UserError(f"{self.choice.engine}: an upscaling engine has one input and one output")
+            # An artifact's variant on OpenVINO gets the catalogue's precision hint (f32 for fp32/int8).
+            config = with_openvino_hint(self.config, variant.precision, self.backend) if variant else self.config
+            with contextlib.ExitStack() as stack:
+                runner = stack.enter_context(make_runner(self.choice.engine, config, origin))
+                if len(runner.inputs) != 1 or len(runner.outputs) != 1:
+                    raise UserError(f"{self.choice.engine}: an upscaling engine has one input and one output")
+                stack.pop_all()
+            self._engine = runner
         return self._engine
 
     @property
@@ -210,8 +218,7 @@ class Upscaler:
             raise UserError(f"image is {width}x{height}; this model needs at least {self.min_size}x{self.min_size}")
         scale = self.scale
         peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(array.dtype, 1.0)
-        pad_h, pad_w = (-height) % self.align, (-width) % self.align
-        source = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else array
+        source = pad_to_align(array, self.align)
         out = np.zeros((height * scale, width * scale, 1 if gray else 3), dtype=array.dtype)
         covered = np.zeros((height, width), dtype=bool)  # LR pixels whose output has been written
 
@@ -290,13 +297,12 @@ class Upscaler:
         batch = self.batch if main.inputs[0].shape[0] is None else 1
         bar = None
         if self.progress and len(tiles) >= 16:
-            from tqdm import tqdm
+            from .progress import progress_bar
 
-            bar = tqdm(total=len(tiles) * (len(stats) + 1), unit="tile", leave=False, desc="tiles")
+            bar = progress_bar(total=len(tiles) * (len(stats) + 1), unit="tile", leave=False, desc="tiles")
         step = bar.update if bar else (lambda n: None)
         try:
-            pooled = pooled_statistics(read, tiles, self.tiling, stats, batch, step)
-            upscale_tiles(read, write, tiles, self.tiling, main, pooled, self.scale, batch, step)
+            run_tiles(read, write, tiles, self.tiling, stats, main, self.scale, batch, step)
         finally:
             if bar:
                 bar.close()
@@ -307,21 +313,22 @@ class Upscaler:
         if self._tiling_runners is None:
             assert self.tiling is not None and self.choice.folder is not None
             # Tiling graphs are ONNX: a TensorRT user runs them through ONNX Runtime (TensorRT/CUDA EPs).
-            config = replace(self.config, backend="onnxruntime") if self.backend == "tensorrt" else self.config
+            config = (replace(self.config, backend="onnxruntime") if self.backend == "tensorrt"
+                      else with_openvino_hint(self.config, "fp32", self.backend))  # the tiling graphs are fp32
             folder = self.choice.folder
-            stats = [make_runner(folder / name, config).__enter__() for name in self.tiling.stats]
-            main = make_runner(folder / self.tiling.main, config).__enter__()
-            try:
-                probe_seams(self.tiling, stats, main, self.scale, self._seam_tolerance(main))
-            except BaseException as exc:
-                for runner in [*stats, main]:
-                    runner.__exit__(None, None, None)
-                if isinstance(exc, UserError):
+            # Whichever graph fails to load or probe, the ones already open are closed on the way out.
+            with contextlib.ExitStack() as stack:
+                stats = [stack.enter_context(make_runner(folder / name, config)) for name in self.tiling.stats]
+                main = stack.enter_context(make_runner(folder / self.tiling.main, config))
+                try:
+                    probe_seams(self.tiling, stats, main, self.scale, self._seam_tolerance(main))
+                except UserError as exc:
                     self._tiling_error = exc
-                raise
+                    raise
+                stack.pop_all()
             self._tiling_runners = (stats, main)
         return self._tiling_runners
 
     def _seam_tolerance(self, main: Runner) -> float:
         precision = getattr(main, "precision", None) or self.config.precision or "f32"
-        return FP32_TOLERANCE["max_abs_diff"] if precision.lower() in ("f32", "fp32") else REDUCED_SEAM_TOLERANCE
+        return FP32_MAX_ABS_DIFF if canonical_precision(precision) == "fp32" else REDUCED_SEAM_TOLERANCE

@@ -15,7 +15,10 @@ from benchmarks import run as bench_run
 from benchmarks.config import RunConfig
 from benchmarks.report import combine
 from benchmarks.run import run, write_reports
-from runtime.bench.schema import MEASURED, SCHEMA_VERSION, read_report
+from benchmarks.targets import evaluate_targets
+from runtime.bench.schema import MEASURED, SCHEMA_VERSION, Report, Row, read_report
+from runtime.bench.timing import Timing
+from runtime.manifest import read_manifest
 
 # The schema's field names: changing any of them must come with a SCHEMA_VERSION bump.
 REPORT_KEYS = {"tool", "machine", "versions", "settings", "memory_method", "matmul_peak", "matmul_peaks", "rows",
@@ -30,6 +33,12 @@ QUALITY_KEYS = {"model", "scale", "label", "backend", "variant", "precision", "d
 ROUNDS = 3
 
 
+def own_peak(data: dict, precision: str) -> float | None:
+    """The best measured matmul peak of ``precision`` in a report's JSON (None: none measured)."""
+    measured = [p["gflops"] for p in data["matmul_peaks"] if p["precision"] == precision and p["gflops"]]
+    return max(measured, default=None)
+
+
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("bench")
@@ -38,7 +47,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
                        out=root / "reports", artifacts=root / "artifacts", quiet=True)
     # Pair the two tiny models the way dyconvsr and its static twin are paired in a real run.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bench_run, "TWINS", {"dyconvsr_tiny": "srcnn_tiny"})
+        patch.setattr(bench_run, "paired_twins", lambda models: {"dyconvsr_tiny": "srcnn_tiny"})
         report, qualities = run(config)
     write_reports(report, qualities, config)
     return config.out, json.loads((config.out / "benchmark.json").read_text())
@@ -70,7 +79,12 @@ def test_schema_is_stable_and_round_trips(bench: tuple[Path, dict]) -> None:
 
 def test_every_figure_present_and_positive(bench: tuple[Path, dict]) -> None:
     _, data = bench
-    assert data["matmul_peak"]["gflops"] > 0
+    assert data["matmul_peak"]["gflops"] > 0 and data["matmul_peak"]["precision"] == "fp32"
+    # Every precision has a record saying how its peak was taken, or why it was not.
+    assert {p["precision"] for p in data["matmul_peaks"]} >= {"fp32", "bf16", "fp16", "int8"}
+    for peak in data["matmul_peaks"]:
+        assert peak["method"].startswith("measured: " if peak["gflops"] else "not measured: "), peak
+    assert own_peak(data, "int8") is not None  # torch._int_mm or ONNX Runtime MatMulInteger on any CPU
     measured = [r for r in data["rows"] if r["status"] == MEASURED]
     labels = {r["label"] for r in measured}
     assert {"pytorch eager grouped", "pytorch eager branches", "onnxruntime model.onnx", "pillow bicubic"} <= labels
@@ -78,8 +92,11 @@ def test_every_figure_present_and_positive(bench: tuple[Path, dict]) -> None:
         t = row["timing"]
         assert t["runs"] == ROUNDS and len(t["samples_ms"]) == ROUNDS
         assert 0 < t["min_ms"] <= t["median_ms"] <= t["p90_ms"] <= t["p95_ms"]
-        for key in ("throughput_mp_s", "macs", "flops", "gflops_per_s", "peak_fraction", "speedup_paired"):
+        for key in ("throughput_mp_s", "macs", "flops", "gflops_per_s", "speedup_paired"):
             assert row[key] is not None and row[key] > 0, (row["label"], key)
+        # A fraction exactly where the row's own precision has a measured peak (fp32 always does).
+        assert (row["peak_fraction"] is not None) == (own_peak(data, row["precision"]) is not None), row["label"]
+        assert row["precision"] != "fp32" or row["peak_fraction"] > 0
         assert row["memory"]["peak_rss_mb"] > 0 and row["memory"]["added_mb"] >= 0
         if row["backend"] != "pillow":
             assert row["params"] > 0
@@ -102,7 +119,8 @@ def test_ratios_and_rates_follow_from_the_timings(bench: tuple[Path, dict]) -> N
             seconds = row["timing"]["median_ms"] / 1000
             assert row["flops"] == 2 * row["macs"]
             assert row["gflops_per_s"] == pytest.approx(row["flops"] / seconds / 1e9)
-            assert row["peak_fraction"] == pytest.approx(row["gflops_per_s"] / data["matmul_peak"]["gflops"])
+            peak = own_peak(data, row["precision"])
+            assert row["peak_fraction"] == (None if peak is None else pytest.approx(row["gflops_per_s"] / peak))
             h, w = row["output_hw"]
             assert row["throughput_mp_s"] == pytest.approx(row["batch"] * h * w / 1e6 / seconds)
 
@@ -143,3 +161,42 @@ def test_reports_from_several_machines_merge(bench: tuple[Path, dict], tmp_path:
     (tmp_path / "device.json").write_text(json.dumps(device))
     markdown = combine([out / "benchmark.json", tmp_path / "device.json"], tmp_path / "combined").read_text()
     assert "| jetson |" in markdown and f"| {data['machine']['name']} |" in markdown
+
+
+def test_rows_carry_the_source_their_manifest_records(bench: tuple[Path, dict]) -> None:
+    out, data = bench
+    sources = {}
+    for path in (out.parent / "artifacts").rglob("manifest.json"):
+        manifest = read_manifest(path.parent)
+        sources[manifest.model_name] = {v.file: v.source for v in manifest.variants}
+    rows = [r for r in data["rows"] if r["backend"] == "onnxruntime" and r["status"] == MEASURED]
+    assert any(r["precision"] == "int8" for r in rows) and any(r["variant"] == "model.ort" for r in rows)
+    for row in rows:
+        assert row["notes"].get("source") == sources[row["model"]][row["variant"]], row["label"]
+
+
+def _row(label: str, variant: str, precision: str, median_ms: float, source: str | None = None,
+         backend: str = "onnxruntime") -> Row:
+    fp32 = precision == "fp32"
+    return Row(group="g", model="dyconvsr", scale=2, resolution="720p", input_hw=[360, 640], output_hw=[720, 1280],
+               batch=1, label=label, backend=backend, variant=variant, precision=precision, strategy="stacked",
+               device="cpu", threads=2, status=MEASURED, timing=Timing([median_ms] * 3, 1, median_ms),
+               reference="pytorch eager", parity_max_abs_diff=0.0 if fp32 else 0.01,
+               parity_psnr_db=None if fp32 else 45.0, notes={"source": source} if source else {})
+
+
+def test_targets_pair_reduced_precision_with_its_recorded_source() -> None:
+    rows = [
+        _row("pytorch eager", "grouped", "fp32", 100.0, backend="pytorch"),
+        # Same lowering, listed first, but not the file the INT8 graph was quantised from.
+        _row("onnxruntime model.stacked.1x360x640.onnx", "model.stacked.1x360x640.onnx", "fp32", 60.0),
+        _row("onnxruntime model.stacked.onnx", "model.stacked.onnx", "fp32", 30.0),
+        _row("onnxruntime model.stacked.int8.onnx", "model.stacked.int8.onnx", "int8", 10.0, "model.stacked.onnx"),
+    ]
+    report = Report("benchmarks.run", None, {}, {}, "rss", None, rows=rows)
+    target = evaluate_targets(report)[-1]
+    assert target.value == "3.00x, quality not measured"
+    assert target.detail.startswith("onnxruntime model.stacked.int8.onnx vs onnxruntime model.stacked.onnx ")
+    # A report from before rows carried the source: the fp32 row of the same lowering.
+    rows[-1].notes = {}
+    assert evaluate_targets(report)[-1].value == "6.00x, quality not measured"

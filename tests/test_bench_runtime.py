@@ -1,6 +1,7 @@
 """python -m runtime.bench: torch-free, same schema, parity against the stored references."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,11 @@ from runtime.bench.resolutions import parse_resolution
 from runtime.bench.schema import MEASURED, read_report
 from runtime.bench.timing import Timing, paired_ratio
 from runtime.errors import UserError
+from runtime.quality import MATLAB_BICUBIC
 from train.models import create_model
 
 ROOT = Path(__file__).resolve().parents[1]
+TRAINED = ROOT / "weights" / "dyconvsr_x2"
 BLOCK_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['train'] = None; sys.modules['export'] = None"
 
 
@@ -22,7 +25,7 @@ BLOCK_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['train'] = N
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("artifact") / "tiny"
     options = ExportOptions(strategy="branches", extra_strategies=("aggregate",), precisions=(), ort_format=False,
-                            tensorrt=())
+                            tensorrt=(), openvino=())
     export_artifact(create_model("dyconvsr_tiny", scale=2), folder, options)
     return folder
 
@@ -87,3 +90,78 @@ def test_other_processes_cpu_is_counted_and_our_own_is_not() -> None:
     wall = time.monotonic() - start
     assert share is not None
     assert share >= 0.8 * burned / (wall * cpus)
+
+
+@pytest.fixture(scope="module")
+def trained_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained DyConvSR x2 of weights/, model.onnx (+ tiling graphs) only."""
+    if not TRAINED.with_suffix(".json").is_file():
+        pytest.skip(f"{TRAINED} not trained here")
+    folder = tmp_path_factory.mktemp("trained") / "dyconvsr_x2"
+    options = ExportOptions(strategy="branches", extra_strategies=(), precisions=(), ort_format=False, tensorrt=(),
+                            openvino=())
+    export_artifact(TRAINED, folder, options)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hr_folder(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Set5's two smallest images (256x256 and 288x288), one in a sub-folder."""
+    folder = tmp_path_factory.mktemp("quality") / "set5_small"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(shared_data / "set5" / "butterfly.png", folder / "butterfly.png")
+    shutil.copy(shared_data / "set5" / "bird.png", folder / "sub" / "bird.png")
+    return folder
+
+
+def test_device_quality_beats_bicubic_and_equals_train_evaluate(trained_artifact: Path, hr_folder: Path,
+                                                                 tmp_path: Path) -> None:
+    from benchmarks.markdown import render_markdown
+    from train.evaluate import BICUBIC, evaluate, load_benchmark, load_candidates
+
+    out = tmp_path / "device.json"
+    code = (f"{BLOCK_TORCH}; from runtime.bench.cli import main; "
+            f"main([{str(trained_artifact)!r}, '-r', '16x16', '--rounds', '1', '--warmup', '0', '--backend', "
+            f"'onnxruntime', '--no-check', '--quality', {str(hr_folder)!r}, '-o', {str(out)!r}])")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr  # no progress bar off a terminal
+    report = read_report(out)
+    rows = {q.label: q for q in report.quality}
+    assert set(rows) == {"onnxruntime model.onnx", MATLAB_BICUBIC}
+    engine, bicubic = rows["onnxruntime model.onnx"], rows[MATLAB_BICUBIC]
+    assert engine.images == bicubic.images == 2 and engine.dataset == "set5_small" and engine.scale == 2
+    assert engine.psnr_y > bicubic.psnr_y + 1.0 and engine.ssim_y > bicubic.ssim_y
+    assert report.settings["quality"] == str(hr_folder)
+    assert "(bicubic" in result.stdout and "quality set5_small x2 onnxruntime model.onnx" in result.stdout
+
+    host = {r.method: r for r in evaluate(load_candidates([TRAINED]), [load_benchmark(hr_folder)], progress=False)}
+    assert {i.image for i in host["dyconvsr_x2"].images} == set(engine.per_image) == {"butterfly.png", "sub/bird.png"}
+    for label, method, tolerance in ((engine.label, "dyconvsr_x2", 0.01), (MATLAB_BICUBIC, BICUBIC, 1e-9)):
+        for image in host[method].images:
+            assert rows[label].per_image[image.image]["psnr_y"] == pytest.approx(image.scores.psnr_y, abs=tolerance)
+            assert rows[label].per_image[image.image]["ssim_y"] == pytest.approx(image.scores.ssim_y, abs=1e-3)
+    quality = render_markdown([report]).split("## Quality")[1]
+    assert f"| onnxruntime model.onnx | fp32 | {engine.psnr_y:.2f} | {engine.ssim_y:.4f} |" in quality
+    assert f"| {MATLAB_BICUBIC} | float64 | {bicubic.psnr_y:.2f} |" in quality
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "too small"])
+def test_device_quality_refuses_bad_folders_in_one_line(artifact: Path, tmp_path: Path, case: str) -> None:
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from runtime.bench.cli import main
+
+    folder = tmp_path / "hr"
+    if case != "missing":
+        folder.mkdir()
+    if case == "too small":
+        Image.new("RGB", (1, 5)).save(folder / "sliver.png")
+    expected = {"missing": "hr: not a folder of HR images", "empty": "no images",
+                "too small": "sliver.png: image of shape (5, 1, 3) is smaller than the scale 2"}[case]
+    result = CliRunner().invoke(main, [str(artifact), "--quality", str(folder), "-o", str(tmp_path / "out.json")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [f"error: {expected}"] or (
+        case == "missing" and result.stderr.startswith("error: ") and expected in result.stderr)
+    assert not (tmp_path / "out.json").exists()

@@ -2,6 +2,8 @@
 artifact folder is complete, hashed, atomic; the tiling split reproduces the untiled output."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import shutil
 
@@ -16,8 +18,9 @@ from export.artifact import ExportOptions, export_artifact
 from export.cli import main as export_cli
 from export.lowering import STRATEGIES, lower
 from export.references import center_crop, skimage_rgb
-from export.tiling import ort_runner, run_tiled
-from runtime.manifest import read_manifest, verify_files
+from runtime.manifest import Tiling, read_manifest, verify_files
+from runtime.runners import make_runner
+from runtime.tiling import upscale_tiled
 from train.checkpoint import save_checkpoint
 from train.models import create_model, set_formulation
 
@@ -41,7 +44,7 @@ def exported(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("artifacts") / _id(request.param)
     # Reduced precision, .ort and plans are covered by test_export_variants.py / _tensorrt.py.
     options = ExportOptions(strategy="branches", extra_strategies=ALL_STRATEGIES, precisions=(), ort_format=False,
-                            tensorrt=())
+                            tensorrt=(), openvino=())
     manifest = export_artifact(model, folder, options)
     return model, folder, manifest
 
@@ -86,7 +89,8 @@ def test_every_variant_matches_pytorch(exported, batch: int, hw: tuple[int, int]
 def test_fixed_batch_strategies_exported_for_batch_two(tmp_path) -> None:
     model = create_model("dyconvsr_tiny")
     manifest = export_artifact(model, tmp_path / "a", ExportOptions(strategy="aggregate", batch=2, tiling=False,
-                                                                    precisions=(), ort_format=False, tensorrt=()))
+                                                                    precisions=(), ort_format=False, tensorrt=(),
+                                                                    openvino=()))
     variant = manifest.default
     assert (variant.dynamic_batch, variant.batch) == (False, 2)
     images = _crop_batch(("coffee", "chelsea"), 21, 16)
@@ -132,6 +136,20 @@ def test_tampered_file_is_reported(exported, tmp_path) -> None:
     assert any(p.startswith(manifest.references[0].input) and "missing" in p for p in problems)
 
 
+def _runtime_tiled(folder, tiling: Tiling, scale: int, image: np.ndarray, tile: int) -> np.ndarray:
+    """A (1, 3, H, W) image through runtime/tiling.py (the tiler devices run) on the artifact's graphs."""
+    with contextlib.ExitStack() as stack:
+        stats = [stack.enter_context(make_runner(folder / f)) for f in tiling.stats]
+        main = stack.enter_context(make_runner(folder / tiling.main))
+        out = upscale_tiled(np.ascontiguousarray(image[0].transpose(1, 2, 0)), tiling, stats, main, scale, tile)
+    return out.transpose(2, 0, 1)[None]
+
+
+def _untiled(folder, image: np.ndarray) -> np.ndarray:
+    with make_runner(folder / "model.onnx") as runner:
+        return runner.infer(image)
+
+
 @pytest.mark.parametrize("core_factor", [3, 5])
 def test_tiled_equals_untiled(exported, core_factor: int) -> None:
     model, folder, manifest = exported
@@ -140,13 +158,11 @@ def test_tiled_equals_untiled(exported, core_factor: int) -> None:
     image = _crop_batch(("coffee",), 37, 45)  # odd in both directions
     core = tiling.align * core_factor
     assert core < 37 and core < 45  # tiles smaller than the image in both directions
-    tiled = run_tiled(
-        [ort_runner(folder / f) for f in tiling.stats], ort_runner(folder / tiling.main), image,
-        model.scale, tiling.feature_scale, tiling.halo, tiling.align, core,
-    )
-    untiled = ort_runner(folder / "model.onnx")({"input": image})
-    assert np.abs(tiled - untiled).max() <= 1e-4
-    assert tiling.parity is not None and tiling.parity.passed
+    tiled = _runtime_tiled(folder, tiling, model.scale, image, core)
+    assert np.abs(tiled - _untiled(folder, image)).max() <= 1e-4
+    assert np.abs(tiled - _torch_reference(model, image)).max() <= 1e-4
+    # Export certified the graphs with the same tiler: a reference tiled against its PyTorch output.
+    assert tiling.parity is not None and tiling.parity.passed and tiling.parity.max_abs_diff <= 1e-4
 
 
 def test_tiling_layout_per_model(exported) -> None:
@@ -170,12 +186,8 @@ def test_halo_too_small_shows_seams(exported) -> None:
     tiling = manifest.tiling
     image = _crop_batch(("coffee",), 37, 45)
     small = max(0, tiling.halo // 2 // tiling.align * tiling.align)
-    tiled = run_tiled(
-        [ort_runner(folder / f) for f in tiling.stats], ort_runner(folder / tiling.main), image,
-        model.scale, tiling.feature_scale, small, tiling.align, tiling.align * 3,
-    )
-    untiled = ort_runner(folder / "model.onnx")({"input": image})
-    assert np.abs(tiled - untiled).max() > 1e-4
+    tiled = _runtime_tiled(folder, dataclasses.replace(tiling, halo=small), model.scale, image, tiling.align * 3)
+    assert np.abs(tiled - _untiled(folder, image)).max() > 1e-4
 
 
 @pytest.mark.parametrize(
@@ -202,7 +214,7 @@ def test_interrupted_export_leaves_nothing_valid(tmp_path, monkeypatch) -> None:
     import export.artifact as artifact
 
     model = create_model("dyconvsr_tiny")
-    quick = {"precisions": (), "ort_format": False, "tensorrt": ()}
+    quick = {"strategy": "branches", "precisions": (), "ort_format": False, "tensorrt": (), "openvino": ()}
     good = export_artifact(model, tmp_path / "a", ExportOptions(tiling=False, **quick))
     before = (tmp_path / "a" / "manifest.json").read_bytes()
 
@@ -231,8 +243,9 @@ def test_cli_exports_a_checkpoint_and_prints_summary(tmp_path) -> None:
     assert verify_files(tmp_path / "out" / "tiny_x2", read_manifest(tmp_path / "out" / "tiny_x2")) == []
 
 
-def test_cli_with_empty_weights_exports_untrained(tmp_path, monkeypatch) -> None:
+def test_cli_without_shipped_weights_exports_untrained(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("export.cli.shipped_checkpoints", lambda: [])  # an install without weights/
     result = CliRunner().invoke(export_cli, ["--no-tiling", "--no-reduced", "--no-ort", "--no-tensorrt"])
     assert result.exit_code == 0, result.output
     assert "UNTRAINED" in result.output
@@ -268,7 +281,7 @@ def test_every_gelu_reaches_onnx_runtime_fusable(strategy: str, tmp_path) -> Non
     the head) into Gelu kernels and no Erf is left to run element by element."""
     model = create_model("dyconvsr", scale=2)
     export_options = ExportOptions(strategy=strategy, extra_strategies=(), precisions=(), ort_format=False,
-                                   tensorrt=(), tiling=False)
+                                   tensorrt=(), tiling=False, openvino=())
     manifest = export_artifact(model, tmp_path / "a", export_options)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -3,6 +3,8 @@ and ONNX Runtime, every scale and lowering, odd sizes, batch 1 and 2; the artifa
 keeps a correct tiling split."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import onnx
 import pytest
@@ -10,13 +12,14 @@ import torch
 
 from export.artifact import ExportOptions, export_artifact
 from export.fusion import PhaseBlur, SpaceToDepth, can_fuse, fuse_pixel_shuffle, fused_channel_order
-from export.lowering import STRATEGIES, lower
+from export.lowering import STRATEGIES, is_dynamic, lower
 from export.onnx_export import export_onnx
-from export.parity import ort_session
+from export.parity import EXPORT_RUNNER
 from export.variants import model_spec
 from runtime.check import check_artifact
 from runtime.errors import UserError
-from train.models import create_model
+from runtime.runners import make_runner
+from train.models import SUPPORTED_SCALES, create_model, list_models, model_traits
 
 MAX_ABS_DIFF = 1e-5
 SHAPES = [(1, 3, 17, 23), (2, 3, 16, 21)]  # odd, and batch 2 with one odd side
@@ -27,8 +30,9 @@ def _model(name: str, scale: int, **kwargs) -> torch.nn.Module:
     return create_model(name, scale=scale, **kwargs).eval()
 
 
-# The published network, its static twin, the authors' exact form, and the two ablations.
-FORMS = [("dyconvsr", {}), ("dyconvsr_static", {}), ("dyconvsr_authors", {}), ("dyconvsr", {"head_activation": True}),
+FUSABLE = [name for name in list_models() if model_traits(name).fuses_pixel_shuffle]
+# Every fusable network (the published one, its static twin, the authors' exact form, ...) and two ablations.
+FORMS = [*((name, {}) for name in FUSABLE), ("dyconvsr", {"head_activation": True}),
          ("dyconvsr", {"skip_order": "interleaved"})]
 
 
@@ -36,7 +40,7 @@ def _inputs(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape)))
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("scale", SUPPORTED_SCALES)
 def test_channel_order_is_a_permutation(scale: int) -> None:
     order = fused_channel_order(scale)
     assert sorted(order.tolist()) == list(range(12 * scale**2))
@@ -44,11 +48,11 @@ def test_channel_order_is_a_permutation(scale: int) -> None:
 
 @pytest.mark.parametrize("name, kwargs", FORMS,
                          ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values())))
-@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("scale", SUPPORTED_SCALES)
 def test_fused_equals_unfused_in_pytorch(name: str, kwargs: dict, scale: int) -> None:
     model = _model(name, scale, **kwargs)
     fused = fuse_pixel_shuffle(model)
-    strategies = STRATEGIES if name != "dyconvsr_static" else {"static": None}
+    strategies = STRATEGIES if is_dynamic(model) else {"static": None}
     with torch.no_grad():
         for shape in SHAPES:
             x = _inputs(shape)
@@ -61,18 +65,23 @@ def test_fused_equals_unfused_in_pytorch(name: str, kwargs: dict, scale: int) ->
                 assert diff <= MAX_ABS_DIFF, f"{name} x{scale} {strategy} {shape}: max|diff| {diff:.2e}"
 
 
-def test_fusion_leaves_the_model_alone_and_refuses_other_networks() -> None:
+def test_fusion_leaves_the_model_alone() -> None:
     model = _model("dyconvsr", 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fuse_pixel_shuffle(model)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
-    assert not can_fuse(create_model("dcnn_tiny"))
-    with pytest.raises(UserError, match="DyConvSR"):
-        fuse_pixel_shuffle(create_model("dcnn_tiny"))
 
 
-@pytest.mark.parametrize("name", ["dyconvsr", "dyconvsr_authors"])
-@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("name", [name for name in list_models() if name not in FUSABLE])
+def test_fusion_refuses_other_networks(name: str) -> None:
+    model = create_model(name)
+    assert not can_fuse(model)
+    with pytest.raises(UserError, match=f"applies to the DyConvSR models; got '{name}'"):
+        fuse_pixel_shuffle(model)
+
+
+@pytest.mark.parametrize("name", FUSABLE)
+@pytest.mark.parametrize("scale", SUPPORTED_SCALES)
 def test_fused_onnx_has_one_depth_to_space_and_matches_pytorch(tmp_path, name: str, scale: int) -> None:
     model = _model(name, scale)
     path = tmp_path / "fused.onnx"
@@ -87,20 +96,20 @@ def test_fused_onnx_has_one_depth_to_space_and_matches_pytorch(tmp_path, name: s
     assert not any(n.op_type == "Conv" and "blur" in n.name and "phase" not in n.name for n in nodes)
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in shuffles[0].attribute}
     assert attrs["blocksize"] == 2 * scale and attrs.get("mode", b"DCR") == b"CRD"
-    session = ort_session(path)
-    for shape in SHAPES:
-        x = _inputs(shape)
-        with torch.no_grad():
-            expected = model(x).numpy()
-        got = session.run(None, {"input": x.numpy()})[0]
-        assert np.abs(got - expected).max() <= MAX_ABS_DIFF
+    with make_runner(path, EXPORT_RUNNER) as runner:
+        for shape in SHAPES:
+            x = _inputs(shape)
+            with torch.no_grad():
+                expected = model(x).numpy()
+            got = runner.infer(x.numpy())
+            assert np.abs(got - expected).max() <= MAX_ABS_DIFF
 
 
 def test_artifact_fuses_by_default_and_tiling_stays_exact(tmp_path) -> None:
     torch.manual_seed(0)
     model = create_model("dyconvsr_tiny", scale=3)
     options = ExportOptions(strategy="aggregate", extra_strategies=("stacked",), precisions=(), ort_format=False,
-                            tensorrt=())
+                            tensorrt=(), openvino=())
     manifest = export_artifact(model, tmp_path / "a", options)
     assert "pixel_shuffle_fusion" in manifest.notes
     assert manifest.tiling is not None and manifest.tiling.parity.passed
@@ -108,7 +117,7 @@ def test_artifact_fuses_by_default_and_tiling_stays_exact(tmp_path) -> None:
     assert report.passed, report.table()
     assert any(row.name.startswith("tiled") or "tile" in row.name for row in report.rows), report.table()
 
-    unfused = export_artifact(model, tmp_path / "b", ExportOptions(**{**options.__dict__, "fuse_shuffle": False}))
+    unfused = export_artifact(model, tmp_path / "b", dataclasses.replace(options, fuse_shuffle=False))
     assert "pixel_shuffle_fusion" not in unfused.notes
 
 

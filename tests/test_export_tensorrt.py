@@ -13,7 +13,7 @@ from export.tensorrt_build import tensorrt_unavailable
 from export.tensorrt_compat import RULES, check_tensorrt
 from train.models import create_model
 
-ONLY_FP32 = {"precisions": (), "ort_format": False, "tensorrt": (), "tiling": False}
+ONLY_FP32 = {"precisions": (), "ort_format": False, "tensorrt": (), "openvino": (), "tiling": False}
 
 
 @pytest.fixture(scope="module", params=["dyconvsr_tiny", "dcnn_tiny"])
@@ -84,7 +84,7 @@ def test_plans_are_skipped_with_a_reason_without_gpu(tmp_path) -> None:
     if reason is None:
         pytest.skip("tensorrt and a GPU are present: plans are built (see test_plans_build_and_match)")
     manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a", ExportOptions(
-        precisions=(), ort_format=False, tiling=False, tensorrt=("fp32", "fp16")))
+        precisions=(), ort_format=False, tiling=False, tensorrt=("fp32", "fp16"), strategy="branches", openvino=()))
     assert manifest.notes["skipped"] == {"model.fp32.plan": reason, "model.fp16.plan": reason}
     assert all(v.kind != "tensorrt" for v in manifest.variants)
 
@@ -96,7 +96,8 @@ def test_plans_build_and_match(tmp_path) -> None:
 
     model = create_model("dyconvsr_tiny")
     folder = tmp_path / "a"
-    manifest = export_artifact(model, folder, ExportOptions(precisions=(), ort_format=False, tiling=False))
+    manifest = export_artifact(model, folder, ExportOptions(precisions=(), ort_format=False, tiling=False,
+                                                            strategy="branches", openvino=()))
     plans = [v for v in manifest.variants if v.kind == "tensorrt"]
     assert {v.precision for v in plans} == {"fp32", "fp16", "int8"}, manifest.notes.get("skipped")
     assert (folder / "tensorrt.cache").is_file()

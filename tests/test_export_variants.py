@@ -2,6 +2,8 @@
 against PyTorch on real image crops that are not the calibration or reference crops."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -11,6 +13,8 @@ import torch
 from export.artifact import ExportOptions, export_artifact
 from export.lowering import STRATEGIES
 from export.references import center_crop, skimage_rgb
+from runtime import catalogue
+from runtime.errors import UserError
 from runtime.manifest import read_manifest, verify_files
 from train.models import create_model
 
@@ -31,7 +35,7 @@ def reduced(request, tmp_path_factory):
     model = create_model(request.param)
     folder = tmp_path_factory.mktemp("reduced") / request.param
     options = ExportOptions(strategy="stacked", precisions=("fp16", "int8"), ort_format=False, tensorrt=(),
-                            tiling=False)
+                            openvino=(), tiling=False)
     return model, folder, export_artifact(model, folder, options)
 
 
@@ -65,11 +69,10 @@ def test_reduced_precision_is_really_reduced(reduced) -> None:
 
 
 def test_int8_below_floor_is_not_kept(tmp_path, monkeypatch) -> None:
-    import export.variants as variants
-
-    monkeypatch.setitem(variants.MIN_PSNR_DB, "int8", 150.0)  # unreachable for int8
+    monkeypatch.setitem(catalogue.MIN_PSNR_DB, "int8", 150.0)  # unreachable for int8
     manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a",
-                               ExportOptions(precisions=("int8",), ort_format=False, tensorrt=(), tiling=False))
+                               ExportOptions(precisions=("int8",), ort_format=False, tensorrt=(), openvino=(),
+                                             tiling=False, strategy="branches"))
     assert all(v.precision != "int8" for v in manifest.variants)
     assert not (tmp_path / "a" / "model.int8.onnx").exists()
     assert "below the floor" in manifest.notes["skipped"]["model.int8.onnx"]
@@ -79,7 +82,8 @@ def test_int8_below_floor_is_not_kept(tmp_path, monkeypatch) -> None:
 def test_ort_format_runs_and_matches(tmp_path) -> None:
     model = create_model("dyconvsr_tiny")
     folder = tmp_path / "a"
-    manifest = export_artifact(model, folder, ExportOptions(precisions=(), ort_format=True, tensorrt=(), tiling=False))
+    manifest = export_artifact(model, folder, ExportOptions(precisions=(), ort_format=True, tensorrt=(),
+                                                            openvino=(), tiling=False, strategy="branches"))
     variant = manifest.variant("model.ort")
     assert variant.kind == "ort" and (folder / "model.ort").read_bytes()[4:8] == b"ORTM"
     images = _images(1, 19, 30)
@@ -92,7 +96,8 @@ def test_ort_format_runs_and_matches(tmp_path) -> None:
 def test_fixed_shape_variant(tmp_path) -> None:
     model = create_model("dcnn_tiny")
     manifest = export_artifact(model, tmp_path / "a", ExportOptions(
-        strategy="branches", fixed_shapes=[(23, 31)], precisions=(), ort_format=False, tensorrt=(), tiling=False))
+        strategy="branches", fixed_shapes=[(23, 31)], precisions=(), ort_format=False, tensorrt=(), openvino=(),
+        tiling=False))
     variant = next(v for v in manifest.variants if v.fixed_input_shape)
     assert variant.fixed_input_shape == [1, 3, 23, 31] and not variant.dynamic_spatial
     graph = onnx.load(str(tmp_path / "a" / variant.file)).graph
@@ -110,7 +115,8 @@ def test_fixed_shape_variant(tmp_path) -> None:
 
 def test_auto_picks_the_fastest_passing_strategy(tmp_path) -> None:
     manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a", ExportOptions(
-        strategy="auto", auto_shape=(1, 3, 48, 64), precisions=(), ort_format=False, tensorrt=(), tiling=False))
+        strategy="auto", auto_shape=(1, 3, 48, 64), precisions=(), ort_format=False, tensorrt=(), openvino=(),
+        tiling=False))
     auto = manifest.notes["auto"]
     timed = {k: v for k, v in auto["median_ms"].items() if isinstance(v, float)}
     assert set(auto["median_ms"]) == set(STRATEGIES)
@@ -123,7 +129,7 @@ def test_int8_comes_from_constant_weights_when_model_onnx_computes_its_kernel(tm
     torch.manual_seed(0)
     manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a", ExportOptions(
         strategy="aggregate", extra_strategies=("branches", "stacked"), precisions=("fp16", "int8"),
-        ort_format=False, tensorrt=(), tiling=False))
+        ort_format=False, tensorrt=(), openvino=(), tiling=False))
     by_file = {v.file: v for v in manifest.variants}
     assert by_file["model.onnx"].strategy == "aggregate" and not by_file["model.onnx"].dynamic_batch
     assert by_file["model.fp16.onnx"].strategy == "aggregate"
@@ -137,3 +143,35 @@ def test_int8_comes_from_constant_weights_when_model_onnx_computes_its_kernel(tm
         weight = producers.get(node.input[1])
         # Every conv weight is a constant, directly or through its DequantizeLinear.
         assert node.input[1] in constants or (weight is not None and weight.op_type in ("DequantizeLinear", "Constant"))
+
+
+def test_every_variant_records_the_file_it_was_converted_from(tmp_path) -> None:
+    folder = tmp_path / "a"
+    manifest = export_artifact(create_model("dyconvsr_tiny"), folder, ExportOptions(
+        strategy="aggregate", extra_strategies=("stacked",), precisions=("fp16", "int8"), ort_format=True,
+        openvino=("fp32", "int8"), tensorrt=(), tiling=False))
+    expected = {
+        "model.onnx": None, "model.stacked.onnx": None,  # exported from PyTorch
+        "model.fp16.onnx": "model.onnx",
+        "model.stacked.int8.onnx": "model.stacked.onnx",  # INT8 needs constant conv weights
+        "model.ort": "model.onnx",
+        "model.openvino.xml": "model.onnx", "model.openvino.int8.xml": "model.onnx",
+    }
+    sources = {v.file: v.source for v in manifest.variants}
+    skipped = manifest.notes.get("skipped", {})
+    assert {f: s for f, s in expected.items() if f not in skipped} == sources, skipped
+    assert {v.file: v.source for v in read_manifest(folder).variants} == sources
+
+    # A manifest written before `source` was a field: ORT and OpenVINO variants noted it, reduced
+    # ONNX variants carried it only in their name; both are read back as the field.
+    data = json.loads((folder / "manifest.json").read_text())
+    for variant in data["variants"]:
+        if variant.pop("source") is not None and variant["kind"] in ("ort", "openvino"):
+            variant["notes"]["source"] = "model.onnx"
+    (folder / "manifest.json").write_text(json.dumps(data))
+    assert {v.file: v.source for v in read_manifest(folder).variants} == sources
+
+    data["variants"][0]["source"] = "model.missing.onnx"
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"variants\[0\].source must be null or the file of another variant"):
+        read_manifest(folder)

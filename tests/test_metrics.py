@@ -166,3 +166,86 @@ def test_runtime_modules_do_not_import_torch() -> None:
     code = "import sys, runtime.metrics, runtime.resize; print('torch' in sys.modules, 'scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+# ---- the evaluation protocol (runtime/quality.py) and the one float -> uint8 rounding ---------------
+def test_to_uint8_rounds_half_up_after_clipping() -> None:
+    from runtime.images import to_uint8
+
+    # MATLAB's round (half away from zero) on the clipped values; independent expected numbers.
+    values = np.array([-3.0, 0.0, 0.49, 0.5, 1.5, 2.4999, 127.5, 254.5, 255.0, 300.0])
+    assert to_uint8(values, peak=255.0).tolist() == [0, 0, 0, 1, 2, 2, 128, 255, 255, 255]
+    levels = np.arange(256)
+    for dtype in (np.float32, np.float64):  # k / 255 comes back as k whichever float the engine used
+        assert np.array_equal(to_uint8((levels / 255).astype(dtype)), levels)
+    assert to_uint8(np.array([-0.2, 1.7])).tolist() == [0, 255]
+    assert to_uint8(np.array([257.0 * 7, 65535.0]), peak=65535.0).tolist() == [7, 255]
+
+
+def test_imresize_rounds_as_to_uint8_does() -> None:
+    """A one-pass uint8 resize is the float resize rounded by the project's to_uint8."""
+    from runtime.images import to_uint8
+
+    image = data.astronaut()[:60, :80]
+    for shape in ((60, 37), (25, 80)):  # one axis each, so one rounding
+        assert np.array_equal(imresize(image, output_shape=shape),
+                              to_uint8(imresize(image.astype(np.float64), output_shape=shape), peak=255.0))
+
+
+@pytest.fixture(scope="module")
+def butterfly(shared_data) -> np.ndarray:
+    """Set5's smallest image (256x256), read the way the protocol reads folders."""
+    from runtime.quality import read_hr_folder
+
+    images = dict(read_hr_folder(shared_data / "set5"))
+    return images["butterfly.png"]
+
+
+def test_protocol_lr_and_bicubic_on_a_real_image(butterfly) -> None:
+    from runtime.quality import bicubic_sr, modcrop, protocol_image
+
+    crop = butterfly[:251, :247]
+    assert [modcrop(crop, s).shape[:2] for s in (2, 3, 4)] == [(250, 246), (249, 246), (248, 244)]
+    image = protocol_image("butterfly", crop, 3)
+    assert image.hr.shape == (249, 246, 3) and image.lr.shape == (83, 82, 3)
+    assert image.lr.dtype == np.uint8 and bicubic_sr(image.lr, 3).shape == image.hr.shape
+
+
+def test_protocol_score_matches_skimage_and_the_published_bicubic(butterfly) -> None:
+    """SRCNN (Dong et al., TPAMI 2016), Table 2: bicubic x3 on Set5's butterfly is 24.04 dB (Y)."""
+    from runtime.quality import bicubic_sr, protocol_image, score
+
+    image = protocol_image("butterfly.png", butterfly, 3)
+    sr = bicubic_sr(image.lr, 3)
+    scores = score(sr, image.hr, 3)
+    sr_y, hr_y = (color.rgb2ycbcr(a)[3:-3, 3:-3, 0] for a in (sr, image.hr))
+    assert scores.psnr_y == pytest.approx(peak_signal_noise_ratio(hr_y, sr_y, data_range=255), abs=1e-9)
+    assert scores.ssim_y == pytest.approx(_skimage_ssim(hr_y, sr_y), abs=1e-9)
+    assert scores.psnr_y == pytest.approx(24.04, abs=0.02)
+
+
+def test_protocol_refuses_what_it_cannot_score(tmp_path, butterfly) -> None:
+    from runtime.quality import protocol_image, read_hr_folder, score
+
+    with pytest.raises(UserError, match="nowhere: not a folder"):
+        read_hr_folder(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images"):
+        read_hr_folder(tmp_path / "empty")
+    with pytest.raises(UserError, match=r"dot.png: image of shape \(1, 1, 3\) is smaller than the scale 2"):
+        protocol_image("dot.png", butterfly[:1, :1], 2)
+    tiny = protocol_image("tiny.png", butterfly[:16, :16], 4)  # 8x8 after the border: below SSIM's window
+    with pytest.raises(UserError, match="tiny.png at x4: SSIM needs"):
+        score(tiny.hr, tiny.hr, 4, "tiny.png")
+
+
+def test_read_hr_folder_rounds_sixteen_bit_gray_and_drops_alpha(tmp_path, butterfly) -> None:
+    from runtime.quality import read_hr_folder
+
+    levels = np.arange(0, 256, dtype=np.uint16).reshape(16, 16)
+    Image.fromarray(levels * 257).save(tmp_path / "deep.png")  # 16-bit grayscale: k * 257 is k in 8 bits
+    rgba = np.dstack([butterfly[:20, :20], np.full((20, 20), 9, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    images = dict(read_hr_folder(tmp_path))
+    assert np.array_equal(images["deep.png"], np.repeat(levels.astype(np.uint8)[..., None], 3, axis=2))
+    assert np.array_equal(images["alpha.png"], butterfly[:20, :20])

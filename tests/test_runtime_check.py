@@ -94,3 +94,37 @@ def test_plan_variant_is_skipped_without_tensorrt(dy_artifact, tmp_path) -> None
     plan = next(row for row in report.rows if row.name == "model.fp16.plan")
     assert plan.status == "skip" and "needs TensorRT" in plan.note
     assert report  # the engines that can run here passed
+
+
+def test_openvino_judges_fp32_variants_in_f32(dy_artifact) -> None:
+    pytest.importorskip("openvino")
+    from runtime.runners import RunnerConfig
+
+    report = check_artifact(dy_artifact, RunnerConfig(backend="openvino"))
+    assert report, report.table()
+    fp32 = [row for row in report.rows if row.name.endswith(".onnx") and "int8" not in row.name
+            and "fp16" not in row.name]
+    assert fp32 and any(row.name.startswith("tiled") for row in report.rows)
+    for row in fp32:  # an explicit f32 hint: OpenVINO never picks bf16 by itself for them
+        assert row.engine.startswith("openvino CPU f32") and row.parity["tolerance"] == {"max_abs_diff": 1e-4}
+    # Asked for bf16, an fp32 graph is judged at the bf16 floor.
+    asked = check_artifact(dy_artifact, RunnerConfig(backend="openvino", precision="bf16"), variants=["model.onnx"])
+    (row,) = asked.rows
+    if "bf16" in row.engine:
+        assert row.parity["tolerance"] == {"min_psnr_db": 40.0}
+
+
+def test_infinite_psnr_is_null_in_json_and_infinite_again_when_read() -> None:
+    import json
+    from dataclasses import asdict
+
+    from runtime.files import json_bytes
+    from runtime.manifest import Parity
+
+    reference = np.linspace(0, 1, 48, dtype=np.float32).reshape(1, 3, 4, 4)
+    broken = reference.copy()
+    broken[0, 0, 0, 0] = np.inf
+    for output, psnr in ((reference, math.inf), (broken, -math.inf)):
+        written = json.loads(json_bytes(asdict(compare(output, reference, {"max_abs_diff": 1e-4}))))
+        assert written["psnr_db"] is None  # strict JSON: no Infinity token
+        assert Parity(**written).psnr_db == psnr

@@ -20,11 +20,12 @@ def export_once(tmp_path_factory: pytest.TempPathFactory, name: str, scale: int,
     if not (folder / "manifest.json").is_file():
         import torch
 
-        from export.artifact import export_artifact
+        from export.artifact import ExportOptions, export_artifact
         from train.models import create_model
 
         torch.manual_seed(0)
-        export_artifact(create_model(name, scale=scale, **kwargs), folder)
+        options = ExportOptions(strategy="branches", openvino=())  # model.onnx with a dynamic batch, no IR
+        export_artifact(create_model(name, scale=scale, **kwargs), folder, options)
     return folder
 
 

@@ -1,4 +1,5 @@
-"""Runners: one interface, input validation, provider strictness, OpenVINO, TensorRT refusals."""
+"""Runners: one interface and lifecycle, input validation, provider strictness, OpenVINO, TensorRT
+refusals, and the typed error for a backend this machine lacks."""
 from __future__ import annotations
 
 import importlib.util
@@ -6,10 +7,11 @@ import importlib.util
 import numpy as np
 import pytest
 
-from runtime.errors import UserError
+from runtime.errors import BackendUnavailable, UserError
 from runtime.runners import RunnerConfig, make_runner
+from runtime.runners.gpu import nvidia_gpus
 from runtime.runners.ort import resolve_providers
-from runtime.runners.tensorrt import PlanOrigin, check_plan_origin
+from runtime.runners.tensorrt import PlanOrigin, check_plan_origin, first_gpu
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 
@@ -17,9 +19,38 @@ HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 def test_runner_is_a_context_manager_with_infer(dy_artifact) -> None:
     runner = make_runner(dy_artifact / "model.onnx")
     with runner:
-        out = runner.infer(np.random.rand(2, 3, 9, 11).astype(np.float32))
-    assert out.shape == (2, 3, 18, 22)
+        out = runner.infer(np.random.rand(1, 3, 9, 11).astype(np.float32))
+    assert out.shape == (1, 3, 18, 22)
     with pytest.raises(RuntimeError, match="outside its `with` block"):
+        runner.infer(np.zeros((1, 3, 4, 4), np.float32))
+
+
+def test_open_and_close_are_idempotent_and_with_uses_them(dy_artifact) -> None:
+    runner = make_runner(dy_artifact / "model.onnx")
+    runner.close()  # never opened: nothing to release, no error
+    assert not runner.is_open and runner.session is None
+    assert runner.open() is runner and runner.is_open
+    session = runner.session
+    assert runner.open().session is session  # open twice: the same engine, not a second load
+    assert runner.infer(np.zeros((1, 3, 6, 6), np.float32)).shape == (1, 3, 12, 12)
+    runner.close()
+    runner.close()
+    assert not runner.is_open and runner.session is None
+    with runner:  # reopened by `with`, closed on the way out
+        assert runner.is_open and [i.name for i in runner.inputs] == ["input"]
+    assert not runner.is_open and runner.session is None
+
+
+def test_a_failed_open_leaves_the_runner_closed_and_closable(dy_artifact, tmp_path) -> None:
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes((dy_artifact / "model.onnx").read_bytes()[:200])  # a truncated real graph
+    runner = make_runner(corrupt)
+    with pytest.raises(UserError, match="ONNX Runtime cannot load it") as caught:
+        runner.open()
+    assert not isinstance(caught.value, BackendUnavailable)  # a broken file is not a missing backend
+    assert not runner.is_open and runner.session is None
+    runner.close()
+    with pytest.raises(RuntimeError, match="used while closed"):
         runner.infer(np.zeros((1, 3, 4, 4), np.float32))
 
 
@@ -54,9 +85,12 @@ def test_strict_provider_refuses_the_silent_cpu_fallback(dy_artifact) -> None:
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime build has CUDA; the fallback cannot be provoked")
-    with pytest.raises(UserError, match=r"CUDAExecutionProvider not running \(session runs CPUExecutionProvider"):
-        with make_runner(dy_artifact / "model.onnx", RunnerConfig(provider="cuda")):
+    runner = make_runner(dy_artifact / "model.onnx", RunnerConfig(provider="cuda"))
+    missing = r"CUDAExecutionProvider not running \(session runs CPUExecutionProvider"
+    with pytest.raises(BackendUnavailable, match=missing):
+        with runner:
             pass
+    assert not runner.is_open and runner.session is None  # the fallen-back session is not kept
     # Non-strict: the fallback is allowed, and the runner says where it really runs.
     with make_runner(dy_artifact / "model.onnx", RunnerConfig(provider="cuda,cpu", strict=False)) as runner:
         assert "CPUExecutionProvider" in runner.description
@@ -94,14 +128,26 @@ def test_plan_without_tensorrt_says_what_to_install(tmp_path) -> None:
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("tensorrt is installed here")
     (tmp_path / "model.fp16.plan").write_bytes(b"\0" * 16)
-    with pytest.raises(UserError, match=r"needs TensorRT and an NVIDIA GPU: pip install"):
+    with pytest.raises(BackendUnavailable, match=r"needs TensorRT and an NVIDIA GPU: pip install"):
         with make_runner(tmp_path / "model.fp16.plan"):
             pass
 
 
+def test_the_gpu_probe_names_each_gpu_or_refuses_by_type() -> None:
+    gpus = nvidia_gpus()
+    if not gpus:  # what a plan meets on this machine: the typed error, naming what is missing
+        with pytest.raises(BackendUnavailable, match="needs an NVIDIA GPU; the NVIDIA driver .* lists none"):
+            first_gpu()
+        return
+    assert first_gpu() == gpus[0]
+    for gpu in gpus:
+        major, minor = gpu.compute_capability.split(".")
+        assert gpu.name and int(major) >= 3 and int(minor) >= 0
+
+
 @pytest.mark.skipif(not HAS_OPENVINO, reason="openvino extra not installed")
 def test_openvino_matches_onnxruntime_in_f32_and_runs_bf16(dy_artifact) -> None:
-    x = np.random.default_rng(0).random((2, 3, 20, 22), dtype=np.float32)
+    x = np.random.default_rng(0).random((1, 3, 20, 22), dtype=np.float32)
     with make_runner(dy_artifact / "model.onnx") as ort_runner:
         expected = ort_runner.infer(x)
     config = RunnerConfig(backend="openvino", threads=1, precision="f32")
@@ -112,7 +158,7 @@ def test_openvino_matches_onnxruntime_in_f32_and_runs_bf16(dy_artifact) -> None:
     with make_runner(dy_artifact / "model.onnx", config) as runner:
         out = runner.infer(x)
         assert np.isfinite(out).all() and np.abs(out - expected).max() < 0.1
-    with pytest.raises(UserError, match="OpenVINO device 'NPU' not available"):
+    with pytest.raises(BackendUnavailable, match="OpenVINO device 'NPU' not available"):
         with make_runner(dy_artifact / "model.onnx", RunnerConfig(backend="openvino", provider="NPU")):
             pass
 

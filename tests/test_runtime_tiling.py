@@ -1,6 +1,8 @@
 """Seamless tiling and exact output sizes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -135,3 +137,32 @@ def test_fixed_shape_engine_stays_exact_for_other_sizes(dy_artifact, tmp_path, s
         assert up.upscale(Image.new("RGB", (13, 17))).size == (26, 34)
         with pytest.raises(UserError, match="exceeds the engine's largest input 20x24"):
             up.upscale(Image.new("RGB", (21, 10)))
+
+
+def test_a_tiling_graph_that_fails_to_load_closes_the_ones_already_open(dy_artifact, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    import runtime.upscaler as upscaler_module
+    from runtime.runners import make_runner
+
+    artifact = tmp_path / "broken"
+    shutil.copytree(dy_artifact, artifact)
+    main = artifact / "tiling" / "main.onnx"
+    main.write_bytes(main.read_bytes()[:300])  # a truncated graph: the second tiling runner cannot load
+    opened = []
+
+    def recording(*args, **kwargs):
+        opened.append(make_runner(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(upscaler_module, "make_runner", recording)
+    with Upscaler(artifact, tile=16) as up:
+        with pytest.raises(UserError, match="main.onnx: ONNX Runtime cannot load it"):
+            up.upscale_array(np.zeros((40, 40, 3), np.float32))
+        engine, stats, failed = opened
+        assert [Path(r.path).name for r in opened] == ["model.onnx", "stats_0.onnx", "main.onnx"]
+        assert not stats.is_open and stats.session is None  # released, not left behind
+        assert not failed.is_open and up._tiling_runners is None
+        assert engine.is_open  # the untiled engine is the Upscaler's, still in use
+        assert up.upscale_array(np.zeros((12, 12, 3), np.float32)).shape == (24, 24, 3)
+    assert not engine.is_open

@@ -1,7 +1,10 @@
-"""runtime/ runs with torch (and train/export) impossible to import, as on a device."""
+"""runtime/ runs with torch (and train/export) impossible to import, as on a device: the Upscaler API,
+runtime.infer, runtime.check and runtime.bench with the evaluation protocol (--quality)."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +49,12 @@ def test_runtime_runs_without_torch(dy_artifact, tmp_path) -> None:
     assert Image.open(tmp_path / "out" / "astronaut_crop_x2.png").size == (400, 400)
     check = python("-m", "runtime.check", str(dy_artifact))
     assert check.returncode == 0 and "verdict: PASS" in check.stdout, check.stdout + check.stderr
+    (tmp_path / "hr").mkdir()
+    shutil.copy(SAMPLE, tmp_path / "hr")
+    bench = python("-m", "runtime.bench", str(dy_artifact), "--quality", str(tmp_path / "hr"), "-r", "16x16",
+                   "--rounds", "1", "--warmup", "0", "--backend", "onnxruntime", "--no-check", "-q",
+                   "-o", str(tmp_path / "bench.json"))
+    assert bench.returncode == 0, bench.stderr
+    quality = json.loads((tmp_path / "bench.json").read_text())["quality"]
+    assert quality[0]["label"] == "onnxruntime model.onnx" and quality[-1]["label"] == "bicubic (MATLAB imresize)"
+    assert all(q["images"] == 1 and q["psnr_y"] > 0 for q in quality)

@@ -17,7 +17,7 @@ from train.checkpoint import load_checkpoint
 from train.config import config_from
 from train.data import PatchSampler, embedded_images
 from train.fit import fit
-from train.models import create_model
+from train.models import create_model, list_models, model_traits
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,6 +110,27 @@ def test_multiscale_dcnn_recipe_trains(tmp_path: Path) -> None:
     result = fit(config, progress=False)
     checkpoint = load_checkpoint(result.out / "last")
     assert checkpoint.name == "dcnn_tiny" and checkpoint.metadata["train_config"]["train_scales"] == [2, 3, 4]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_trains_on_its_recipe_batches(tmp_path: Path, name: str) -> None:
+    from train.fit import _build_model, _parameter_groups, _sampler, _trained_network
+
+    config = tiny_config(tmp_path, model=name, scale=3, hr_patch=33, batch_size=2, last_layer_lr=1e-5)
+    model = _build_model(config)
+    inputs, targets = _sampler(config, embedded_images("val")[:2], rank=0).batch(0)
+    output = _trained_network(model)(inputs)
+    assert output.shape == targets.shape
+    output.mean().backward()  # the batch reaches the weights
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    groups = _parameter_groups(model, config)
+    layer = model_traits(name).last_layer
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    if layer is None:
+        assert [g["lr"] for g in groups] == [config.lr]
+    else:
+        assert [g["lr"] for g in groups] == [config.lr, 1e-5]
+        assert {id(p) for p in groups[1]["params"]} == {id(p) for p in getattr(model, layer).parameters()}
 
 
 def test_bad_settings_are_clear_errors(tmp_path: Path) -> None:

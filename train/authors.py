@@ -24,11 +24,11 @@ from typing import Any
 
 import torch
 
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
 from runtime.files import sha256_file
 
 from .checkpoint import save_checkpoint
-from .models import create_model
+from .models import SUPPORTED_SCALES, create_model
 
 MODEL = "dyconvsr_authors"
 LIGHTNING_PREFIX = "model."
@@ -78,8 +78,7 @@ def read_torch_file(path: str | os.PathLike[str]) -> Any:
         raise UserError(f"{source} is not a PyTorch checkpoint torch.load can read"
                         + (f" ({detail.group(1).strip()})" if detail else "")) from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{source} is not a PyTorch checkpoint torch.load can read: {first}") from None
+        raise UserError(f"{source} is not a PyTorch checkpoint torch.load can read: {first_line(exc)}") from None
 
 
 def authors_state_dict(document: Any, source: str) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
@@ -115,9 +114,9 @@ def infer_kwargs(state: dict[str, torch.Tensor], source: str) -> dict[str, Any]:
     kernels = int(state["body.0.weight"].shape[0])
     tail = int(state["tail.0.weight"].shape[0])
     scale = round((tail / 12) ** 0.5)
-    if 12 * scale**2 != tail or scale not in (2, 3, 4):
+    if 12 * scale**2 != tail or scale not in SUPPORTED_SCALES:
         raise UserError(f"{source}: tail.0.weight has {tail} output channels; "
-                        "expected 12*s^2 for s in 2, 3, 4 (48 at x2)")
+                        f"expected 12*s^2 for s in {', '.join(map(str, SUPPORTED_SCALES))} (48 at x2)")
     if not 1 <= channels <= MAX_CHANNELS or not 1 <= kernels <= MAX_KERNELS:
         raise UserError(f"{source}: {channels} channels and {kernels} kernels; "
                         f"allowed up to {MAX_CHANNELS} and {MAX_KERNELS}")

@@ -28,7 +28,7 @@ from runtime.files import (
     sha256_file,
 )
 
-from .models import create_model
+from .models import create_model, model_config
 
 FORMAT = "dyconvsr-toolchain/checkpoint-v2"
 # v1 checkpoints predate the published DyConvSR (no activation after the head conv): their DyConvSR
@@ -39,13 +39,19 @@ V1_DYCONVSR_MODELS = ("dyconvsr", "dyconvsr_static", "dyconvsr_tiny")
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the rebuilt model (in eval mode) and what its JSON said."""
+    """A loaded checkpoint: the rebuilt model (in eval mode) and what its JSON said.
+
+    ``config_sha256`` is the sha256 of the JSON file, ``weights_sha256`` the one the JSON records
+    for the safetensors (checked against the file when loaded); both None for an untrained model.
+    """
 
     model: nn.Module
     name: str
     kwargs: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    config_sha256: str | None = None
+    weights_sha256: str | None = None
 
 
 def checkpoint_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -78,9 +84,7 @@ def write_checkpoint_files(
 ) -> None:
     """Write a model's safetensors and JSON to the given paths (pending files of a group); the
     JSON names the weights ``weights_name`` and holds their sha256."""
-    config = getattr(model, "config", None)
-    if config is None:
-        raise UserError("model has no .config; build it with train.models.create_model(name, ...)")
+    config = model_config(model)
     save_tensors(weights_target, model.state_dict(), metadata={"format": FORMAT, "model": config.name})
     document = {
         "format": FORMAT,
@@ -220,7 +224,8 @@ def load_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> Checkp
         raise UserError(f"checkpoint {weights_path} does not fit model {name!r} {kwargs}: {mismatch}")
     model.load_state_dict(state, strict=True)
     model.eval()
-    return Checkpoint(model, name, dict(kwargs), document.get("metadata", {}), config_path)
+    return Checkpoint(model, name, dict(kwargs), document.get("metadata", {}), config_path,
+                      config_sha256=sha256_file(config_path), weights_sha256=document.get("weights_sha256"))
 
 
 def copy_checkpoint(

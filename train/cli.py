@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from runtime.cli_options import Verbosity, verbosity_options
 from runtime.errors import UserError, cli_errors
 
 from .checkpoint import checkpoint_paths
@@ -10,7 +11,7 @@ from .complexity import human, measure
 from .config import PROFILES, config_from
 from .evaluate_cli import evaluate_command
 from .fit import fit
-from .models import create_model, describe_model, list_models
+from .models import SUPPORTED_SCALES, create_model, describe_model, list_models
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,14 +22,16 @@ def main() -> None:
 @main.command("models")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(min=1),
               help="LR input height and width for the MAC count.")
-@click.option("--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]),
-              help="Scales to list (repeatable). Default: 2, 3 and 4.")
+@click.option("--scale", "scales", multiple=True, type=click.Choice([str(s) for s in SUPPORTED_SCALES]),
+              help=f"Scales to list (repeatable). Default: {', '.join(map(str, SUPPORTED_SCALES))}.")
 @click.option("--all", "include_tiny", is_flag=True, help="Include the tiny test variants.")
 @cli_errors
-def models_command(size: int, scales: tuple[str, ...], include_tiny: bool) -> None:
-    """List every registered model with its parameters and MACs at a SIZExSIZE LR input."""
-    scale_values = [int(s) for s in scales] or [2, 3, 4]
-    names = [n for n in list_models() if include_tiny or not n.endswith("_tiny")]
+@verbosity_options
+def models_command(size: int, scales: tuple[str, ...], include_tiny: bool, verbosity: Verbosity) -> None:
+    """List every registered model with its parameters and MACs at a SIZExSIZE LR input (the list
+    is what this command prints, -q or not)."""
+    scale_values = [int(s) for s in scales] or list(SUPPORTED_SCALES)
+    names = list_models(include_tiny=include_tiny)
     click.echo(f"{'model':<18}{'scale':>6}{'params':>12}{'MACs @ ' + f'{size}x{size}':>20}  description")
     for name in names:
         for scale in scale_values:
@@ -67,9 +70,9 @@ def models_command(size: int, scales: tuple[str, ...], include_tiny: bool) -> No
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last saved state.")
 @click.option("--stop-at", type=int, default=None,
               help="Stop this invocation after step N >= 1 (state saved; --resume continues).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
 @cli_errors
-def fit_command(profile, config_file, train_scales, resume, stop_at, quiet, **flags) -> None:
+@verbosity_options
+def fit_command(profile, config_file, train_scales, resume, stop_at, verbosity: Verbosity, **flags) -> None:
     """Train a model. Run under `torchrun --nproc_per_node N -m train fit ...` for data parallelism."""
     if train_scales is not None:
         try:
@@ -80,11 +83,11 @@ def fit_command(profile, config_file, train_scales, resume, stop_at, quiet, **fl
     flags["data"] = list(flags["data"]) or None
     flags["init_skip"] = list(flags["init_skip"]) or None
     config = config_from(profile, config_file, flags)
-    result = fit(config, resume=resume, progress=not quiet, stop_at=stop_at)
+    result = fit(config, resume=resume, progress=not verbosity.quiet, stop_at=stop_at)
     best = f"{result.best_psnr:.3f} dB at step {result.best_step}" if result.best_psnr is not None else "n/a"
     written = [str(result.out / n) for n in ("best", "last") if checkpoint_paths(result.out / n)[1].is_file()]
-    click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; best val Y-PSNR {best}; "
-               f"checkpoints: {' and '.join(written) or 'none'}")
+    verbosity.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; best val Y-PSNR {best}; "
+                   f"checkpoints: {' and '.join(written) or 'none'}")
 
 
 main.add_command(evaluate_command)
@@ -94,7 +97,8 @@ main.add_command(evaluate_command)
 @click.argument("source")
 @click.argument("destination")
 @cli_errors
-def promote_command(source: str, destination: str) -> None:
+@verbosity_options
+def promote_command(source: str, destination: str, verbosity: Verbosity) -> None:
     """Copy checkpoint SOURCE (e.g. runs/x/best) to DESTINATION (e.g. weights/dyconvsr_x2)."""
     from .checkpoint import copy_checkpoint
 
@@ -102,7 +106,7 @@ def promote_command(source: str, destination: str) -> None:
         path = copy_checkpoint(source, destination, metadata={"promoted_from": str(source)})
     except OSError as exc:  # the destination cannot be written (a missing source is a UserError)
         raise UserError(f"cannot write checkpoint {destination}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {path} and its weights")
+    verbosity.echo(f"wrote {path} and its weights")
 
 
 @main.command("import-checkpoint")
@@ -110,7 +114,8 @@ def promote_command(source: str, destination: str) -> None:
 @click.argument("out")
 @click.option("--overwrite", is_flag=True, help="Replace OUT.safetensors / OUT.json if they exist.")
 @cli_errors
-def import_checkpoint_command(source: str, out: str, overwrite: bool) -> None:
+@verbosity_options
+def import_checkpoint_command(source: str, out: str, overwrite: bool, verbosity: Verbosity) -> None:
     """Import SOURCE, written by the DyConvSR authors' trainer (github doantienthongbku/DyConvSR), as
     checkpoint OUT (OUT.safetensors + OUT.json).
 
@@ -124,4 +129,4 @@ def import_checkpoint_command(source: str, out: str, overwrite: bool) -> None:
 
     result = import_authors_checkpoint(source, out, overwrite=overwrite)
     settings = ", ".join(f"{k}={v}" for k, v in result.kwargs.items())
-    click.echo(f"imported {result.tensors} tensors from {source} ({result.kind}) as {result.path}: {settings}")
+    verbosity.echo(f"imported {result.tensors} tensors from {source} ({result.kind}) as {result.path}: {settings}")

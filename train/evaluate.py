@@ -1,12 +1,8 @@
 """Evaluation: score models (and the bicubic baseline) on folders of HR images, as SR papers do.
 
-Protocol, per HR image and scale s:
-1. ``hr`` = the uint8 image cropped to a multiple of s ("modcrop");
-2. ``lr`` = MATLAB-compatible bicubic ``imresize(hr, 1/s)`` (runtime/resize.py), uint8;
-3. ``sr`` = the model on the [0, 1] float LR, CPU, eval mode, no grad; clipped and rounded to
-   uint8 as a saved image would be. The bicubic baseline is ``imresize(lr, s)``;
-4. metrics (runtime/metrics.py) with a border crop of s: Y-PSNR, Y-SSIM, RGB PSNR, Y-WPSNR and
-   Y-MS-SSIM; a set's row is the mean over its images.
+The protocol (modcrop, MATLAB bicubic LR, one uint8 rounding of the output, Y-channel metrics with
+a border of s) is numpy code in runtime/quality.py, shared with ``python -m runtime.bench --quality``
+on devices; here torch only runs the models (CPU, eval mode, no grad, whole images).
 
 SRCNN and the DCNN are Y-channel networks behind a bicubic pre-upscale, so they can be tested at
 any scale (the cross-scale table); DyConvSR's scale is built into its layers. The colour-space
@@ -26,15 +22,17 @@ import numpy as np
 import torch
 from skimage.color import hsv2rgb, rgb2hsv
 from torch import nn
-from tqdm import tqdm
 
 from runtime.color import rgb_to_ycbcr, ycbcr_to_rgb
 from runtime.errors import UserError
-from runtime.metrics import METRIC_NAMES, Scores, score_pair
-from runtime.resize import imresize
+from runtime.images import to_uint8
+from runtime.metrics import Scores
+from runtime.progress import progress_bar
+from runtime.quality import bicubic_sr, make_lr, mean_scores, modcrop, network_input, read_hr_folder, score
 
 from .checkpoint import checkpoint_label, load_checkpoint
-from .data import as_rgb_uint8, embedded_images, folder_images
+from .data import as_rgb_uint8, embedded_images
+from .models import ModelConfig, model_traits
 from .models.common import SUPPORTED_SCALES, bicubic_upscale
 
 BICUBIC = "Bicubic"
@@ -54,8 +52,7 @@ class Benchmark:
 
 def load_benchmark(folder: str | os.PathLike[str], name: str | None = None) -> Benchmark:
     """Every image under ``folder`` (recursively); grayscale images become 3 equal channels."""
-    images = [(item.name, item.hr) for item in folder_images(folder)]
-    return Benchmark(name or Path(folder).resolve().name, images)
+    return Benchmark(name or Path(folder).resolve().name, read_hr_folder(folder))
 
 
 def embedded_benchmark(split: str = "val") -> Benchmark:
@@ -83,8 +80,10 @@ class Candidate:
 
     @property
     def y_network(self) -> bool:
-        """True for networks that run on a bicubic-upscaled Y channel (SRCNN, DCNN)."""
-        return callable(getattr(self.model, "forward_y", None))
+        """True for networks that run on a bicubic-upscaled Y channel (SRCNN, DCNN), as the registry
+        says; a module not built by ``create_model`` is taken for an RGB network at its own scale."""
+        config = getattr(self.model, "config", None)
+        return isinstance(config, ModelConfig) and model_traits(config.name).y_channel
 
     def supports(self, scale: int) -> bool:
         return self.y_network or scale == self.native_scale
@@ -121,30 +120,13 @@ def at_scale(model: nn.Module, scale: int) -> Iterator[nn.Module]:
             model.scale = original
 
 
-# ---- the protocol -------------------------------------------------------------------------------
-def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
-    """Crop the bottom/right so height and width are multiples of ``scale``."""
-    h, w = image.shape[0] - image.shape[0] % scale, image.shape[1] - image.shape[1] % scale
-    if h == 0 or w == 0:
-        raise UserError(f"image of shape {image.shape} is smaller than the scale {scale}")
-    return image[:h, :w]
-
-
-def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
-    return imresize(hr, 1.0 / scale)
-
-
-def bicubic_sr(lr: np.ndarray, scale: int) -> np.ndarray:
-    return imresize(lr, scale)
-
-
+# ---- running the models on the protocol's images ----------------------------------------------------
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    return torch.from_numpy(network_input(image)).permute(2, 0, 1)[None]
 
 
-def _to_uint8(tensor: torch.Tensor) -> np.ndarray:
-    array = tensor[0].permute(1, 2, 0).double().numpy() if tensor.ndim == 4 else tensor.double().numpy()
-    return np.floor(np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+def _to_image(tensor: torch.Tensor) -> np.ndarray:
+    return tensor[0].permute(1, 2, 0).numpy()
 
 
 @torch.no_grad()
@@ -154,7 +136,7 @@ def super_resolve(candidate: Candidate, lr: np.ndarray, scale: int) -> np.ndarra
         raise UserError(f"{candidate.label} is an x{candidate.native_scale} model; it cannot run at x{scale}")
     model = candidate.model.eval()
     with at_scale(model, scale) if candidate.y_network else contextlib.nullcontext():
-        return _to_uint8(model(_to_tensor(lr)))
+        return to_uint8(_to_image(model(_to_tensor(lr))))
 
 
 _TO_SPACE = {"ycbcr": rgb_to_ycbcr, "hsv": rgb2hsv, "rgb": lambda a: a}
@@ -178,8 +160,7 @@ def colour_space_sr(lr: np.ndarray, scale: int, space: str, candidate: Candidate
         model = candidate.model.eval()
         for c in _NETWORK_CHANNELS[space]:
             up[:, c : c + 1] = model.forward_y(up[:, c : c + 1])
-    rgb = _FROM_SPACE[space](up[0].permute(1, 2, 0).double().numpy())
-    return _to_uint8(torch.from_numpy(np.asarray(rgb)).permute(2, 0, 1)[None])
+    return to_uint8(_FROM_SPACE[space](_to_image(up).astype(np.float64)))
 
 
 # ---- results ------------------------------------------------------------------------------------
@@ -204,7 +185,7 @@ class SetResult:
     def mean(self) -> Scores:
         if not self.images:
             raise ValueError(f"{self.method} on {self.benchmark} x{self.scale} has no images")
-        return Scores(**{m: float(np.mean([getattr(r.scores, m) for r in self.images])) for m in METRIC_NAMES})
+        return mean_scores([r.scores for r in self.images])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,13 +204,6 @@ def _finite(values: dict[str, float]) -> dict[str, float | None]:
     return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
 
 
-def _score(sr: np.ndarray, hr: np.ndarray, scale: int, image: str) -> Scores:
-    try:
-        return score_pair(sr, hr, border=scale)
-    except UserError as exc:
-        raise UserError(f"{image} at x{scale}: {exc}") from None
-
-
 def _check_scales(scales: Sequence[int]) -> list[int]:
     bad = [s for s in scales if s not in SUPPORTED_SCALES]
     if bad or not scales:
@@ -246,7 +220,7 @@ def _pairs(
 ) -> Iterator[tuple[str, int, str, np.ndarray, np.ndarray]]:
     """(benchmark, scale, image name, HR, LR) for every image at every scale, with a progress bar."""
     total = sum(len(b.images) for b in benchmarks) * len(scales)
-    with tqdm(total=total, unit="img", disable=not progress, desc=desc, leave=False) as bar:
+    with progress_bar(total=total, quiet=not progress, unit="img", desc=desc, leave=False) as bar:
         for bench in benchmarks:
             for scale in scales:
                 for name, image in bench.images:
@@ -276,11 +250,11 @@ def evaluate(
 
     for bench, scale, name, hr, lr in _pairs(benchmarks, scales, progress, "evaluate"):
         if bicubic:
-            result = ImageResult(name, _score(bicubic_sr(lr, scale), hr, scale, name))
+            result = ImageResult(name, score(bicubic_sr(lr, scale), hr, scale, name))
             row(BICUBIC, None, bench, scale).images.append(result)
         for cand in candidates:
             if cand.supports(scale):
-                result = ImageResult(name, _score(super_resolve(cand, lr, scale), hr, scale, name))
+                result = ImageResult(name, score(super_resolve(cand, lr, scale), hr, scale, name))
                 row(cand.label, cand.params, bench, scale).images.append(result)
     return list(rows.values())
 
@@ -307,5 +281,5 @@ def evaluate_colour_spaces(
                 method, params = (PRE_UPSCALE, None) if cand is None else (cand.label, cand.params)
                 result = rows.setdefault((method, space, bench, scale), SetResult(method, bench, scale, params, space))
                 sr = colour_space_sr(lr, scale, space, cand)
-                result.images.append(ImageResult(name, _score(sr, hr, scale, name)))
+                result.images.append(ImageResult(name, score(sr, hr, scale, name)))
     return list(rows.values())

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from runtime.cli_options import Verbosity, verbosity_options
 from runtime.errors import UserError, cli_errors
 
 from .evaluate import embedded_benchmark, evaluate, evaluate_colour_spaces, load_benchmark, load_candidates
@@ -29,9 +30,10 @@ from .tables import TABLES, build_report
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="reports/eval", show_default=True,
               help="Folder for <table>.md and <table>.json.")
 @cli_errors
+@verbosity_options
 def evaluate_command(
     checkpoints: tuple[str, ...], folders: tuple[str, ...], scales: tuple[str, ...], table: str,
-    embedded: bool | None, bicubic: bool, out_dir: str,
+    embedded: bool | None, bicubic: bool, out_dir: str, verbosity: Verbosity,
 ) -> None:
     """Score CHECKPOINT... (stems, .json or .safetensors) on folders of HR images.
 
@@ -60,12 +62,12 @@ def evaluate_command(
         raise UserError("nothing to evaluate on: give --data FOLDER or drop --no-embedded")
     chosen = [int(s) for s in scales] or ([2, 3, 4] if table == "cross-scale" else None)
     if table == "colour":
-        results = evaluate_colour_spaces(candidates, benchmarks, chosen)
+        results = evaluate_colour_spaces(candidates, benchmarks, chosen, progress=not verbosity.quiet)
     else:
         if not candidates and not bicubic:
             raise UserError("nothing to evaluate: give at least one CHECKPOINT or drop --no-bicubic")
-        results = evaluate(candidates, benchmarks, chosen, bicubic=bicubic)
+        results = evaluate(candidates, benchmarks, chosen, bicubic=bicubic, progress=not verbosity.quiet)
     report = build_report(table, results)
     md_path, json_path = report.write(out_dir)
-    click.echo(report.markdown)
-    click.echo(f"wrote {md_path} and {json_path}", err=True)
+    verbosity.echo(report.markdown)
+    verbosity.say(f"wrote {md_path} and {json_path}")

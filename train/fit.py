@@ -26,9 +26,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from runtime.errors import UserError
+from runtime.progress import progress_bar, status
 
 from .checkpoint import file_errors, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -36,6 +36,7 @@ from .data import NamedImage, PatchSampler, SubImageSampler, embedded_images, fo
 from .models import (
     create_model,
     dynamic_convs,
+    model_traits,
     set_formulation,
     set_temperature,
     temperature_schedule,
@@ -49,9 +50,6 @@ from .state import (
     shown,
 )
 from .validate import validation_psnr, validation_set
-
-PATCH_FAMILIES = ("dyconvsr", "dyconvsr_static", "dyconvsr_tiny")
-SUBIMAGE_FAMILIES = ("srcnn", "dcnn", "srcnn_tiny", "dcnn_tiny")
 
 
 @dataclass
@@ -106,13 +104,28 @@ def warm_start(model: nn.Module, source: str, skip: Sequence[str] = ()) -> tuple
 
 
 def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
-    if config.last_layer_lr is None or not hasattr(model, "conv3"):
+    layer = model_traits(model).last_layer
+    if config.last_layer_lr is None or layer is None:
         return [{"params": list(model.parameters()), "lr": config.lr}]
-    last = set(id(p) for p in model.conv3.parameters())
+    last_params = list(getattr(model, layer).parameters())
+    last = set(id(p) for p in last_params)
     return [
         {"params": [p for p in model.parameters() if id(p) not in last], "lr": config.lr},
-        {"params": list(model.conv3.parameters()), "lr": config.last_layer_lr},
+        {"params": last_params, "lr": config.last_layer_lr},
     ]
+
+
+def _sampler(config: TrainConfig, images: list[NamedImage], rank: int) -> PatchSampler | SubImageSampler:
+    """The training batches of the model's recipe (its registry traits)."""
+    if model_traits(config.model).recipe == "subimage":
+        return SubImageSampler(images, config.scales, config.batch_size, size=config.hr_patch, seed=config.seed,
+                               rank=rank)
+    return PatchSampler(images, config.scale, config.hr_patch, config.batch_size, seed=config.seed, rank=rank)
+
+
+def _trained_network(model: nn.Module) -> nn.Module:
+    """What the training batches are fed to: ``forward_y`` for the sub-image recipe, else the model."""
+    return _YOnly(model) if model_traits(model).recipe == "subimage" else model
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -182,21 +195,14 @@ def fit(
     elif config.init_from:
         copied, fresh = warm_start(model, config.init_from, config.init_skip)
         if rank == 0:
-            tqdm.write(f"initialised {len(copied)} of {len(copied) + len(fresh)} tensors from {config.init_from}"
-                       + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
+            status(f"initialised {len(copied)} of {len(copied) + len(fresh)} tensors from {config.init_from}"
+                   + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
 
-    images = _training_images(config)
-    sub_image = config.model in SUBIMAGE_FAMILIES
-    if sub_image:
-        sampler: PatchSampler | SubImageSampler = SubImageSampler(
-            images, config.scales, config.batch_size, size=config.hr_patch, seed=config.seed, rank=rank
-        )
-    else:
-        sampler = PatchSampler(images, config.scale, config.hr_patch, config.batch_size, seed=config.seed, rank=rank)
+    sampler = _sampler(config, _training_images(config), rank)
     val_data = validation_set(embedded_images("val"), config.scale)
     loss_fn = _loss(config)
     has_dynamic = bool(dynamic_convs(model))
-    network: nn.Module = _YOnly(model) if sub_image else model
+    network = _trained_network(model)
     if world > 1:
         network = nn.parallel.DistributedDataParallel(network)
     metadata = {"train_config": asdict(config), "world_size": world}
@@ -207,8 +213,8 @@ def fit(
 
     start = time.perf_counter()
     last_loss = math.nan
-    bar = tqdm(
-        total=config.iterations, initial=state.step, disable=not progress or rank != 0, unit="it", dynamic_ncols=True
+    bar = progress_bar(
+        total=config.iterations, initial=state.step, quiet=not progress or rank != 0, unit="it", dynamic_ncols=True
     )
     pixels = 0
     tick = time.perf_counter()

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import click
 
+from ..cli_options import Verbosity, threads_option, verbosity_options
 from ..errors import UserError, cli_errors
 from ..manifest import read_manifest
 from ..runners import RunnerConfig
 from .engines import EngineInfo, artifact_engines, check_engine_labels
-from .machine import OtherCpuUse, describe_machine, library_versions, load_average, numpy_matmul_peak
+from .machine import OtherCpuUse, describe_machine, library_versions, load_average, torch_free_peaks
 from .memory import METHOD_HWM, PeakMemory
 from .protocol import Protocol, measure_group
+from .quality import quality_rows, quality_set, quality_summary
 from .resolutions import NAMED, parse_resolution
 from .rows import GroupInfo, bench_input, build_rows
 from .schema import Report
@@ -35,19 +37,22 @@ def bench_artifact(
     check: bool = True,
     machine_name: str | None = None,
     quiet: bool = False,
+    quality: Path | None = None,
 ) -> Report:
-    """Benchmark every engine variant of one artifact folder; see the module docstring."""
+    """Benchmark every engine variant of one artifact folder; see the module docstring. ``quality``:
+    a folder of HR images each measured engine is then scored on (:mod:`runtime.bench.quality`)."""
     manifest = read_manifest(folder)
+    quality_images = quality_set(quality, manifest.scale) if quality is not None else None  # refused before timing
     machine = describe_machine(machine_name)
     machine.load_average["start"] = load_average()
     other_cpu = OtherCpuUse()
-    peak = numpy_matmul_peak()
+    peaks = torch_free_peaks()
     report = Report(
         tool="runtime.bench", machine=machine, versions=library_versions(),
         settings={"artifact": str(folder), "model": manifest.model_name, "scale": manifest.scale,
                   "resolutions": resolutions, "threads": threads, "batch": batch, "backends": sorted(backends),
                   **asdict(protocol)},
-        memory_method=_memory_method(), matmul_peak=peak, matmul_peaks=[peak],
+        memory_method=_memory_method(), matmul_peak=peaks[0], matmul_peaks=peaks,
     )
     if manifest.notes.get("untrained"):
         report.notes.append("the artifact holds an UNTRAINED (freshly initialised) model")
@@ -66,7 +71,13 @@ def bench_artifact(
         engines = artifact_engines(folder, manifest, threads, backends)
         check_engine_labels(engines)
         outcomes = measure_group(engines, bench_input(batch, height, width), protocol, desc=group.name, quiet=quiet)
-        report.rows += build_rows(group, outcomes, reference, _no_complexity, peak)
+        report.rows += build_rows(group, outcomes, reference, _no_complexity, peaks)
+    if quality_images is not None:
+        report.settings["quality"] = str(quality)
+        measured = {row.label for row in report.rows if row.measured}
+        engines = [e for e in artifact_engines(folder, manifest, threads, backends) if e.info.label in measured]
+        report.quality, notes = quality_rows(folder, manifest.model_name, engines, quality_images, quiet)
+        report.notes += notes
     machine.load_average["end"] = load_average()
     machine.other_cpu_share = other_cpu.share(machine.usable_cpus)
     return report
@@ -92,8 +103,7 @@ def _memory_method() -> str:
               default=DEVICE_BACKENDS, show_default=True,
               help="Engines to run: ONNX Runtime (CPU provider), OpenVINO (f32 and bf16, if installed), "
                    "GPU (ONNX Runtime CUDA/TensorRT providers and TensorRT plans; rows say 'no GPU' here).")
-@click.option("--threads", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Intra-op threads of every engine (0 = library default).")
+@threads_option(default=2)
 @click.option("--rounds", type=click.IntRange(min=1), default=6, show_default=True,
               help="Timed rounds; each round runs every engine once, so ratios are paired per round.")
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
@@ -101,28 +111,34 @@ def _memory_method() -> str:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per call.")
 @click.option("--no-check", is_flag=True, help="Skip the parity check against the stored PyTorch references.")
 @click.option("--machine-name", default=None, help="Name of this machine in merged reports (default: host name).")
+@click.option("--quality", "quality_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of HR images: also score every measured engine on them (LR by MATLAB bicubic at the "
+                   "artifact's scale, whole images, Y-channel PSNR/SSIM with border = scale, beside bicubic).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSON report path (default: bench-<machine>.json in the current folder).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @cli_errors
+@verbosity_options
 def main(artifact_dir: Path, resolutions: tuple[str, ...], backends: tuple[str, ...], threads: int, rounds: int,
-         warmup: int, batch: int, no_check: bool, machine_name: str | None, output: Path | None, quiet: bool) -> None:
+         warmup: int, batch: int, no_check: bool, machine_name: str | None, quality_dir: Path | None,
+         output: Path | None, verbosity: Verbosity) -> None:
     """Time every engine variant in ARTIFACT_DIR on this device and prove each one right.
 
     Per size: each engine is loaded and run once (peak memory measured), warmed up, then timed in
     rounds that run every engine once, giving median/p90/p95/min latency, output MP/s and
     speed-ups over the default model.onnx on ONNX Runtime paired round by round. The stored
     reference inputs are checked against the stored PyTorch outputs (as `runtime.check` does).
+    With --quality DIR every measured engine then upscales DIR's images whole and is scored as
+    `python -m train evaluate` scores it (Y-PSNR/SSIM beside MATLAB bicubic).
     Never imports torch. Merge files from several machines with `python -m benchmarks.report`.
     """
     for text in resolutions:  # refuse bad sizes and thread counts before seconds of machine probing
         parse_resolution(text)
     RunnerConfig(threads=threads)
     report = bench_artifact(artifact_dir, list(resolutions), threads, Protocol(rounds, warmup), set(backends),
-                            batch, not no_check, machine_name, quiet)
+                            batch, not no_check, machine_name, verbosity.quiet, quality_dir)
     path = report.write(output or Path(f"bench-{report.machine.name}.json"))
-    click.echo(summary(report))
-    click.echo(f"wrote {path}")
+    verbosity.echo(summary(report))
+    verbosity.echo(f"wrote {path}")
     failed = [c for c in report.checks if c.get("status") == "FAIL"]
     if failed:
         raise UserError(f"{len(failed)} variant(s) failed parity against the stored references: "
@@ -138,6 +154,7 @@ def summary(report: Report) -> str:
             lines.append(f"{row.group:<24} {row.label:<44} median {t.median_ms:8.2f} ms  p95 {t.p95_ms:8.2f} ms{speed}")
         else:
             lines.append(f"{row.group:<24} {row.label:<44} {row.status}")
+    lines += quality_summary(report.quality)
     for check in report.checks:
         lines.append(f"parity  {check['name']:<44} {check['status']}")
     return "\n".join(lines)

@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import catalogue
 from ..errors import UserError
 from ..manifest import Manifest, Variant, artifact_file
+from ..parity import run_in_chunks
 from ..runners import Runner, RunnerConfig, make_runner
 from ..runners.tensorrt import PlanOrigin
 from .machine import gpu_names
@@ -24,7 +26,7 @@ NO_GPU = "not measured: no GPU"
 
 @dataclass
 class EngineInfo:
-    label: str  # unique within a report group, e.g. "onnxruntime model.onnx"
+    label: str  # unique within a report group, e.g. "onnxruntime model.onnx" (catalogue.DEFAULT_FILE)
     backend: str  # "pytorch", "torch.compile", "onnxruntime", "openvino", "tensorrt", "pillow", ...
     variant: str  # file or formulation
     precision: str = "fp32"
@@ -89,7 +91,7 @@ class RunnerEngine(Engine):
 
     def load(self) -> None:
         origin = PlanOrigin.from_notes(self.variant.notes) if self.variant else None
-        self.runner = make_runner(self.path, self.config, origin).__enter__()
+        self.runner = make_runner(self.path, self.config, origin).open()
 
     def prepare(self, batch: np.ndarray) -> np.ndarray:
         assert self.runner is not None
@@ -98,16 +100,14 @@ class RunnerEngine(Engine):
     def run(self, feed: np.ndarray) -> np.ndarray:
         assert self.runner is not None
         chunk = self.variant.batch if self.variant and not self.variant.dynamic_batch else None
-        if chunk and chunk < feed.shape[0]:
-            return np.concatenate([self.runner.infer(feed[i : i + chunk]) for i in range(0, feed.shape[0], chunk)])
-        return self.runner.infer(feed)
+        return run_in_chunks(self.runner.infer, feed, chunk)
 
     def to_array(self, output: np.ndarray) -> np.ndarray:
         return np.asarray(output, dtype=np.float32)
 
     def close(self) -> None:
         if self.runner is not None:
-            self.runner.__exit__(None, None, None)
+            self.runner.close()
             self.runner = None
 
     @property
@@ -146,7 +146,9 @@ def artifact_engines(
     cpu = RunnerConfig(backend="onnxruntime", provider="cpu", threads=threads, strict=True, spin=False)
     for variant in manifest.variants:
         path = artifact_file(folder, variant.file)  # never an engine symlinked out of the folder
-        base = EngineInfo("", "onnxruntime", variant.file, variant.precision, variant.strategy, "cpu")
+        # The source (the file this one was converted from) goes into every row, for pairing reduced precision.
+        base = EngineInfo("", "onnxruntime", variant.file, variant.precision, variant.strategy, "cpu",
+                          {"source": variant.source} if variant.source else {})
         if variant.kind in ("onnx", "ort") and "onnxruntime" in backends:
             engines.append(RunnerEngine(replace(base, label=f"onnxruntime {variant.file}"), path, cpu, variant))
         on_openvino = openvino_all or variant.file == manifest.default_variant or variant.precision == "int8"
@@ -155,8 +157,7 @@ def artifact_engines(
         if variant.kind == "openvino" and "openvino" in backends and (on_openvino or variant.precision == "bf16"):
             # IR files run as written: fp32 and the INT8 file's float parts in f32 (so INT8 pairs with
             # the fp32 graph it came from), the bf16 file in the precision stored in it.
-            precisions = (None,) if variant.precision == "bf16" else ("f32",)
-            engines += _openvino_engines(base, path, variant, threads, precisions)
+            engines += _openvino_engines(base, path, variant, threads, (catalogue.openvino_hint(variant.precision),))
         if variant.kind == "tensorrt" and "gpu" in backends:
             info = replace(base, label=f"tensorrt {variant.file}", backend="tensorrt", device="gpu")
             engines.append(_gpu_engine(info, path, RunnerConfig(backend="tensorrt"), variant))
@@ -166,12 +167,14 @@ def artifact_engines(
 
 
 def _openvino_engines(base: EngineInfo, path: Path, variant: Variant, threads: int,
-                      precisions: tuple[str, ...]) -> list[Engine | NotMeasured]:
+                      precisions: tuple[str | None, ...]) -> list[Engine | NotMeasured]:
     # OpenVINO picks its own inference precision for an fp16 graph (bf16 on such CPUs), so only the
     # fp32 graphs (at each requested precision) and the INT8 graph (its own kernels) are run.
     if variant.precision not in ("fp32", "int8") and variant.kind != "openvino":
         return []
-    wanted = precisions if variant.precision == "fp32" or variant.kind == "openvino" else (None,)
+    # INT8 ONNX: its float parts in f32, as export proved it.
+    wanted = precisions if variant.precision == "fp32" or variant.kind == "openvino" else (
+        catalogue.openvino_hint(variant.precision),)
     out: list[Engine | NotMeasured] = []
     for precision in wanted:
         name = variant.precision if precision is None or variant.precision == "int8" else precision
@@ -206,10 +209,10 @@ def _gpu_placeholders(folder: Path, manifest: Manifest, threads: int) -> list[En
             config = RunnerConfig(backend="onnxruntime", provider=short, threads=threads, strict=True, spin=False)
             out.append(RunnerEngine(info, artifact_file(folder, default.file), config, default))
     built = {v.precision for v in manifest.variants if v.kind == "tensorrt"}
-    for precision in ("fp32", "fp16", "int8"):
+    for precision in catalogue.TENSORRT_PRECISIONS:
         if precision not in built:
-            info = EngineInfo(f"tensorrt model.{precision}.plan", "tensorrt", f"model.{precision}.plan", precision,
-                              default.strategy, "gpu")
+            plan = catalogue.plan_file(precision)
+            info = EngineInfo(f"tensorrt {plan}", "tensorrt", plan, precision, default.strategy, "gpu")
             reason = NO_GPU if not gpu_names() else "not measured: export built no plan of this precision"
             out.append(NotMeasured(info, reason))
     return out

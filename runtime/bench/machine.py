@@ -1,10 +1,10 @@
-"""What machine a report was taken on, and its measured fp32 matrix-multiply peak."""
+"""What machine a report was taken on, and its measured matrix-multiply peaks (numpy fp32 here)."""
 from __future__ import annotations
 
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from ..runners.gpu import nvidia_gpus
+
 # Instruction-set extensions that decide which kernels fp32/bf16/int8 engines can use.
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
-             "neon", "asimd", "asimddp", "sve")
+             "avx512_fp16", "amx_fp16", "neon", "asimd", "asimddp", "sve")
 PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "torch", "onnx", "pillow")
 
 
@@ -65,15 +67,8 @@ def _memory_gb() -> float | None:
 
 
 def gpu_names() -> list[str]:
-    """NVIDIA GPUs the driver exposes (empty without a driver); never imports CUDA libraries."""
-    root = Path("/proc/driver/nvidia/gpus")
-    names = []
-    if root.is_dir():
-        for info in sorted(root.glob("*/information")):
-            for line in info.read_text().splitlines():
-                if line.startswith("Model:"):
-                    names.append(line.split(":", 1)[1].strip())
-    return names
+    """NVIDIA GPUs CUDA can use here (empty without a driver or GPU), by the runtime's one GPU probe."""
+    return [gpu.name for gpu in nvidia_gpus()]
 
 
 def describe_machine(name: str | None = None) -> Machine:
@@ -146,10 +141,18 @@ def library_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
 
 @dataclass
 class MatmulPeak:
-    gflops: float
+    """A matrix-multiply peak of one precision: the denominator of the peak fraction of rows in it.
+
+    ``gflops`` is None for a precision this tool cannot measure; ``method`` says how the figure was
+    taken (or why it is missing), so no row is ever divided by another precision's peak.
+    """
+
+    gflops: float | None
     library: str
     size: int
     threads: int | str
+    precision: str = "fp32"
+    method: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,10 +169,32 @@ def time_best(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
+def gemm_method(what: str, size: int, repeats: int) -> str:
+    return f"measured: best of {repeats} timed {what} on {size}x{size} matrices, after one untimed call"
+
+
 def numpy_matmul_peak(size: int = 2048, repeats: int = 5) -> MatmulPeak:
     """Best fp32 GFLOP/s of an n x n matrix product through numpy's BLAS (its default threads)."""
     rng = np.random.default_rng(0)
     a = rng.random((size, size), dtype=np.float32)
     b = rng.random((size, size), dtype=np.float32)
     seconds = time_best(lambda: a @ b, repeats)
-    return MatmulPeak(2 * size**3 / seconds / 1e9, f"numpy {np.__version__} BLAS", size, "default")
+    return MatmulPeak(2 * size**3 / seconds / 1e9, f"numpy {np.__version__} BLAS", size, "default", "fp32",
+                      gemm_method("float32 a @ b", size, repeats))
+
+
+def unmeasured_peak(precision: str, reason: str) -> MatmulPeak:
+    """The record of a precision without a peak: its rows get no peak fraction."""
+    return MatmulPeak(None, "-", 0, "-", precision, f"not measured: {reason}")
+
+
+def torch_free_peaks(size: int = 2048) -> list[MatmulPeak]:
+    """runtime.bench's peaks: numpy's fp32 BLAS; the other precisions are unknown without torch
+    (benchmarks.run measures them, benchmarks/peak.py), so their rows get no peak fraction."""
+    reason = "runtime.bench is torch-free and numpy has no bf16, fp16 or int8 BLAS product"
+    return [numpy_matmul_peak(size), *(unmeasured_peak(p, reason) for p in ("bf16", "fp16", "int8"))]
+
+
+def peak_for(precision: str, peaks: Sequence[MatmulPeak]) -> MatmulPeak | None:
+    """The highest measured peak of ``precision`` (None when none was measured)."""
+    return max((p for p in peaks if p.precision == precision and p.gflops), key=lambda p: p.gflops, default=None)

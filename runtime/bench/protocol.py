@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import UserError
+from ..progress import progress_bar
 from .engines import Engine, NotMeasured
 from .memory import MemoryUse, PeakMemory
 from .schema import FAILED, MEASURED
@@ -49,7 +49,8 @@ class Outcome:
     output: np.ndarray | None = None  # the first run's output, for parity
 
 
-def _one_line(exc: BaseException, limit: int = 160) -> str:
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception as one short line (its class named unless it is a UserError), for report rows."""
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     text = text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -70,7 +71,7 @@ def measure_group(
     feeds: dict[int, object] = {}
     first_ms: dict[int, float] = {}
     samples: dict[int, list[float]] = {id(o): [] for o in live}
-    bar = tqdm(total=len(live) * protocol.calls_per_engine(), desc=desc, unit="call", leave=False, disable=quiet)
+    bar = progress_bar(total=len(live) * protocol.calls_per_engine(), quiet=quiet, desc=desc, unit="call", leave=False)
     try:
         for outcome in list(live):
             engine = outcome.engine
@@ -114,6 +115,6 @@ def measure_group(
 
 
 def _fail(outcome: Outcome, live: list[Outcome], exc: BaseException) -> None:
-    outcome.status = f"{FAILED}: {_one_line(exc)}"
+    outcome.status = f"{FAILED}: {one_line(exc)}"
     if outcome in live:
         live.remove(outcome)

@@ -1,16 +1,18 @@
-"""Turning a measured group into report rows: figures, parity and ratios against a reference."""
+"""Turning results into report rows: a measured group (figures, parity and ratios against a
+reference) and an engine's scores on a set of images."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..parity import compare
+from ..quality import MATLAB_BICUBIC, SetQuality
 from .engines import EngineInfo
 from .machine import MatmulPeak
 from .protocol import Outcome
-from .schema import MEASURED, Row, apply_ratios, derive_figures
+from .schema import MEASURED, QualityRow, Row, apply_ratios, derive_figures
 
 
 def bench_input(batch: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -52,9 +54,10 @@ def build_rows(
     outcomes: list[Outcome],
     reference_label: str | None,
     complexity: Callable[[EngineInfo], tuple[int | None, int | None]],
-    peak: MatmulPeak | None,
+    peaks: Sequence[MatmulPeak],
 ) -> list[Row]:
-    """One row per outcome. ``complexity(info)`` gives (params, MACs) of what that engine executes."""
+    """One row per outcome. ``complexity(info)`` gives (params, MACs) of what that engine executes;
+    each row's peak fraction divides by the one of ``peaks`` in its own precision."""
     rows = []
     reference = next((o for o in outcomes if o.engine.info.label == reference_label), None)
     for outcome in outcomes:
@@ -69,12 +72,32 @@ def build_rows(
         )
         if reference is not None and reference.output is not None and outcome.output is not None:
             parity = compare(outcome.output, reference.output, {})
-            # JSON has no infinity: identical outputs are max |diff| 0 with PSNR null.
-            row.parity_psnr_db = parity.psnr_db if np.isfinite(parity.psnr_db) else None
-            row.parity_max_abs_diff = parity.max_abs_diff if np.isfinite(parity.max_abs_diff) else None
-        derive_figures(row, peak)
+            # Infinite where they are (identical outputs: PSNR inf); Report.write writes them as null.
+            row.parity_psnr_db, row.parity_max_abs_diff = parity.psnr_db, parity.max_abs_diff
+        derive_figures(row, peaks)
         rows.append(row)
     ref_row = next((r for r in rows if r.label == reference_label and r.status == MEASURED), None)
     if ref_row is not None:
         apply_ratios(rows, ref_row)
     return rows
+
+
+def bicubic_info() -> EngineInfo:
+    """What the protocol's bicubic baseline row names as its engine."""
+    return EngineInfo(MATLAB_BICUBIC, "numpy", "imresize", "float64")
+
+
+def quality_row(
+    model: str, info: EngineInfo, quality: SetQuality, params: int | None = None, vs_reference_db: float | None = None
+) -> QualityRow:
+    """One engine's mean Y-PSNR/SSIM (and RGB PSNR) on a set; ``vs_reference_db``: its float output
+    against the reference's on the same images (worst image), infinity written as null."""
+    mean = quality.mean
+    finite = vs_reference_db if vs_reference_db is None or np.isfinite(vs_reference_db) else None
+    return QualityRow(
+        model=model, scale=quality.scale, label=info.label, backend=info.backend, variant=info.variant,
+        precision=info.precision, dataset=quality.dataset, images=len(quality.per_image),
+        psnr_y=mean.psnr_y, ssim_y=mean.ssim_y, psnr_rgb=mean.psnr_rgb, params=params,
+        psnr_vs_reference_db=finite,
+        per_image={name: {"psnr_y": s.psnr_y, "ssim_y": s.ssim_y} for name, s in quality.per_image.items()},
+    )

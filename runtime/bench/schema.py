@@ -1,25 +1,28 @@
 """The benchmark report's JSON schema: one file per run, the same for every machine and tool.
 
 Version policy: ``SCHEMA_VERSION`` changes when a field is renamed, removed or changes meaning;
-adding a field keeps it. Readers refuse other versions with a clear message.
+adding a field keeps it. Readers refuse other versions with a clear message, except version 1,
+which they upgrade (its ``peak_fraction`` divided every row by the fp32 peak; see ``upgrade_v1``).
 """
 from __future__ import annotations
 
 import datetime
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..files import atomic_write_bytes
-from .machine import Machine, MatmulPeak
+from ..files import atomic_write_bytes, json_bytes
+from .machine import Machine, MatmulPeak, peak_for
 from .memory import MemoryUse
 from .timing import Timing, paired_ratio
 
 SCHEMA = "dyconvsr-toolchain/benchmark"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, SCHEMA_VERSION)
 MEASURED = "measured"
 NOT_MEASURED = "not measured"
 FAILED = "failed"
@@ -52,7 +55,7 @@ class Row:
     macs: int | None = None  # multiply-accumulates this lowering executes per call
     flops: int | None = None  # 2 x macs
     gflops_per_s: float | None = None  # flops / median latency
-    peak_fraction: float | None = None  # gflops_per_s / the report's matmul peak
+    peak_fraction: float | None = None  # gflops_per_s / the matmul peak of this row's precision (None: unknown)
     reference: str | None = None  # label of the row the ratios below are taken against
     speedup_paired: float | None = None  # median over rounds of reference_k / this_k
     speedup_of_medians: float | None = None  # reference median / this median
@@ -106,7 +109,9 @@ class Report:
     versions: dict[str, str]
     settings: dict[str, Any]
     memory_method: str
-    matmul_peak: MatmulPeak | None  # the best of ``matmul_peaks``: the denominator of peak_fraction
+    matmul_peak: MatmulPeak | None  # the best fp32 peak of ``matmul_peaks``
+    # Every peak per precision, with how it was measured (or why not): each row's peak_fraction
+    # divides by the best measured peak of the row's own precision.
     matmul_peaks: list[MatmulPeak] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     quality: list[QualityRow] = field(default_factory=list)
@@ -121,15 +126,15 @@ class Report:
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         target = Path(path)
-        atomic_write_bytes(target, (json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n").encode())
+        atomic_write_bytes(target, json_bytes(self.to_dict()))
         return target
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
-        if data.get("schema") != SCHEMA or data.get("schema_version") != SCHEMA_VERSION:
+        if data.get("schema") != SCHEMA or data.get("schema_version") not in READABLE_VERSIONS:
             raise UserError(
                 f"benchmark report has schema {data.get('schema')!r} version {data.get('schema_version')!r}; "
-                f"this tool reads {SCHEMA!r} version {SCHEMA_VERSION}"
+                f"this tool reads {SCHEMA!r} versions {', '.join(map(str, READABLE_VERSIONS))}"
             )
         try:
             data = dict(data)
@@ -139,9 +144,24 @@ class Report:
             data["matmul_peaks"] = [MatmulPeak(**p) for p in data.get("matmul_peaks", [])]
             data["rows"] = [Row.from_dict(r) for r in data["rows"]]
             data["quality"] = [QualityRow.from_dict(q) for q in data.get("quality", [])]
-            return cls(**_known(cls, data))
+            report = cls(**_known(cls, data))
         except (KeyError, TypeError) as exc:
             raise UserError(f"benchmark report does not follow {SCHEMA} v{SCHEMA_VERSION}: {exc}") from None
+        return upgrade_v1(report) if report.schema_version == 1 else report
+
+    def peak_of(self, precision: str) -> MatmulPeak | None:
+        return peak_for(precision, self.matmul_peaks)
+
+
+def upgrade_v1(report: Report) -> Report:
+    """Version 1 measured only fp32 peaks and divided every row by one; recompute each row against its
+    own precision (so bf16/int8/fp16 rows get no fraction) and mark the report as version 2."""
+    for row in report.rows:
+        derive_figures(row, report.matmul_peaks)
+    report.notes.append("read from a schema v1 report: peak fractions recomputed per precision "
+                        "(v1 measured only the fp32 peak, so other precisions have none)")
+    report.schema_version = SCHEMA_VERSION
+    return report
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -161,8 +181,9 @@ def read_report(path: str | os.PathLike[str]) -> Report:
     return Report.from_dict(data)
 
 
-def derive_figures(row: Row, peak: MatmulPeak | None) -> None:
-    """Fill throughput, GFLOP/s and the peak fraction from the row's timing and MACs."""
+def derive_figures(row: Row, peaks: Sequence[MatmulPeak]) -> None:
+    """Fill throughput, GFLOP/s and the peak fraction from the row's timing and MACs; the fraction
+    divides by the peak of the row's own precision, and stays None where that peak is unknown."""
     if not row.measured:
         return
     seconds = row.timing.median_ms / 1000.0
@@ -170,8 +191,8 @@ def derive_figures(row: Row, peak: MatmulPeak | None) -> None:
     if row.macs is not None:
         row.flops = 2 * row.macs
         row.gflops_per_s = row.flops / seconds / 1e9
-        if peak is not None:
-            row.peak_fraction = row.gflops_per_s / peak.gflops
+        peak = peak_for(row.precision, peaks)
+        row.peak_fraction = row.gflops_per_s / peak.gflops if peak is not None else None
 
 
 def apply_ratios(rows: list[Row], reference: Row) -> None:

@@ -31,7 +31,7 @@ def backend_for(path: str | Path, config: RunnerConfig) -> str:
 
 
 def make_runner(path: str | Path, config: RunnerConfig = RunnerConfig(), origin: PlanOrigin | None = None) -> Runner:
-    """A not-yet-entered runner for one engine file (use it as a context manager)."""
+    """A not-yet-opened runner for one engine file: ``with make_runner(...) as runner:``, or ``open()``/``close()``."""
     if not Path(path).is_file():
         raise UserError(f"engine file {path} not found")
     backend = backend_for(path, config)

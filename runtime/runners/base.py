@@ -1,8 +1,10 @@
 """The one interface every engine runner implements (Polygraphy style).
 
-A runner is a context manager that loads an engine on ``__enter__`` and releases it on
-``__exit__``; inside, ``infer(batch) -> batch`` runs a single-input, single-output engine and
-``run(feeds) -> outputs`` runs any engine (the tiling graphs take extra ``pooled_<i>`` inputs).
+A runner loads its engine on ``open()`` and releases it on ``close()`` (Polygraphy's activate and
+deactivate); ``with runner:`` calls them. While open, ``infer(batch) -> batch`` runs a single-input,
+single-output engine and ``run(feeds) -> outputs`` runs any engine (the tiling graphs take extra
+``pooled_<i>`` inputs). ``close()`` is idempotent and safe after a failed ``open()``, so an owner
+of several runners can release them all whatever state each is in (``contextlib.ExitStack``).
 Inputs are validated against what the engine declares before anything runs, so a wrong rank,
 channel count or dtype fails with a message naming what was received and what is expected.
 """
@@ -92,7 +94,10 @@ def check_feed(info: TensorInfo, array: np.ndarray) -> None:
 
 
 class Runner(abc.ABC):
-    """Base class: subclasses implement ``_load``, ``_unload``, ``_run`` and fill the specs."""
+    """Base class: subclasses implement ``_load``, ``_unload``, ``_run`` and fill the specs.
+
+    ``_unload`` must release whatever a partial ``_load`` took, and do nothing when nothing is held.
+    """
 
     def __init__(self, path: str, config: RunnerConfig) -> None:
         self.path = path
@@ -109,7 +114,8 @@ class Runner(abc.ABC):
         """Load the engine, fill ``inputs``/``outputs``, enforce strictness."""
 
     @abc.abstractmethod
-    def _unload(self) -> None: ...
+    def _unload(self) -> None:
+        """Release everything ``_load`` took, even part of it; a no-op when nothing is held."""
 
     @abc.abstractmethod
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -121,20 +127,42 @@ class Runner(abc.ABC):
         """Where the engine actually runs, e.g. ``onnxruntime CPUExecutionProvider, 2 threads``."""
 
     # ---- the interface ------------------------------------------------------------------
-    def __enter__(self) -> Runner:
-        self._load()
+    @property
+    def is_open(self) -> bool:
+        return self._active
+
+    def open(self) -> Runner:
+        """Load the engine (a no-op when open); on failure, what was loaded is released and the error raised."""
+        if self._active:
+            return self
+        self.inputs, self.outputs, self.max_spatial = [], [], None
+        try:
+            self._load()
+        except BaseException:
+            self._unload()
+            raise
         self._active = True
         return self
+
+    def close(self) -> None:
+        """Release the engine; safe to call twice, on a runner never opened, or after a failed open."""
+        self._active = False
+        self._unload()
+
+    def __enter__(self) -> Runner:
+        return self.open()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._active = False
-        self._unload()
+        self.close()
+
+    def _check_open(self) -> None:
+        if not self._active:
+            raise RuntimeError(f"{type(self).__name__} used while closed (outside its `with` block or after close())")
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not self._active:
-            raise RuntimeError(f"{type(self).__name__} used outside its `with` block")
+        self._check_open()
         expected = {info.name for info in self.inputs}
         if set(feeds) != expected:
             raise UserError(
@@ -148,6 +176,7 @@ class Runner(abc.ABC):
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run a single-input, single-output engine on one (N, C, H, W) batch."""
+        self._check_open()
         if len(self.inputs) != 1 or len(self.outputs) != 1:
             names = ", ".join(i.name for i in self.inputs)
             raise UserError(f"{self.path}: infer() needs one input and one output; engine takes {names} (use run())")

@@ -2,22 +2,22 @@
 
 On CPUs with AVX512-BF16/AMX, ``precision="bf16"`` runs the fp32 ONNX graph in bfloat16.
 Strict mode checks that the device exists and that the compiled model kept the precision asked.
+A missing openvino, device or device precision raises :class:`BackendUnavailable`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UserError
+from ..catalogue import OPENVINO_HINTS, canonical_precision
+from ..errors import BackendUnavailable, UserError
 from .base import Runner, RunnerConfig, TensorInfo
-
-PRECISIONS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
 
 
 def import_openvino():  # returns the openvino module (its type is only known once imported)
     try:
         import openvino
     except ImportError:
-        raise UserError(
+        raise BackendUnavailable(
             "the OpenVINO backend needs the optional extra: pip install 'dyconvsr-toolchain[openvino]'"
         ) from None
     return openvino
@@ -35,7 +35,7 @@ class OpenVinoRunner(Runner):
         ov = import_openvino()
         core = ov.Core()
         if self.device not in core.available_devices and self.device.split(".")[0] not in ("AUTO", "MULTI", "HETERO"):
-            raise UserError(
+            raise BackendUnavailable(
                 f"OpenVINO device {self.device!r} not available; this machine has {', '.join(core.available_devices)}"
             )
         properties: dict[str, object] = {}
@@ -43,12 +43,11 @@ class OpenVinoRunner(Runner):
             properties["INFERENCE_NUM_THREADS"] = self.config.threads
         wanted = None
         if self.config.precision:
-            wanted = PRECISIONS.get(self.config.precision.lower())
+            wanted = OPENVINO_HINTS.get(canonical_precision(self.config.precision))
             if wanted is None:
-                raise UserError(
-                    f"OpenVINO precision must be one of {', '.join(sorted(set(PRECISIONS)))}; "
-                    f"got {self.config.precision!r}"
-                )
+                allowed = sorted({*OPENVINO_HINTS, *OPENVINO_HINTS.values()})
+                raise UserError(f"OpenVINO precision must be one of {', '.join(allowed)}; "
+                                f"got {self.config.precision!r}")
             properties["INFERENCE_PRECISION_HINT"] = wanted
         try:
             self.compiled = core.compile_model(core.read_model(self.path), self.device, properties)
@@ -60,7 +59,7 @@ class OpenVinoRunner(Runner):
         except RuntimeError:  # some devices do not report it
             self.precision = None
         if self.config.is_strict and wanted and self.precision not in (None, wanted):
-            raise UserError(
+            raise BackendUnavailable(
                 f"OpenVINO on {self.device} runs {self.precision}, not the requested {wanted} "
                 "(the device lacks support); drop --precision or pass --no-strict"
             )

@@ -2,7 +2,7 @@
 
 ONNX Runtime falls back to the CPU when a requested provider is missing or fails to initialise,
 logging a warning at most. In strict mode this runner compares the providers the session really
-uses with the ones requested and refuses to run on anything else.
+uses with the ones requested and refuses to run on anything else (:class:`BackendUnavailable`).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import BackendUnavailable, UserError
 from .base import Runner, RunnerConfig, TensorInfo
 
 SHORT_NAMES = {
@@ -98,7 +98,7 @@ class OrtRunner(Runner):
         self.active_providers = session.get_providers()
         missing = [p for p in self.requested if p not in self.active_providers]
         if self.config.is_strict and missing:
-            raise UserError(
+            raise BackendUnavailable(
                 f"requested ONNX Runtime provider(s) {', '.join(missing)} not running "
                 f"(session runs {', '.join(self.active_providers)}; build has {', '.join(available)}); "
                 "use --provider auto or --no-strict to allow the fallback"

@@ -3,7 +3,9 @@
 A plan only runs on the TensorRT version and GPU (compute capability) it was built with, and
 TensorRT's own failure is a vague log line, so the runner compares what the manifest recorded
 at build time with what is here before deserialising, and refuses a mismatch by name.
-Device memory goes through a tiny ctypes binding to the CUDA runtime, so no pycuda/torch is needed.
+Device memory goes through a tiny ctypes binding to the CUDA runtime, so no pycuda/torch is needed;
+the GPU is identified by the one probe, :func:`runtime.runners.gpu.nvidia_gpus`. A missing tensorrt,
+CUDA runtime or GPU raises :class:`BackendUnavailable`.
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import BackendUnavailable, UserError
 from .base import Runner, RunnerConfig, TensorInfo
+from .gpu import Gpu, nvidia_gpus
 
 # Manifest ``Variant.notes`` keys export may use for the build environment of a plan.
 VERSION_KEYS = ("tensorrt_version", "tensorrt", "trt_version")
@@ -73,7 +76,8 @@ class _Cuda:
             except OSError:
                 continue
         else:
-            raise UserError("TensorRT runner needs the CUDA runtime library (libcudart) and an NVIDIA GPU; none found")
+            raise BackendUnavailable("TensorRT runner needs the CUDA runtime library (libcudart) and an NVIDIA GPU; "
+                                     "none found")
 
     def _check(self, status: int, what: str) -> None:
         if status != 0:
@@ -96,24 +100,27 @@ class _Cuda:
         self._check(self.lib.cudaStreamCreate(ctypes.byref(stream)), "cudaStreamCreate")
         return int(stream.value or 0)
 
+    def destroy_stream(self, stream: int) -> None:
+        self.lib.cudaStreamDestroy(ctypes.c_void_p(stream))
+
     def synchronize(self, stream: int) -> None:
         self._check(self.lib.cudaStreamSynchronize(ctypes.c_void_p(stream)), "cudaStreamSynchronize")
 
-    def device(self) -> tuple[str, str]:
-        """(name, "major.minor") of device 0."""
-        props = ctypes.create_string_buffer(4096)  # cudaDeviceProp starts with char name[256]
-        self._check(self.lib.cudaGetDeviceProperties(props, 0), "cudaGetDeviceProperties")
-        major, minor = ctypes.c_int(), ctypes.c_int()
-        self.lib.cudaDeviceGetAttribute(ctypes.byref(major), 75, 0)  # cudaDevAttrComputeCapabilityMajor
-        self.lib.cudaDeviceGetAttribute(ctypes.byref(minor), 76, 0)
-        return props.raw[:256].split(b"\0", 1)[0].decode(errors="replace"), f"{major.value}.{minor.value}"
+
+def first_gpu() -> Gpu:
+    """CUDA device 0, the one a plan runs on; :class:`BackendUnavailable` where there is none."""
+    gpus = nvidia_gpus()
+    if not gpus:
+        raise BackendUnavailable("a .plan engine needs an NVIDIA GPU; the NVIDIA driver (libcuda) lists none here, "
+                                 "run the artifact's model.onnx instead")
+    return gpus[0]
 
 
 def import_tensorrt():
     try:
         import tensorrt
     except ImportError:
-        raise UserError(
+        raise BackendUnavailable(
             "a .plan engine needs TensorRT and an NVIDIA GPU: pip install 'dyconvsr-toolchain[gpu]', "
             "or run the artifact's model.onnx instead"
         ) from None
@@ -134,20 +141,20 @@ class TensorRTRunner(Runner):
 
     def _load(self) -> None:
         trt = import_tensorrt()
-        cuda = _Cuda()
-        gpu_name, capability = cuda.device()
-        check_plan_origin(self.origin, trt.__version__, gpu_name, capability)
+        gpu = first_gpu()
+        check_plan_origin(self.origin, trt.__version__, gpu.name, gpu.compute_capability)
+        self._cuda = _Cuda()
         runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
         engine = runtime.deserialize_cuda_engine(Path(self.path).read_bytes())
         if engine is None:
             raise UserError(
-                f"{self.path}: TensorRT {trt.__version__} cannot deserialise this plan on {gpu_name} "
+                f"{self.path}: TensorRT {trt.__version__} cannot deserialise this plan on {gpu.name} "
                 "(built by another TensorRT version or for another GPU?); rebuild it here or use model.onnx"
             )
         # The Runtime must outlive the engine it deserialised (TensorRT crashes otherwise).
-        self._trt, self._cuda, self._runtime, self._engine, self.gpu = trt, cuda, runtime, engine, gpu_name
+        self._trt, self._runtime, self._engine, self.gpu = trt, runtime, engine, gpu.name
         self._context = engine.create_execution_context()
-        self._stream = cuda.stream()
+        self._stream = self._cuda.stream()
         for index in range(engine.num_io_tensors):
             name = engine.get_tensor_name(index)
             shape = tuple(d if d >= 0 else None for d in engine.get_tensor_shape(name))
@@ -159,6 +166,9 @@ class TensorRTRunner(Runner):
             self.max_spatial = (int(high[2]), int(high[3]))
 
     def _unload(self) -> None:
+        if self._stream and self._cuda is not None:
+            self._cuda.destroy_stream(self._stream)
+        self._stream = 0
         self._context = None  # in dependency order: context, engine, runtime
         self._engine = None
         self._runtime = None

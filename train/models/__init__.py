@@ -10,7 +10,16 @@ from .dynamic_conv import (
     set_temperature,
     temperature_schedule,
 )
-from .registry import ModelConfig, create_model, describe_model, list_models
+from .registry import (
+    TRAINING_RECIPES,
+    ModelConfig,
+    ModelTraits,
+    create_model,
+    describe_model,
+    list_models,
+    model_config,
+    model_traits,
+)
 from .srcnn import SRCNN
 
 __all__ = [
@@ -18,13 +27,17 @@ __all__ = [
     "FORMULATIONS",
     "SRCNN",
     "SUPPORTED_SCALES",
+    "TRAINING_RECIPES",
     "DyConvSR",
     "DynamicConv2d",
     "ModelConfig",
+    "ModelTraits",
     "create_model",
     "describe_model",
     "dynamic_convs",
     "list_models",
+    "model_config",
+    "model_traits",
     "set_formulation",
     "set_temperature",
     "temperature_schedule",

@@ -9,7 +9,7 @@ import inspect
 import math
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -33,28 +33,79 @@ class ModelConfig:
         return {"name": self.name, "kwargs": dict(self.kwargs)}
 
 
+TRAINING_RECIPES = ("patch", "subimage")
+
+
+@dataclass(frozen=True)
+class ModelTraits:
+    """What the rest of the toolchain needs to know about a registered model, asked of the registry
+    (``model_traits``) instead of rediscovered from names or attributes."""
+
+    # "patch": RGB HR crops, LR made online (DyConvSR); "subimage": 33x33 Y sub-images of
+    # blurred-subsampled-upscaled inputs, trained through ``forward_y`` (SRCNN, DCNN).
+    recipe: str
+    # Runs ``forward_y`` on the Y channel of a bicubic-upscaled input (keeps the bicubic Cb/Cr), so
+    # it can run at any scale its pre-upscaling is set to.
+    y_channel: bool = False
+    # One set of weights trained for every scale; ``set_scale`` changes a loaded model's scale.
+    multi_scale: bool = False
+    # The registered twin with a plain conv in place of the dynamic one (timed beside it).
+    static_twin: str | None = None
+    # export/fusion.py's one-PixelShuffle(2s) rewrite applies (DyConvSR's shuffle tail).
+    fuses_pixel_shuffle: bool = False
+    # The attribute holding the reconstruction layer that ``last_layer_lr`` trains (SRCNN recipe).
+    last_layer: str | None = None
+    # The smallest input height/width it accepts with its registered defaults (a reflect-padded
+    # blur needs more than 2 pixels a side once odd sizes are padded to even).
+    min_side: int = 1
+    # A tiny variant for tests, left out of listings of the real networks.
+    tiny: bool = False
+
+    def __post_init__(self) -> None:
+        if self.recipe not in TRAINING_RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(TRAINING_RECIPES)}; got {self.recipe!r}")
+        if self.recipe == "subimage" and not self.y_channel:
+            raise ValueError("the sub-image recipe trains forward_y: only a Y-channel model can use it")
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     builder: type[nn.Module]
     defaults: dict[str, Any]
     description: str
+    traits: ModelTraits
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register(name: str, builder: type[nn.Module], description: str, **defaults: Any) -> None:
+def register(name: str, builder: type[nn.Module], description: str, traits: ModelTraits, **defaults: Any) -> None:
     if name in _REGISTRY:
         raise ValueError(f"model name {name!r} is already registered")
-    _REGISTRY[name] = ModelEntry(builder, defaults, description)
+    if traits.static_twin is not None and traits.static_twin not in _REGISTRY:
+        raise ValueError(f"static twin {traits.static_twin!r} of {name!r} must be registered first")
+    _REGISTRY[name] = ModelEntry(builder, defaults, description, traits)
 
 
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+def list_models(include_tiny: bool = True) -> list[str]:
+    return sorted(name for name, entry in _REGISTRY.items() if include_tiny or not entry.traits.tiny)
 
 
 def describe_model(name: str) -> str:
     return _entry(name).description
+
+
+def model_config(model: nn.Module) -> ModelConfig:
+    """The ``config`` that ``create_model`` gave ``model``; a model built otherwise is refused."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, ModelConfig):
+        raise UserError(f"{type(model).__name__} has no .config; build it with train.models.create_model(name, ...)")
+    return config
+
+
+def model_traits(model: str | nn.Module) -> ModelTraits:
+    """The traits of a registered model, given by name or as a model built by ``create_model``."""
+    return _entry(model if isinstance(model, str) else model_config(model).name).traits
 
 
 def _entry(name: str) -> ModelEntry:
@@ -171,22 +222,33 @@ def _as_constructor_types(arguments: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in arguments.items()}
 
 
-register("dyconvsr", DyConvSR, "DyConvSR, ~60K params at x2 (dynamic conv, HF branch, spatial attention)")
+# Traits by family; a registration changes only what sets it apart (static twin, min_side, tiny).
+_DYCONVSR = ModelTraits(recipe="patch", fuses_pixel_shuffle=True)
+_SRCNN = ModelTraits(recipe="subimage", y_channel=True, last_layer="conv3")
+_DCNN = ModelTraits(recipe="subimage", y_channel=True, multi_scale=True, last_layer="conv3")
+
 register(
     "dyconvsr_static",
     DyConvSR,
     "DyConvSR's static twin: the same network with a plain conv in place of the dynamic one",
+    _DYCONVSR,
     dynamic=False,
 )
+register("dyconvsr", DyConvSR, "DyConvSR, ~60K params at x2 (dynamic conv, HF branch, spatial attention)",
+         replace(_DYCONVSR, static_twin="dyconvsr_static"))
 register(
     "dyconvsr_authors",
     DyConvSR,
     "DyConvSR exactly as the authors' code computes it: interleaved skip, reflect-padded blur, temperature 30",
+    replace(_DYCONVSR, min_side=3),
     skip_order="interleaved",
     blur_padding="reflect",
 )
-register("srcnn", SRCNN, "SRCNN 9-1-5 (64/32) on the Y channel of a bicubic-upscaled input")
-register("dcnn", DCNN, "Multi-scale dynamic CNN: SRCNN stages with generated filters, one net for x2/x3/x4")
-register("dyconvsr_tiny", DyConvSR, "Tiny DyConvSR for tests", channels=8, num_kernels=2)
-register("srcnn_tiny", SRCNN, "Tiny SRCNN for tests", features=(8, 4), kernel_sizes=(3, 1, 3))
-register("dcnn_tiny", DCNN, "Tiny DCNN for tests", features=(8, 4), kernel_sizes=(3, 1, 3), num_kernels=2)
+register("srcnn", SRCNN, "SRCNN 9-1-5 (64/32) on the Y channel of a bicubic-upscaled input", _SRCNN)
+register("dcnn", DCNN, "Multi-scale dynamic CNN: SRCNN stages with generated filters, one net for x2/x3/x4", _DCNN)
+register("dyconvsr_tiny", DyConvSR, "Tiny DyConvSR for tests", replace(_DYCONVSR, tiny=True), channels=8,
+         num_kernels=2)
+register("srcnn_tiny", SRCNN, "Tiny SRCNN for tests", replace(_SRCNN, tiny=True), features=(8, 4),
+         kernel_sizes=(3, 1, 3))
+register("dcnn_tiny", DCNN, "Tiny DCNN for tests", replace(_DCNN, tiny=True), features=(8, 4),
+         kernel_sizes=(3, 1, 3), num_kernels=2)

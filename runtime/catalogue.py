@@ -1,0 +1,160 @@
+"""The variant catalogue: every kind of engine file an artifact folder holds, what it is, what runs it,
+what it was converted from, and how close to the PyTorch reference it must be.
+
+export/ names the files it writes with the functions here, runtime.check, runtime.tiling and the
+benchmarks judge engines by :func:`tolerance`, and the manifest records each variant's ``source``
+(the artifact file it was converted from), so nobody parses a file name back into what it means.
+
+Tolerances, against the fp32 PyTorch output on [0, 1] images (NaN/Inf always fail):
+
+- fp32: max |diff| <= 1e-4. Float reassociation across backends stays near 1e-6 on these networks,
+  while a wrong lowering, a missing op attribute or a TF32 matmul lands far above it.
+- fp16: PSNR >= 50 dB. fp16 rounding alone measures about 60-70 dB; 50 dB still flags an op that
+  overflows or a cast in the wrong place.
+- int8 and bf16: PSNR >= 40 dB (RMS error about 2.5 levels of 255). INT8 QDQ of these networks
+  measures about 45-55 dB and OpenVINO bf16 about 59 dB; 40 dB catches a broken calibration or an
+  op that quantises badly while keeping sound variants.
+
+An fp32 graph that OpenVINO is told to compute in bf16/f16 is judged at that precision.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .manifest import Variant
+    from .runners.base import RunnerConfig
+
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+REDUCED_ONNX_PRECISIONS = ("fp16", "int8")  # model[.<stem>].<precision>.onnx
+TENSORRT_PRECISIONS = ("fp32", "fp16", "int8")  # model.<precision>.plan
+OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")  # model.openvino[.bf16|.int8].xml
+
+FP32_MAX_ABS_DIFF = 1e-4
+MIN_PSNR_DB = {"fp16": 50.0, "int8": 40.0, "bf16": 40.0}
+
+# A precision (as the manifest spells it) -> OpenVINO's INFERENCE_PRECISION_HINT value.
+OPENVINO_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+
+DEFAULT_FILE = "model.onnx"
+STEM = "model"
+
+
+@dataclass(frozen=True)
+class VariantKind:
+    """One row of the catalogue: a family of engine files."""
+
+    name: str
+    pattern: str  # the file name, <placeholders> filled by the naming functions below
+    kind: str  # runtime.manifest.Variant.kind
+    precisions: tuple[str, ...]
+    lowering: str  # which lowering of the dynamic conv the file holds
+    backend: str  # what runs it by default (runtime.runners.backend_for)
+    source: str  # what it is converted from (Variant.source)
+
+
+CATALOGUE = (
+    VariantKind("default", DEFAULT_FILE, "onnx", ("fp32",), "the export's --strategy", "onnxruntime",
+                "none: exported from PyTorch"),
+    VariantKind("lowering", "model.<strategy>.onnx", "onnx", ("fp32",), "<strategy>", "onnxruntime",
+                "none: exported from PyTorch"),
+    VariantKind("fixed_shape", "model.<strategy>.<N>x<H>x<W>.onnx", "onnx", ("fp32",), "<strategy>", "onnxruntime",
+                "none: exported from PyTorch"),
+    VariantKind("reduced_onnx", "model[.<stem>].<fp16|int8>.onnx", "onnx", REDUCED_ONNX_PRECISIONS,
+                "its source's", "onnxruntime", "an fp32 ONNX variant (model[.<stem>].onnx)"),
+    VariantKind("ort", "model[.<stem>].ort", "ort", ("fp32",), "its source's", "onnxruntime",
+                "an fp32 ONNX variant (model[.<stem>].onnx)"),
+    VariantKind("tensorrt", "model.<fp32|fp16|int8>.plan", "tensorrt", TENSORRT_PRECISIONS, "its source's",
+                "tensorrt", "an fp32 ONNX variant with constant conv weights (int8: its symmetric QDQ copy)"),
+    VariantKind("openvino", "model.openvino[.bf16|.int8].xml (+ .bin)", "openvino", OPENVINO_PRECISIONS,
+                "its source's", "openvino", "the default fp32 ONNX variant"),
+)
+
+
+def tolerance(precision: str) -> dict[str, float]:
+    """What an engine computing in ``precision`` must reach against the fp32 PyTorch reference."""
+    if precision == "fp32":
+        return {"max_abs_diff": FP32_MAX_ABS_DIFF}
+    if precision not in MIN_PSNR_DB:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return {"min_psnr_db": MIN_PSNR_DB[precision]}
+
+
+def passes(precision: str, max_abs_diff: float | None, psnr_db: float | None) -> bool:
+    """:func:`tolerance` applied to measured figures; a missing figure fails an fp32 check, and a missing
+    PSNR (identical outputs, written as null in JSON) passes a reduced-precision one."""
+    rule = tolerance(precision)
+    if "max_abs_diff" in rule:
+        return max_abs_diff is not None and max_abs_diff <= rule["max_abs_diff"]
+    return psnr_db is None or psnr_db >= rule["min_psnr_db"]
+
+
+def canonical_precision(name: str) -> str:
+    """A precision as the manifest spells it (PRECISIONS), from that spelling or OpenVINO's (f32, f16, bf16)."""
+    spelled = {value: key for key, value in OPENVINO_HINTS.items()}
+    return name if name in PRECISIONS else spelled.get(name.lower(), name.lower())
+
+
+def openvino_hint(precision: str) -> str | None:
+    """The inference precision OpenVINO is told for a variant of ``precision``: f32 for fp32 and for int8
+    (its float parts are fp32), so OpenVINO never picks bf16 by itself on CPUs that have it; None
+    (as stored in the file) for bf16 IR and fp16 graphs."""
+    return "f32" if precision in ("fp32", "int8") else None
+
+
+def with_openvino_hint(config: RunnerConfig, precision: str, backend: str) -> RunnerConfig:
+    """``config`` with :func:`openvino_hint` filled in when OpenVINO runs the engine and none was asked."""
+    if backend != "openvino" or config.precision:
+        return config
+    return replace(config, precision=openvino_hint(precision))
+
+
+# ---- file names ----------------------------------------------------------------------------------
+def onnx_file(strategy: str | None = None) -> str:
+    """fp32 ONNX: the default variant (``strategy`` None) or another lowering."""
+    return DEFAULT_FILE if strategy is None else f"{STEM}.{strategy}.onnx"
+
+
+def fixed_shape_file(strategy: str, batch: int, height: int, width: int) -> str:
+    return f"{STEM}.{strategy}.{batch}x{height}x{width}.onnx"
+
+
+def _stem(source: str) -> str:
+    return PurePosixPath(source).stem
+
+
+def reduced_onnx_file(source: str, precision: str) -> str:
+    """fp16/int8 ONNX of the fp32 ONNX ``source``: model.<p>.onnx for model.onnx, else <stem>.<p>.onnx."""
+    return f"{_stem(source)}.{precision}.onnx"
+
+
+def ort_file(source: str) -> str:
+    return f"{_stem(source)}.ort"
+
+
+def plan_file(precision: str) -> str:
+    return f"{STEM}.{precision}.plan"
+
+
+def openvino_file(precision: str) -> str:
+    return f"{STEM}.openvino.xml" if precision == "fp32" else f"{STEM}.openvino.{precision}.xml"
+
+
+def weights_file(xml: str) -> str:
+    """The weights file beside an OpenVINO IR."""
+    return xml.removesuffix(".xml") + ".bin"
+
+
+def recorded_source(variant: Variant) -> str | None:
+    """A variant's source for manifests written before ``source`` was a field: the ``notes["source"]``
+    that ORT-format and OpenVINO variants carried, or for fp16/int8 ONNX the fp32 file their name came
+    from; None where nothing says (fp32 ONNX exported from PyTorch; old TensorRT plans)."""
+    noted = variant.notes.get("source")
+    if isinstance(noted, str):
+        return noted
+    suffix = f".{variant.precision}.onnx"
+    if variant.kind == "onnx" and variant.precision in REDUCED_ONNX_PRECISIONS and variant.file.endswith(suffix):
+        return variant.file.removesuffix(suffix) + ".onnx"
+    return None

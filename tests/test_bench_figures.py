@@ -1,0 +1,133 @@
+"""What a user sees of a benchmark, from the real reports/benchmark.json: peak fractions per precision,
+the figures, the markdown header and the README's generated block."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from benchmarks.markdown import render_markdown
+from benchmarks.peak import torch_int8_peak
+from benchmarks.plots import scatter_points, write_plots
+from benchmarks.readme import BEGIN, END, replace_block, update_readme
+from runtime.bench.machine import numpy_matmul_peak, peak_for, torch_free_peaks
+from runtime.bench.schema import MEASURED, derive_figures, read_report
+from runtime.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "reports" / "benchmark.json"
+pytestmark = pytest.mark.skipif(not REPORT.is_file(), reason="reports/benchmark.json not generated yet")
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    return json.loads(REPORT.read_text())
+
+
+def _best(data: dict, precision: str) -> float | None:
+    values = [p["gflops"] for p in data["matmul_peaks"] if p.get("precision", "fp32") == precision and p["gflops"]]
+    return max(values, default=None)
+
+
+def test_every_row_is_judged_against_its_own_precision(data: dict) -> None:
+    report = read_report(REPORT)
+    measured = [r for r in report.rows if r.measured and r.gflops_per_s is not None]
+    assert {r.precision for r in measured} >= {"fp32", "bf16", "int8"}
+    for row in measured:
+        peak = _best(data, row.precision)
+        if peak is None:
+            assert row.peak_fraction is None, row.label  # never divided by another precision's peak
+        else:
+            assert row.peak_fraction == pytest.approx(row.gflops_per_s / peak), row.label
+
+
+def test_a_measured_int8_peak_is_the_denominator_of_int8_rows_only() -> None:
+    report = read_report(REPORT)
+    int8 = torch_int8_peak(threads=0, size=256, repeats=2)
+    assert int8.gflops > 0 and int8.precision == "int8" and int8.method.startswith("measured: ")
+    peaks = [*report.matmul_peaks, int8]
+    fp32 = max(p.gflops for p in report.matmul_peaks if p.precision == "fp32")
+    for row in report.rows:
+        derive_figures(row, peaks)
+        if not row.measured or row.gflops_per_s is None:
+            continue
+        expected = {"fp32": fp32, "int8": int8.gflops}.get(row.precision)
+        assert row.peak_fraction == (None if expected is None else pytest.approx(row.gflops_per_s / expected))
+
+
+def test_torch_free_peaks_leave_other_precisions_unknown() -> None:
+    peaks = torch_free_peaks(size=256)
+    assert peak_for("fp32", peaks).gflops > 0
+    for precision in ("bf16", "fp16", "int8"):
+        assert peak_for(precision, peaks) is None
+        assert any(p.precision == precision and p.method.startswith("not measured: ") for p in peaks)
+    small = numpy_matmul_peak(size=64, repeats=1)
+    assert peak_for("fp32", [small, *peaks]).gflops == max(small.gflops, peaks[0].gflops)  # the best one
+
+
+def test_figures_are_written_from_the_real_report(tmp_path: Path) -> None:
+    figures = write_plots(read_report(REPORT), tmp_path)
+    assert set(figures) == {"latency_by_resolution", "quality_vs_latency", "quality_vs_params"}
+    for name in figures.values():
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and image.width >= 600 and image.height >= 300, name
+
+
+def test_the_scatter_holds_the_fastest_engine_per_model_and_backend(data: dict) -> None:
+    points = scatter_points(read_report(REPORT))
+    size = "720p"
+    timed = {(r["model"], r["label"]): r for r in data["rows"] if r["status"] == MEASURED and r["resolution"] == size}
+    with_quality = [timed[(q["model"], q["label"])] for q in data["quality"] if (q["model"], q["label"]) in timed]
+    families = {"pytorch": "PyTorch", "torch.compile": "PyTorch", "onnxruntime": "ONNX Runtime",
+                "openvino": "OpenVINO", "pillow": "bicubic"}
+    expected = {}
+    for row in with_quality:
+        key = ("", "bicubic") if row["backend"] == "pillow" else (row["model"], families[row["backend"]])
+        expected[key] = min(expected.get(key, float("inf")), row["timing"]["median_ms"])
+    got = {("" if p.family == "bicubic" else p.model, p.family): p.median_ms for p in points}
+    assert got == expected
+    assert len(points) < len(with_quality)  # the rest are in the tables, not the figure
+
+
+def test_markdown_names_the_machine_and_date(data: dict) -> None:
+    markdown = render_markdown([read_report(REPORT)])
+    header = markdown.split("## Machines")[0]
+    assert data["machine"]["cpu"] in header and data["created"][:10] in header
+    m = data["machine"]
+    assert f"{m['usable_cpus']} CPUs" in header or f"{m['usable_cpus']} of {m['logical_cpus']} CPUs" in header
+    assert "## Matrix-multiply peaks" in markdown
+
+
+def test_replace_block_replaces_exactly_the_marked_text() -> None:
+    text = f"# Title\n\nbefore\n{BEGIN}\nold table\n{END}\nafter\n"
+    assert replace_block(text, "new") == f"# Title\n\nbefore\n{BEGIN}\nnew\n{END}\nafter\n"
+    for broken in ("no markers\n", f"{END}\n{BEGIN}\n", f"{BEGIN}\n{END}\n{BEGIN}\n{END}\n"):
+        with pytest.raises(UserError, match="exactly one"):
+            replace_block(broken, "new")
+
+
+def test_update_readme_rewrites_only_its_block_from_the_real_report(data: dict, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    text = (ROOT / "README.md").read_text()
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    head, tail = text.split(BEGIN)[0], text.split(END)[1]
+    readme.write_text(f"{head}{BEGIN}\nstale table\n{END}{tail}")
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    shutil.copy(REPORT, folder / "benchmark.json")
+    (folder / "latency_by_resolution.png").write_bytes((REPORT.parent / "latency_by_resolution.png").read_bytes())
+    update_readme(readme, folder / "benchmark.json")
+    new = readme.read_text()
+    assert new.startswith(head + BEGIN) and new.endswith(END + tail) and "stale table" not in new
+    block = new.split(BEGIN)[1].split(END)[0]
+    assert data["machine"]["cpu"] in block and data["created"][:10] in block
+    reference = next(r for r in data["rows"] if r["model"] == "dyconvsr" and r["resolution"] == "720p"
+                     and r["label"] == r["reference"])
+    assert f"| {reference['label']} | fp32 | {reference['timing']['median_ms']:.2f} |" in block
+    # Only figures that exist are linked, by their path relative to the README.
+    assert "(reports/latency_by_resolution.png)" in block and "quality_vs_latency.png" not in block
+    update_readme(readme, folder / "benchmark.json")
+    assert readme.read_text() == new  # idempotent: a second make bench changes nothing without new numbers

@@ -1,0 +1,117 @@
+"""What a user sees: one -q/-v and one runner option set for every command, bars only on a
+terminal, -q silent on success, library logs (NNCF) only with -v and never on stdout."""
+from __future__ import annotations
+
+import importlib.util
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from benchmarks.run import main as benchmarks_main
+from export.cli import main as export_main
+from runtime.bench.cli import main as bench_main
+from runtime.check import main as check_main
+from runtime.infer import main as infer_main
+from runtime.progress import progress_bar
+from test_runtime_fixtures import SAMPLE
+from train.checkpoint import save_checkpoint
+from train.cli import main as train_main
+from train.models import create_model
+
+RUNNER = ("--backend", "--provider", "--strict", "--threads", "--precision")
+
+
+def options(command: click.Command) -> dict[str, click.Option]:
+    return {p.opts[0] if p.opts[0].startswith("--") else p.opts[-1]: p for p in command.params
+            if isinstance(p, click.Option)}
+
+
+def test_every_command_has_the_same_quiet_verbose_and_runner_options() -> None:
+    commands = {"runtime.infer": infer_main, "runtime.check": check_main, "runtime.bench": bench_main,
+                "export": export_main, "benchmarks.run": benchmarks_main,
+                **{f"train {name}": command for name, command in train_main.commands.items()}}
+    assert {"train fit", "train evaluate", "train models", "train promote"} <= set(commands)
+    seen = {}
+    for name, command in commands.items():
+        found = options(command)
+        for flag, short in (("--quiet", "-q"), ("--verbose", "-v")):
+            assert short in found[flag].opts, (name, flag)
+            seen.setdefault(flag, found[flag].help)
+            assert found[flag].help == seen[flag], (name, flag)
+    infer, check = options(infer_main), options(check_main)
+    for flag in RUNNER:
+        assert infer[flag].help == check[flag].help and infer[flag].default == check[flag].default, flag
+    assert options(bench_main)["--threads"].help == infer["--threads"].help
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_are_drawn_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    for stream, quiet, drawn in ((io.StringIO(), False, False), (_Terminal(), False, True), (_Terminal(), True, False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        for _ in progress_bar(range(3), quiet=quiet, desc="work"):
+            pass
+        assert ("\r" in stream.getvalue()) is drawn, (type(stream).__name__, quiet)
+
+
+def python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_quiet_export_prints_nothing_and_nncf_logs_only_with_verbose(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "tiny_x2", create_model("dyconvsr_tiny"))
+    nncf = importlib.util.find_spec("nncf") is not None and importlib.util.find_spec("openvino") is not None
+    quick = ["tiny_x2.json", "--strategy", "branches", "--only-default", "--no-reduced", "--no-ort", "--no-tensorrt",
+             "--no-tiling", *(["--openvino", "int8"] if nncf else ["--no-openvino"])]
+    quiet = python("-m", "export", *quick, "-o", "quiet", "-q", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    assert (tmp_path / "quiet" / "tiny_x2" / "manifest.json").is_file()
+    if not nncf:
+        return
+    verbose = python("-m", "export", *quick, "-o", "verbose", "-v", cwd=tmp_path)
+    assert verbose.returncode == 0, verbose.stderr
+    assert "INFO:nncf:" in verbose.stderr and "nncf" not in verbose.stdout.lower()
+    assert "\r" not in verbose.stderr + verbose.stdout
+
+
+def test_piped_infer_draws_no_bar_and_quiet_prints_nothing(dy_artifact: Path, tmp_path: Path) -> None:
+    shutil.copy(SAMPLE, tmp_path / "second.png")
+    # Two images (the per-image bar) of 49 tiles each at --tile 32 (the per-tile bar).
+    args = ["-m", "runtime.infer", str(dy_artifact), str(SAMPLE), str(tmp_path / "second.png"), "--tile", "32"]
+    piped = python(*args, "-o", "piped", cwd=tmp_path)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == "" and "\r" not in piped.stderr
+    assert [line.split(" (")[0] for line in piped.stderr.splitlines()] == ["upscaled 2 of 2 image(s) x2 into piped/"]
+    quiet = python(*args, "-o", "quiet", "-q", cwd=tmp_path)
+    assert quiet.returncode == 0 and (quiet.stdout, quiet.stderr) == ("", "")
+    assert sorted(p.name for p in (tmp_path / "quiet").iterdir()) == ["astronaut_crop_x2.png", "second_x2.png"]
+
+
+def test_quiet_check_prints_only_a_failed_verdict(dy_artifact: Path, tmp_path: Path) -> None:
+    passed = CliRunner().invoke(check_main, [str(dy_artifact), "-q"], catch_exceptions=False)
+    assert passed.exit_code == 0 and passed.output == ""
+    broken = tmp_path / "broken"
+    shutil.copytree(dy_artifact, broken)
+    data = bytearray((broken / "model.onnx").read_bytes())
+    data[-100] ^= 0x01
+    (broken / "model.onnx").write_bytes(bytes(data))
+    failed = CliRunner().invoke(check_main, [str(broken), "-q", "--variant", "model.onnx"], catch_exceptions=False)
+    assert failed.exit_code == 1
+    assert "model.onnx: sha256 differs from the manifest" in failed.stdout and "verdict: FAIL" in failed.stdout
+
+
+def test_quiet_and_verbose_together_are_one_line_error(dy_artifact: Path) -> None:
+    result = CliRunner().invoke(check_main, [str(dy_artifact), "-q", "-v"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["error: -q/--quiet and -v/--verbose exclude each other; got both"]
