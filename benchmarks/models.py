@@ -9,8 +9,8 @@ from torch import nn
 from runtime.errors import UserError
 from train.checkpoint import Checkpoint, load_checkpoint
 from train.models import create_model, model_traits
+from train.shipped import shipped_checkpoint
 
-WEIGHTS_DIR = Path("weights")
 # The main network first; the static twin is needed by the export issue's dynamic-cost targets.
 DEFAULT_MODELS = ("dyconvsr", "dyconvsr_static", "srcnn", "dcnn")
 
@@ -36,18 +36,14 @@ class BenchModel:
         return model_traits(self.model).y_channel
 
 
-def find_checkpoint(name: str, scale: int, folder: Path = WEIGHTS_DIR) -> Path | None:
-    """``weights/<name>_x<scale>.json``, else ``weights/<name>.json`` (multi-scale nets such as the DCNN)."""
-    for stem in (f"{name}_x{scale}", name):
-        path = folder / f"{stem}.json"
-        if path.is_file() and path.with_suffix(".safetensors").is_file():
-            return path
-    return None
+def find_checkpoint(name: str, scale: int) -> Path | None:
+    """The shipped ``<name>_x<scale>``, else ``<name>`` (multi-scale nets such as the DCNN)."""
+    return next((p for p in map(shipped_checkpoint, (f"{name}_x{scale}", name)) if p is not None), None)
 
 
-def load_bench_model(name: str, scale: int, folder: Path = WEIGHTS_DIR) -> BenchModel:
+def load_bench_model(name: str, scale: int) -> BenchModel:
     model_traits(name)  # an unknown name is refused before any file is looked for
-    path = find_checkpoint(name, scale, folder)
+    path = find_checkpoint(name, scale)
     if path is not None:
         checkpoint = load_checkpoint(path)
         model = checkpoint.model.eval()
@@ -55,7 +51,7 @@ def load_bench_model(name: str, scale: int, folder: Path = WEIGHTS_DIR) -> Bench
             if not model_traits(model).multi_scale:
                 raise UserError(f"{path} is an x{model.scale} {name}; it cannot run at x{scale}")
             model.set_scale(scale)
-        return BenchModel(name, scale, checkpoint, True, str(path))
+        return BenchModel(name, scale, checkpoint, True, f"shipped {path.stem}")
     try:
         model = create_model(name, scale=scale).eval()
     except UserError as exc:

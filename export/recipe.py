@@ -18,6 +18,8 @@ FOCUS_SHAPE = (1, 3, *FOCUS_HW)
 # The smallest and largest input side a TensorRT plan's optimisation profile covers (H, W).
 PROFILE_MIN_HW = (16, 16)
 PROFILE_MAX_HW = (1080, 1920)
+# The largest batch a plan built from a dynamic-batch graph accepts.
+TENSORRT_MAX_BATCH = 4
 
 # The libraries whose versions an artifact's manifest records (runtime.bench.machine.library_versions).
 EXPORT_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxsim", "numpy", "openvino", "nncf")

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from runtime import catalogue
-from runtime.errors import BackendUnavailable
+from runtime.errors import BackendUnavailable, first_line
 from runtime.manifest import Variant
 from runtime.runners import PlanOrigin, RunnerConfig
 
@@ -22,7 +22,7 @@ from .lowering import get_strategy, is_dynamic, lower
 from .onnx_export import TRACE_HW, GraphSpec, export_onnx, opset_of
 from .parity import check_onnx, engine_parity
 from .precision import to_fp16, to_int8
-from .recipe import OPSET
+from .recipe import OPSET, TENSORRT_MAX_BATCH
 
 
 @dataclass
@@ -134,8 +134,7 @@ def tensorrt_variants(
         return [], {catalogue.plan_file(p): str(report) for p in precisions}
     variants, skipped = [], {}
     batch = base.batch or 1
-    max_batch = 4 if base.dynamic_batch else batch
-    profile = Profile(min=(batch, 3, 16, 16), opt=(batch, 3, 360, 640), max=(max_batch, 3, 1080, 1920))
+    profile = Profile.for_batch(batch, TENSORRT_MAX_BATCH if base.dynamic_batch else None)
     for precision in precisions:
         source = folder / base.file
         with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +145,7 @@ def tensorrt_variants(
             try:
                 notes = build_plan(source, plan, precision, profile, timing_cache=folder / "tensorrt.cache")
             except RuntimeError as exc:
-                skipped[plan.name] = str(exc).splitlines()[0]
+                skipped[plan.name] = first_line(exc)
                 continue
         try:
             parity = engine_parity(plan, *refs.usable(base.batch, base.fixed_input_shape),

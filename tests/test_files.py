@@ -8,14 +8,20 @@ import pytest
 from runtime.files import atomic_write_bytes, file_group, recover_group
 
 
+def old_generation(folder: Path) -> list[Path]:
+    """Two files of one group, both holding b"old"."""
+    paths = [folder / "a.bin", folder / "a.json"]
+    for p in paths:
+        p.write_bytes(b"old")
+    return paths
+
+
 def generation(paths: list[Path]) -> list[bytes]:
     return [p.read_bytes() for p in paths]
 
 
 def test_a_group_replaces_every_file_together(tmp_path: Path) -> None:
-    paths = [tmp_path / "a.bin", tmp_path / "a.json"]
-    for p in paths:
-        p.write_bytes(b"old")
+    paths = old_generation(tmp_path)
     with file_group(paths) as pending:
         for p in pending:
             atomic_write_bytes(p, b"new")
@@ -24,9 +30,7 @@ def test_a_group_replaces_every_file_together(tmp_path: Path) -> None:
 
 
 def test_a_failure_while_writing_keeps_the_old_generation(tmp_path: Path) -> None:
-    paths = [tmp_path / "a.bin", tmp_path / "a.json"]
-    for p in paths:
-        p.write_bytes(b"old")
+    paths = old_generation(tmp_path)
     with pytest.raises(OSError):
         with file_group(paths) as pending:
             atomic_write_bytes(pending[0], b"new")
@@ -36,9 +40,7 @@ def test_a_failure_while_writing_keeps_the_old_generation(tmp_path: Path) -> Non
 
 
 def test_recovery_after_a_crash_mid_write_drops_the_unfinished_group(tmp_path: Path) -> None:
-    paths = [tmp_path / "a.bin", tmp_path / "a.json"]
-    for p in paths:
-        p.write_bytes(b"old")
+    paths = old_generation(tmp_path)
     (tmp_path / "a.bin.pending").write_bytes(b"new")  # killed before the last file was written
     recover_group(paths)
     assert generation(paths) == [b"old", b"old"]

@@ -196,6 +196,16 @@ def augment(patch: np.ndarray, rotation: int, hflip: bool, vflip: bool) -> np.nd
     return np.ascontiguousarray(patch)
 
 
+def area_weighted(images: list[NamedImage], min_side: int) -> tuple[list[NamedImage], np.ndarray]:
+    """The images whose shorter side is at least ``min_side``, and their sampling probabilities:
+    larger images are drawn proportionally more often, so every pixel is equally likely."""
+    usable = [im for im in images if min(im.hr.shape[:2]) >= min_side]
+    if not usable:
+        raise UserError(f"no training image is at least {min_side}x{min_side} pixels")
+    areas = np.array([im.hr.shape[0] * im.hr.shape[1] for im in usable], dtype=np.float64)
+    return usable, areas / areas.sum()
+
+
 def _to_tensor(batch: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -219,13 +229,7 @@ class PatchSampler:
             raise UserError(f"scale must be one of {SUPPORTED_SCALES}; got {self.scale}")
         if self.hr_patch % self.scale:
             raise UserError(f"HR patch size {self.hr_patch} must be a multiple of the scale {self.scale}")
-        usable = [im for im in self.images if min(im.hr.shape[:2]) >= self.hr_patch]
-        if not usable:
-            raise UserError(f"no training image is at least {self.hr_patch}x{self.hr_patch} pixels")
-        self.images = usable
-        # Larger images are drawn proportionally more often, so every pixel is equally likely.
-        areas = np.array([im.hr.shape[0] * im.hr.shape[1] for im in usable], dtype=np.float64)
-        self._weights = areas / areas.sum()
+        self.images, self._weights = area_weighted(self.images, self.hr_patch)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(lr, hr) float tensors in [0, 1], shapes (B, 3, p/s, p/s) and (B, 3, p, p)."""
@@ -271,12 +275,7 @@ class SubImageSampler:
             raise UserError(f"scales must be a non-empty subset of {SUPPORTED_SCALES}; got {list(self.scales)}")
         # Work on a crop that is a multiple of every scale and leaves room for the blur.
         self._window = self.size + 12 * 4
-        usable = [im for im in self.images if min(im.hr.shape[:2]) >= self._window]
-        if not usable:
-            raise UserError(f"no training image is at least {self._window}x{self._window} pixels")
-        self.images = usable
-        areas = np.array([im.hr.shape[0] * im.hr.shape[1] for im in usable], dtype=np.float64)
-        self._weights = areas / areas.sum()
+        self.images, self._weights = area_weighted(self.images, self._window)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, step, self.rank])

@@ -9,6 +9,7 @@ from runtime.cli_options import Verbosity, verbosity_options
 from runtime.errors import UserError, cli_errors
 
 from .evaluate import embedded_benchmark, evaluate, evaluate_colour_spaces, load_benchmark, load_candidates
+from .models.common import SUPPORTED_SCALES
 from .tables import TABLES, build_report
 
 
@@ -60,7 +61,7 @@ def evaluate_command(
         benchmarks.append(embedded_benchmark("val"))
     if not benchmarks:
         raise UserError("nothing to evaluate on: give --data FOLDER or drop --no-embedded")
-    chosen = [int(s) for s in scales] or ([2, 3, 4] if table == "cross-scale" else None)
+    chosen = [int(s) for s in scales] or (list(SUPPORTED_SCALES) if table == "cross-scale" else None)
     if table == "colour":
         results = evaluate_colour_spaces(candidates, benchmarks, chosen, progress=not verbosity.quiet)
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..catalogue import OPENVINO_HINTS, canonical_precision
-from ..errors import BackendUnavailable, UserError
+from ..errors import BackendUnavailable, UserError, first_line
 from .base import Runner, RunnerConfig, TensorInfo
 
 
@@ -53,7 +53,7 @@ class OpenVinoRunner(Runner):
             self.compiled = core.compile_model(core.read_model(self.path), self.device, properties)
         except RuntimeError as exc:
             raise UserError(f"{self.path}: OpenVINO cannot compile it for {self.device} "
-                            f"({str(exc).splitlines()[0]})") from None
+                            f"({first_line(exc)})") from None
         try:
             self.precision = _short_type(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         except RuntimeError:  # some devices do not report it

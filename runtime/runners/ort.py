@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import BackendUnavailable, UserError
+from ..errors import BackendUnavailable, UserError, first_line
 from .base import Runner, RunnerConfig, TensorInfo
 
 SHORT_NAMES = {
@@ -94,7 +94,7 @@ class OrtRunner(Runner):
                 warnings.simplefilter("ignore", UserWarning)
                 session = ort.InferenceSession(self.path, sess_options=options, providers=self.requested)
         except Exception as exc:  # onnxruntime raises its own exception types, not importable by name
-            raise UserError(f"{self.path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
+            raise UserError(f"{self.path}: ONNX Runtime cannot load it ({first_line(exc)})") from None
         self.active_providers = session.get_providers()
         missing = [p for p in self.requested if p not in self.active_providers]
         if self.config.is_strict and missing:

@@ -21,15 +21,16 @@ The paper leaves the filter-generating network unspecified; our choices:
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .common import InitStd, check_scale, gaussian_std, init_gaussian, upscale_on_y
+from .common import InitStd, check_scale, gaussian_std, init_gaussian
 from .dynamic_conv import DynamicConv2d
+from .srcnn import SRCNN
 
 
-class DCNN(nn.Module):
+class DCNN(SRCNN):
+    """SRCNN's layers and forward, with stages 2 and 3 replaced by dynamic convolutions."""
+
     def __init__(
         self,
         scale: int = 2,
@@ -39,26 +40,17 @@ class DCNN(nn.Module):
         temperature: float = 30.0,
         init_std: InitStd | None = None,
     ) -> None:
-        super().__init__()
-        self.scale = check_scale(scale)
-        n1, n2 = features
-        f1, f2, f3 = kernel_sizes
-        self.conv1 = nn.Conv2d(1, n1, f1, padding=f1 // 2)
-        self.conv2 = DynamicConv2d(n1, n2, f2, num_kernels=num_kernels, temperature=temperature)
-        self.conv3 = DynamicConv2d(n2, 1, f3, num_kernels=num_kernels, temperature=temperature)
+        self.num_kernels, self.temperature = num_kernels, temperature  # read by stage() during super().__init__
+        super().__init__(scale, features, kernel_sizes)
         if init_std is not None:
             init_gaussian(self, init_std)
             for layer in (self.conv2, self.conv3):
                 nn.init.normal_(layer.weight, 0.0, gaussian_std(init_std, layer.weight))
                 nn.init.zeros_(layer.bias)
 
+    def stage(self, in_channels: int, out_channels: int, kernel_size: int) -> nn.Module:
+        return DynamicConv2d(in_channels, out_channels, kernel_size, num_kernels=self.num_kernels,
+                             temperature=self.temperature)
+
     def set_scale(self, scale: int) -> None:
         self.scale = check_scale(scale)
-
-    def forward_y(self, y: torch.Tensor) -> torch.Tensor:
-        feat = F.relu(self.conv1(y))
-        feat = F.relu(self.conv2(feat))
-        return self.conv3(feat)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return upscale_on_y(x, self.scale, self.forward_y)

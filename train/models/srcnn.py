@@ -28,10 +28,14 @@ class SRCNN(nn.Module):
         n1, n2 = features
         f1, f2, f3 = kernel_sizes
         self.conv1 = nn.Conv2d(1, n1, f1, padding=f1 // 2)
-        self.conv2 = nn.Conv2d(n1, n2, f2, padding=f2 // 2)
-        self.conv3 = nn.Conv2d(n2, 1, f3, padding=f3 // 2)
+        self.conv2 = self.stage(n1, n2, f2)
+        self.conv3 = self.stage(n2, 1, f3)
         if init_std is not None:
             init_gaussian(self, init_std)
+
+    def stage(self, in_channels: int, out_channels: int, kernel_size: int) -> nn.Module:
+        """Stages 2 and 3: static "same" convolutions (the DCNN makes them dynamic)."""
+        return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
 
     def forward_y(self, y: torch.Tensor) -> torch.Tensor:
         return self.conv3(F.relu(self.conv2(F.relu(self.conv1(y)))))
