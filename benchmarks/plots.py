@@ -82,8 +82,11 @@ def latency_by_resolution(report: Report, path: Path) -> bool:
                 ax.text(0.5, 0.5, f"{model} x{scale}: no {name} engine", ha="center", fontsize=7, color="grey",
                         transform=ax.transAxes)
                 continue
+            backends = {r.backend for r in mine if family(r) == name}
             for label in labels:
-                _line(ax, [r for r in mine if r.label == label], label, lw=1.2)
+                engine = [r for r in mine if r.label == label]
+                # A panel of one backend names it in its title: the legend keeps the precision and the file.
+                _line(ax, engine, label.removeprefix(f"{engine[0].backend} ") if len(backends) == 1 else label, lw=1.2)
             if reference and reference not in labels:
                 _line(ax, [r for r in mine if r.label == reference], f"{reference} (reference)", lw=0.9,
                       color="grey", ls="--")

@@ -169,8 +169,8 @@ DEFAULTS = RunConfig()
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-m", "--model", "models", multiple=True, default=DEFAULTS.models, show_default=True,
-              help="Registry names to measure (repeatable); weights/<name>_x<scale>.json is used when present, "
-                   "else a freshly initialised model (the report says so).")
+              help="Registry names to measure (repeatable); the shipped checkpoint <name>_x<scale> (or <name> for "
+                   "a multi-scale net) when there is one, else a freshly initialised model (the report says so).")
 @click.option("-s", "--scale", "scales", multiple=True, type=click.Choice([str(s) for s in SUPPORTED_SCALES]),
               default=tuple(str(s) for s in DEFAULTS.scales), show_default=True)
 @click.option("-r", "--resolution", "resolutions", multiple=True, default=DEFAULTS.resolutions, show_default=True,
