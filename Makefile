@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU wheel of torch lies on this machine's disk; pinning it keeps pip from pulling a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= cpu,openvino-int8,train,dev
+EXTRAS ?= cpu,openvino-int8,train,litert,video,dev
 
 .PHONY: setup demo test models train weights photos export bench clean
 
@@ -68,7 +68,7 @@ export: setup
 
 # The benchmarks (reports/), then the README's generated block rewritten from reports/benchmark.json.
 bench: setup
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run --video 30
 	$(PY) -m benchmarks.readme reports/benchmark.json --readme README.md
 
 models: setup

@@ -11,9 +11,9 @@ from runtime.errors import UserError
 from .models import DEFAULT_MODELS
 
 # What a benchmark run can measure (not runtime.runners.BACKENDS, the engines a runner can load).
-MEASURED_BACKENDS = ("pytorch", "torch.compile", "onnxruntime", "openvino", "gpu", "bicubic")
+MEASURED_BACKENDS = ("pytorch", "torch.compile", "onnxruntime", "openvino", "litert", "gpu", "bicubic")
 DEFAULT_BACKENDS = MEASURED_BACKENDS
-ARTIFACT_BACKENDS = {"onnxruntime", "openvino", "gpu"}
+ARTIFACT_BACKENDS = {"onnxruntime", "openvino", "litert", "gpu"}  # litert: the .tflite files (runtime.bench)
 
 
 @dataclass
@@ -42,6 +42,7 @@ class RunConfig:
     machine_name: str | None = None
     quiet: bool = False
     extra_notes: list[str] = field(default_factory=list)
+    video_frames: int = 0  # > 0: video throughput rows (runtime/video/bench.py) for the fully measured models
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.backends) - set(MEASURED_BACKENDS))

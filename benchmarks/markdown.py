@@ -5,7 +5,7 @@ import datetime
 from collections.abc import Sequence
 
 from runtime.bench.machine import MatmulPeak
-from runtime.bench.schema import QualityRow, Report, Row
+from runtime.bench.schema import MEASURED, QualityRow, Report, Row, VideoRow
 
 from .targets import MODEL, RESOLUTION, SCALE, evaluate_targets, parity_ok
 
@@ -178,6 +178,47 @@ def quality_section(reports: Sequence[Report]) -> list[str]:
     return [*lines, ""]
 
 
+VIDEO_HEADER = ("size", "variant", "precision", "engine fps", "end-to-end fps", "share", "decode ms", "encode ms")
+
+
+def video_cells(rows: Sequence[VideoRow]) -> list[tuple[str, ...]]:
+    """One line per video row: fps of the engine alone and file to file, and the decode/encode threads' ms/frame."""
+    cells = []
+    for v in rows:
+        (h, w), (oh, ow) = v.input_hw, v.output_hw
+        size = f"{v.resolution}: {w}x{h} -> {ow}x{oh}"
+        if v.status != MEASURED:
+            cells.append((size, v.variant, v.precision, v.status, *["-"] * 4))
+            continue
+        share = fmt(v.end_to_end_share * 100 if v.end_to_end_share is not None else None, 0, "%")
+        cells.append((size, v.variant, v.precision, fmt(v.engine_fps), fmt(v.end_to_end_fps), share,
+                      fmt(v.decode_ms), fmt(v.encode_ms)))
+    return cells
+
+
+def video_section(reports: Sequence[Report]) -> list[str]:
+    lines = ["## Video", ""]
+    if not any(r.video for r in reports):
+        return [*lines, "Not measured in this run (`--video N`).", ""]
+    lines += ["A panned clip of N frames per size (runtime/video/bench.py): 'engine fps' is the engine alone on the "
+              "decoded frames; 'end-to-end fps' is file to file (decode, engine and encode overlapping in threads); "
+              "'share' is their ratio (target >= 85%). Decode and encode ms are per frame in their own threads.", ""]
+    for r in reports:
+        for (model, scale), rows in _by_model(r.video).items():
+            first, frames = rows[0], max(v.frames for v in rows)
+            lines += [f"{model} x{scale} on {r.machine.name}, {first.threads} threads, {frames or '?'} frames, "
+                      f"{first.codec} {first.preset or ''}, smoothing {first.smoothing:g}:", ""]
+            lines += [*md_table(VIDEO_HEADER, video_cells(rows)), ""]
+    return lines
+
+
+def _by_model(rows: Sequence[VideoRow]) -> dict[tuple[str, int], list[VideoRow]]:
+    groups: dict[tuple[str, int], list[VideoRow]] = {}
+    for v in rows:
+        groups.setdefault((v.model, v.scale), []).append(v)
+    return groups
+
+
 def targets_section(reports: Sequence[Report]) -> list[str]:
     lines = ["## Export targets (issue 4, Performance)", "",
              f"Judged on {MODEL} x{SCALE} at {RESOLUTION} (640x360 -> 1280x720), batch 1, from the table above; "
@@ -225,6 +266,7 @@ def render_markdown(reports: Sequence[Report], figures: dict[str, str] | None = 
     lines += targets_section(reports)
     lines += latency_section(reports)
     lines += quality_section(reports)
+    lines += video_section(reports)
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({path})" for name, path in figures.items()]
@@ -232,6 +274,7 @@ def render_markdown(reports: Sequence[Report], figures: dict[str, str] | None = 
     lines += ["## Reproduce", "", "```bash",
               "make bench        # python -m benchmarks.run (defaults above), then python -m benchmarks.readme",
               "python -m benchmarks.run -m dyconvsr -r 720p -n 30   # one model, one size, more rounds",
+              "python -m runtime.bench artifacts/dyconvsr_x2 --video 30   # video fps, every variant, 720p and 1080p",
               "python -m runtime.bench artifacts/dyconvsr_x2 -o bench-device.json   # on a device, torch-free",
               "python -m benchmarks.report reports/benchmark.json bench-device.json -o reports/combined",
               "```", ""]

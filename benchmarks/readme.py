@@ -12,11 +12,11 @@ from pathlib import Path, PurePosixPath
 
 import click
 
-from runtime.bench.schema import Report, Row, read_report
+from runtime.bench.schema import MEASURED, Report, Row, read_report
 from runtime.errors import UserError, cli_errors
 from runtime.files import atomic_write_bytes
 
-from .markdown import busy, fmt, md_table, peak_text, precisions_of, provenance
+from .markdown import VIDEO_HEADER, busy, fmt, md_table, peak_text, precisions_of, provenance, video_cells
 from .plots import headline_size
 from .targets import MODEL, SCALE
 
@@ -82,6 +82,24 @@ def models_table(report: Report, size: str) -> list[str]:
     return [f"#### Every model at {size}", "", *md_table(header, cells), ""]
 
 
+VIDEO_PER_SIZE = 3  # the README shows this many variants per size, fastest end to end first
+
+
+def video_table(report: Report) -> list[str]:
+    """The main model's fastest video variants per size (end to end); empty without measured video rows."""
+    rows = [v for v in report.video if v.status == MEASURED and v.end_to_end_fps is not None]
+    if not rows:
+        return []
+    main = [v for v in rows if (v.model, v.scale) == (MODEL, SCALE)] or [v for v in rows if v.model == rows[0].model]
+    shown = []
+    for size in dict.fromkeys(v.resolution for v in main):
+        shown += sorted((v for v in main if v.resolution == size), key=lambda v: -v.end_to_end_fps)[:VIDEO_PER_SIZE]
+    first = shown[0]
+    return [f"#### Video, {first.model} x{first.scale}: fastest {VIDEO_PER_SIZE} variants per size end to end "
+            f"({first.frames} frames, {first.codec} {first.preset or ''}, {first.threads} threads)", "",
+            *md_table(VIDEO_HEADER, video_cells(shown)), ""]
+
+
 def readme_block(report: Report, report_path: str, figure_paths: dict[str, str]) -> str:
     """The generated README text; ``figure_paths``: figure file name -> its path relative to the README."""
     m, settings = report.machine, report.settings
@@ -101,6 +119,7 @@ def readme_block(report: Report, report_path: str, figure_paths: dict[str, str])
     lines += [*(f"- {note}" for note in report.notes), ""] if report.notes else []
     lines += main_table(report, size)
     lines += models_table(report, size)
+    lines += video_table(report)
     tables = PurePosixPath(report_path).with_suffix(".md")
     lines += [f"Every size, engine and figure (p95, memory, MACs, GFLOP/s, export targets): [{tables}]({tables}).",
               ""]

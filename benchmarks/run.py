@@ -118,6 +118,15 @@ def run(config: RunConfig) -> tuple[Report, dict[str, QualityResult]]:
                     start += len(engines)
                     counter = ComplexityCounter(model.model, (config.batch, 3, height, width), scale)
                     report.rows += build_rows(group, mine, reference_label(model), counter, peaks)
+            for model, artifact in loaded:
+                if config.video_frames and artifact is not None and model.name in config.full_models:
+                    from runtime.video.bench import VIDEO_RESOLUTIONS, video_rows
+
+                    folder, manifest = artifact
+                    variants = [e.info.variant for e in model_engines(model, config, artifact)
+                                if isinstance(e, Engine) and e.info.backend in ("onnxruntime", "openvino")]
+                    report.video += video_rows(folder, manifest, sorted(set(variants)), list(VIDEO_RESOLUTIONS),
+                                               config.threads, config.video_frames)
             if config.quality:
                 for model, artifact in loaded:
                     qualities[model.key] = _quality(model, config, artifact)
@@ -203,13 +212,16 @@ DEFAULTS = RunConfig()
 @click.option("--no-quality", is_flag=True, help="Skip the quality table.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 @click.option("--machine-name", default=None, help="Name of this machine in merged reports (default: host name).")
+@click.option("--video", "video_frames", type=click.IntRange(min=0), default=DEFAULTS.video_frames, show_default=True,
+              help="Also video throughput (needs the video extra) on a clip of this many frames: fps end to end "
+                   "and of the engine alone, every ONNX Runtime/OpenVINO variant, 720p and 1080p; 0 = none.")
 @cli_errors
 @verbosity_options
 def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[str, ...], backends: tuple[str, ...],
          compile_models: tuple[str, ...], full_models: tuple[str, ...], openvino_all: bool, threads: int, rounds: int,
          warmup: int, batch: int, out: Path,
          artifacts: Path, rebuild_artifacts: bool, quality_folder: Path | None, no_quality: bool, no_figures: bool,
-         machine_name: str | None, verbosity: Verbosity) -> None:
+         machine_name: str | None, video_frames: int, verbosity: Verbosity) -> None:
     """Benchmark every backend side by side and write OUT/benchmark.{json,md} and PNG figures.
 
     Per model, scale and size, in one process on the same input: PyTorch eager (the reference,
@@ -226,7 +238,7 @@ def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[st
                        threads=threads, rounds=rounds, warmup=warmup, batch=batch,
                        out=out, artifacts=artifacts, rebuild_artifacts=rebuild_artifacts, quality=not no_quality,
                        quality_folder=quality_folder, figures=not no_figures, machine_name=machine_name,
-                       quiet=verbosity.quiet)
+                       quiet=verbosity.quiet, video_frames=video_frames)
     for text in resolutions:
         parse_resolution(text)  # fail on a bad size before minutes of work
     report, qualities = run(config)

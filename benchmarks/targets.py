@@ -129,7 +129,24 @@ def evaluate_targets(report: Report) -> list[Target]:
                    f"twin ({name})", 1.2, twin_row, trt_safe, at_most=True),
         ]
     targets.append(_reduced_precision(report, rows))
+    targets += _litert(report, rows, default)
     return targets
+
+
+def _litert(report: Report, rows: list[Row], default: Row | None) -> list[Target]:
+    """Issue 14: LiteRT (mobile lowering, XNNPACK) against ONNX Runtime model.onnx fp32 at the same size."""
+    litert = [r for r in rows if r.backend == "litert" and parity_ok(r)]
+    fp32 = _fastest([r for r in litert if r.precision == "fp32"])
+    int8 = _fastest([r for r in litert if r.precision == "int8"])
+    speed = _speed(f"LiteRT full INT8 vs ONNX Runtime {catalogue.DEFAULT_FILE} fp32", 1.5, default, int8)
+    q_low, q_base = (_quality(report, r.label) if r else None for r in (int8, fp32))
+    if speed.holds is not None and q_low and q_base:
+        loss = q_base.psnr_y - q_low.psnr_y
+        speed.claim += f", <= {MAX_PSNR_LOSS_DB} dB Y-PSNR lost against LiteRT fp32"
+        speed.value += f", {loss:+.3f} dB lost"
+        speed.holds = speed.holds and loss <= MAX_PSNR_LOSS_DB
+    return [speed, _speed(f"LiteRT fp32 (mobile lowering) vs ONNX Runtime {catalogue.DEFAULT_FILE} fp32", 1.0,
+                          default, fp32)]
 
 
 def _reduced_precision(report: Report, rows: list[Row]) -> Target:

@@ -20,7 +20,7 @@ from torch import nn
 
 from runtime import catalogue
 from runtime.bench.machine import library_versions
-from runtime.catalogue import OPENVINO_PRECISIONS, REDUCED_ONNX_PRECISIONS, TENSORRT_PRECISIONS
+from runtime.catalogue import LITERT_PRECISIONS, OPENVINO_PRECISIONS, REDUCED_ONNX_PRECISIONS, TENSORRT_PRECISIONS
 from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, Variant, hash_files
 from train.checkpoint import Checkpoint, checkpoint_label, load_checkpoint
 from train.models import dynamic_convs, model_config
@@ -28,7 +28,9 @@ from train.models import dynamic_convs, model_config
 from .autoselect import choose_strategy
 from .fusion import NOTE as FUSION_NOTE
 from .fusion import can_fuse, fuse_pixel_shuffle
+from .litert_variants import litert_variants
 from .lowering import STRATEGIES, is_dynamic, lower
+from .mobile_variants import MOBILE_HW, mobile_variants
 from .onnx_export import export_onnx
 from .recipe import EXPORT_PACKAGES, FOCUS_SHAPE, OPSET
 from .references import fixed_shape_reference, reference_inputs
@@ -60,6 +62,13 @@ class ExportOptions:
     fixed_shapes: Sequence[tuple[int, int]] = ()  # (H, W): model.<strategy>.<N>x<H>x<W>.onnx
     precisions: Sequence[str] = REDUCED_ONNX_PRECISIONS  # reduced-precision ONNX variants of model.onnx
     ort_format: bool = True  # model.ort
+    # ORT Mobile and Core ML from the mobile lowering at this fixed LR shape (H, W); None: neither
+    # (export/mobile_variants.py: .ort + required_operators config, usability report, .mlpackage).
+    mobile_shape: tuple[int, int] | None = MOBILE_HW
+    coreml: bool = True  # the .mlpackage where coremltools works here; skipped with the reason otherwise
+    # LiteRT files of the mobile lowering at mobile_shape and at every even fixed shape, with their
+    # fixed-shape tiling graphs (export/litert_variants.py), where litert-torch (and ai-edge-quantizer) exist.
+    litert: Sequence[str] = LITERT_PRECISIONS
     tensorrt: Sequence[str] = TENSORRT_PRECISIONS  # plans, where tensorrt and a GPU exist
     # OpenVINO IR of model.onnx: "fp32" (model.openvino.xml), "bf16" (model.openvino.bf16.xml, bf16
     # inference stored in the IR) and "int8" by NNCF (model.openvino.int8.xml), where openvino (and
@@ -197,6 +206,15 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
         progress(f"{catalogue.ort_file(default.file)} (ONNX Runtime Mobile format)")
         variants.append(ort_variant(default, folder, refs))
 
+    if options.mobile_shape:
+        progress(f"mobile lowering at {options.mobile_shape}: ONNX, .ort + ops config, usability report, Core ML")
+        compare = [f for f in (default.file, catalogue.onnx_file("stacked")) if any(v.file == f for v in variants)]
+        mobile = mobile_variants(checkpoint.model.eval(), folder, refs, tuple(options.mobile_shape), compare,
+                                 options.coreml, **export_kw)
+        variants.extend(mobile.variants)
+        skipped.update(mobile.skipped)
+        notes.update(mobile.notes)
+
     if options.openvino:
         progress(f"OpenVINO IR ({', '.join(options.openvino)}) of {default.file} and its parity on OpenVINO CPU")
         irs, ir_skips = openvino_variants(default, folder, tuple(options.openvino), refs)
@@ -216,6 +234,15 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
         progress(f"tiling split (stats + main graphs, {tiling_strategy!r}) and tiled-vs-untiled check")
         tiling = _export_tiling(lower(model, tiling_strategy), folder, options, scale, refs.inputs[1], refs.outputs[1])
         notes["tiling_strategy"] = tiling_strategy
+
+    litert_shapes = [tuple(options.mobile_shape)] if options.mobile_shape else []
+    litert_shapes += [(h, w) for h, w in options.fixed_shapes if options.batch == 1 and (h, w) not in litert_shapes]
+    if options.litert and litert_shapes:
+        progress(f"LiteRT ({', '.join(options.litert)}) of the mobile lowering at {litert_shapes}, tiling counterparts")
+        tflites, tflite_skips = litert_variants(checkpoint.model.eval(), folder, litert_shapes, tuple(options.litert),
+                                                refs, tiling)
+        variants.extend(tflites)
+        skipped.update(tflite_skips)
 
     if skipped:
         notes["skipped"] = skipped
@@ -244,8 +271,11 @@ def _write_references(model: nn.Module, folder: Path, options: ExportOptions) ->
     """The standard reference crops, plus one per fixed shape (so fixed-shape variants have one)."""
     (folder / "reference").mkdir()
     batches = reference_inputs()
-    for height, width in options.fixed_shapes:
-        batches.append(fixed_shape_reference(options.batch, height, width))
+    fixed = [(options.batch, height, width) for height, width in options.fixed_shapes]
+    if options.mobile_shape:  # the mobile files are batch 1
+        fixed.append((1, *options.mobile_shape))
+    for batch, height, width in dict.fromkeys(fixed):
+        batches.append(fixed_shape_reference(batch, height, width))
     references, refs = [], ReferenceSet([], [])
     for j, (source, batch) in enumerate(batches):
         with torch.no_grad():

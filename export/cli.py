@@ -18,6 +18,7 @@ from train.shipped import shipped_checkpoint, shipped_checkpoints
 
 from .artifact import ExportOptions, artifact_name, export_artifact, resolve_source
 from .lowering import STRATEGIES, STRATEGY_CHOICES
+from .mobile import check_mobile_shape
 from .recipe import MAX_OPSET, MIN_OPSET
 from .references import REFERENCE_SPECS
 
@@ -90,6 +91,19 @@ def checkpoint_sources(arguments: tuple[str, ...]) -> list[Path]:
 @click.option("--no-reduced", is_flag=True, help="No fp16/int8 variants.")
 @click.option("--no-ort", is_flag=True, help="No model.ort (ONNX Runtime Mobile format).")
 @click.option("--no-tensorrt", is_flag=True, help="Do not try to build TensorRT plans.")
+@click.option("--mobile-shape", type=(int, int), default=None, metavar="H W",
+              help="The fixed LR tile shape (even H and W) of the mobile-lowering files: the LiteRT .tflite "
+                   "files (fp32, fp16, int8) and their fixed-size tiling graphs, the ORT Mobile .ort + "
+                   "required_operators config, the mobile ONNX, its usability report and the Core ML "
+                   f".mlpackage. Images of any size run through tiles of this shape. Default: "
+                   f"{' '.join(map(str, RECIPE.mobile_shape or ()))}. (--fixed H W, which writes fixed-shape "
+                   "ONNX variants, also adds LiteRT files at each even H W with --batch 1.)")
+@click.option("--no-mobile", is_flag=True,
+              help="No mobile-lowering files at --mobile-shape (mobile ONNX, .ort, usability report, Core ML, "
+                   "LiteRT).")
+@click.option("--no-litert", is_flag=True, help="No LiteRT .tflite files (written where litert-torch is installed).")
+@click.option("--no-coreml", is_flag=True,
+              help="No Core ML .mlpackage (written only where coremltools works: numpy < 2.4).")
 @click.option("--openvino", "openvino", multiple=True, type=click.Choice(list(OPENVINO_PRECISIONS)),
               help="OpenVINO IR variants of model.onnx (repeatable): fp32 -> model.openvino.xml, bf16 -> "
                    "model.openvino.bf16.xml (bf16 inference stored in the IR; needs a CPU with AVX512-BF16 or AMX "
@@ -107,7 +121,8 @@ def checkpoint_sources(arguments: tuple[str, ...]) -> list[Path]:
 def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tuple[str, ...], batch: int,
          fixed_shapes: tuple[tuple[int, int], ...], precisions: tuple[str, ...], no_reduced: bool, no_ort: bool,
          no_tensorrt: bool, openvino: tuple[str, ...], no_openvino: bool, opset: int, no_tiling: bool,
-         no_fuse_shuffle: bool, only_default: bool, verbosity: Verbosity) -> None:
+         no_fuse_shuffle: bool, only_default: bool, mobile_shape: tuple[int, int] | None, no_mobile: bool,
+         no_coreml: bool, no_litert: bool, verbosity: Verbosity) -> None:
     """Export CHECKPOINT(s) (<name>.json beside <name>.safetensors, or the name of a shipped
     checkpoint such as dyconvsr_x2) to OUT/<name>/.
 
@@ -119,10 +134,14 @@ def main(checkpoints: tuple[str, ...], out_root: str, strategy: str, extra: tupl
     # The recipe, changed only where an option was given.
     changes: dict[str, object] = {"strategy": strategy, "batch": batch, "fixed_shapes": fixed_shapes, "opset": opset}
     for field, off, given in (("extra_strategies", only_default, extra), ("precisions", no_reduced, precisions),
-                              ("openvino", no_openvino, openvino), ("tensorrt", no_tensorrt, ())):
+                              ("openvino", no_openvino, openvino), ("tensorrt", no_tensorrt, ()),
+                              ("litert", no_litert, ())):
         if off or given:
             changes[field] = () if off else given
-    for field, off in (("ort_format", no_ort), ("tiling", no_tiling), ("fuse_shuffle", no_fuse_shuffle)):
+    if mobile_shape or no_mobile:
+        changes["mobile_shape"] = None if no_mobile else check_mobile_shape(*mobile_shape)
+    for field, off in (("ort_format", no_ort), ("tiling", no_tiling), ("fuse_shuffle", no_fuse_shuffle),
+                       ("coreml", no_coreml)):
         if off:
             changes[field] = False
     options = dataclasses.replace(RECIPE, **changes)
@@ -192,6 +211,11 @@ def print_summary(folder: Path, manifest: Manifest) -> None:
         verdict = "yes" if t.parity and t.parity.passed else "FAIL"
         click.echo(f"  tiling: {len(t.stats)} stats graph(s) + main, halo {t.halo}, align {t.align}, "
                    f"tiled vs PyTorch max|diff| {t.parity.max_abs_diff:.2e}  {verdict}")
+    for graph, eps in manifest.notes.get("mobile_usability", {}).get("graphs", {}).items():
+        taken = ", ".join(f"{ep} {parts} partition(s) {nodes}" for ep, (parts, nodes) in eps.items())
+        click.echo(printable(f"  mobile usability of {graph}: {taken}"))
+    if "coreml" in manifest.notes:
+        click.echo(printable(f"  Core ML: {manifest.notes['coreml']['file']} (prediction needs macOS: not run here)"))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import types
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -56,16 +57,26 @@ def _space_to_depth(x: torch.Tensor, block: int) -> torch.Tensor:
     return x.permute(0, 3, 5, 1, 2, 4).reshape(b, block * block * c, h // block, w // block)
 
 
-class _SpaceToDepthOp(torch.autograd.Function):
-    """The ONNX node of SpaceToDepth (no torch op exports to it); used only while exporting."""
+def block_node(op_type: str, reference: Callable[[torch.Tensor, int], torch.Tensor],
+               **attributes: str) -> type[torch.autograd.Function]:
+    """A function that computes ``reference(x, block)`` in torch and exports as one ONNX ``op_type``
+    node with ``blocksize`` (and ``attributes``, torch.onnx-suffixed: ``mode_s="DCR"``); for ops such
+    as SpaceToDepth and DCR DepthToSpace that no torch op exports to."""
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, block: int) -> torch.Tensor:
-        return _space_to_depth(x, block)
+    class _Node(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x: torch.Tensor, block: int) -> torch.Tensor:
+            return reference(x, block)
 
-    @staticmethod
-    def symbolic(g, x, block: int):  # g: the torch.onnx graph context
-        return g.op("SpaceToDepth", x, blocksize_i=block)
+        @staticmethod
+        def symbolic(g, x, block: int):  # g: the torch.onnx graph context
+            return g.op(op_type, x, blocksize_i=block, **attributes)
+
+    _Node.__name__ = _Node.__qualname__ = f"{op_type}Node"
+    return _Node
+
+
+_SpaceToDepthOp = block_node("SpaceToDepth", _space_to_depth)
 
 
 class SpaceToDepth(nn.Module):

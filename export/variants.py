@@ -108,7 +108,7 @@ def ort_variant(base: Variant, folder: Path, refs: ReferenceSet) -> Variant:
     from .ort_format import to_ort
 
     path = folder / catalogue.ort_file(base.file)
-    settings = to_ort(folder / base.file, path)
+    settings = to_ort(folder / base.file, path, folder / catalogue.required_operators_file(path.name))
     inputs, outputs = refs.usable(base.batch, base.fixed_input_shape)
     parity = check_onnx(path, inputs, outputs, fixed_batch=base.batch)
     return Variant(

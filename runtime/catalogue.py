@@ -31,6 +31,7 @@ PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 REDUCED_ONNX_PRECISIONS = ("fp16", "int8")  # model[.<stem>].<precision>.onnx
 TENSORRT_PRECISIONS = ("fp32", "fp16", "int8")  # model.<precision>.plan
 OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")  # model.openvino[.bf16|.int8].xml
+LITERT_PRECISIONS = ("fp32", "fp16", "int8")  # model.mobile.<H>x<W>[.fp16|.int8].tflite
 
 FP32_MAX_ABS_DIFF = 1e-4
 MIN_PSNR_DB = {"fp16": 50.0, "int8": 40.0, "bf16": 40.0}
@@ -70,7 +71,34 @@ CATALOGUE = (
                 "tensorrt", "an fp32 ONNX variant with constant conv weights (int8: its symmetric QDQ copy)"),
     VariantKind("openvino", "model.openvino[.bf16|.int8].xml (+ .bin)", "openvino", OPENVINO_PRECISIONS,
                 "its source's", "openvino", "the default fp32 ONNX variant"),
+    # ORT Mobile: the .ort of the mobile lowering's fixed-shape ONNX, with its required_operators config.
+    VariantKind("ort_mobile", "model.mobile.<N>x<H>x<W>.ort", "ort", ("fp32",), "mobile",
+                "onnxruntime (ORT Mobile on phones: CPU, NNAPI or Core ML EP)",
+                "the fixed-shape mobile ONNX (model.mobile.<N>x<H>x<W>.onnx)"),
+    # Core ML (iOS/macOS): not a manifest variant (a folder no runner here runs; prediction needs macOS),
+    # recorded in the manifest's notes["coreml"]; fp32 compute, tolerance as fp32 where it can run.
+    VariantKind("coreml", "model.mobile.<N>x<H>x<W>.mlpackage/", "coreml", ("fp32",), "mobile",
+                "Core ML on macOS/iOS (no runner in runtime/)",
+                "the PyTorch mobile lowering traced at the shape of model.mobile.<N>x<H>x<W>.onnx (coremltools "
+                "converts torch, not ONNX)"),
+    # LiteRT (Android): fp16 = fp16 weights, fp32 compute; int8 = full static INT8 (int8 input/output, which
+    # the runner (de)quantises). Each with its fixed-shape tiling counterpart (Variant.tiling):
+    # tiling/mobile.<H>x<W>.stats.tflite (fp32) and tiling/mobile.<H>x<W>[.fp16|.int8].main.tflite.
+    VariantKind("litert", "model.mobile.<H>x<W>[.fp16|.int8].tflite", "litert", LITERT_PRECISIONS,
+                "mobile", "litert",
+                "fp32: none, the PyTorch mobile lowering converted by litert-torch; fp16/int8: the fp32 .tflite of "
+                "the same shape, by ai-edge-quantizer (int8 calibrated on the held-out calibration images)"),
 )
+
+# Files beside the engines that describe them (never run): name pattern -> what it is.
+COMPANION_FILES = {
+    "<ort stem>.required_operators.config": "the ops a reduced-size ONNX Runtime build needs for that .ort "
+                                            "(build.py --minimal_build --include_ops_by_config)",
+    "mobile_usability.json / .txt": "ONNX Runtime Mobile's usability check (NNAPI / Core ML partitions) of "
+                                    "model.onnx, model.stacked.onnx and the mobile ONNX (export/mobile_usability.py)",
+}
+MOBILE_USABILITY_JSON = "mobile_usability.json"
+MOBILE_USABILITY_TEXT = "mobile_usability.txt"
 
 
 def tolerance(precision: str) -> dict[str, float]:
@@ -134,6 +162,16 @@ def ort_file(source: str) -> str:
     return f"{_stem(source)}.ort"
 
 
+def required_operators_file(ort: str) -> str:
+    """The required_operators config kept beside the ``.ort`` file ``ort``."""
+    return f"{_stem(ort)}.required_operators.config"
+
+
+def coreml_file(source: str) -> str:
+    """The Core ML package (a folder) converted at the shape of the fixed-shape ONNX ``source``."""
+    return f"{_stem(source)}.mlpackage"
+
+
 def plan_file(precision: str) -> str:
     return f"{STEM}.{precision}.plan"
 
@@ -145,6 +183,16 @@ def openvino_file(precision: str) -> str:
 def weights_file(xml: str) -> str:
     """The weights file beside an OpenVINO IR."""
     return xml.removesuffix(".xml") + ".bin"
+
+
+def litert_file(height: int, width: int, precision: str = "fp32") -> str:
+    return f"{STEM}.mobile.{height}x{width}{'' if precision == 'fp32' else '.' + precision}.tflite"
+
+
+def litert_tiling_files(height: int, width: int, precision: str = "fp32") -> tuple[str, str]:
+    """(stats, main) tiling counterparts of a LiteRT file: one fp32 stats graph per shape, a main per precision."""
+    main = f"tiling/mobile.{height}x{width}{'' if precision == 'fp32' else '.' + precision}.main.tflite"
+    return f"tiling/mobile.{height}x{width}.stats.tflite", main
 
 
 def recorded_source(variant: Variant) -> str | None:

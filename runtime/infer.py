@@ -24,6 +24,8 @@ from .inputs import InputFile, expand_inputs, output_path
 from .progress import progress_bar, status
 from .runners import RunnerConfig
 from .upscaler import DEFAULT_TILE, Upscaler
+from .video.cli import VideoSettings, video_options
+from .video.decode import is_video_path
 
 
 class _OwnInputs:
@@ -59,8 +61,9 @@ class _OwnInputs:
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (refused by default).")
 @click.option("--variant", default=None,
               help="Engine file inside the artifact folder (default: the manifest's default).")
-@click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, show_default=True,
-              help="Largest input tile side in pixels; bigger images are tiled seamlessly (0 = never tile).")
+@click.option("--tile", type=click.IntRange(min=0), default=None,
+              help=f"Largest input tile side in pixels; bigger images are tiled seamlessly (0 = never tile). "
+                   f"Default {DEFAULT_TILE}, for video frames 1024.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per engine call.")
 @click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Refuse images with a side smaller than this.")
@@ -70,10 +73,11 @@ class _OwnInputs:
               help="First check the sha256 of every file the run uses against the manifest (exit 2 on a mismatch).")
 @cli_errors
 @runner_options
+@video_options
 @verbosity_options
 def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwrite: bool, variant: str | None,
-         tile: int, batch: int, min_size: int, max_pixels: int | None, verify: bool, runner: RunnerConfig,
-         verbosity: Verbosity) -> None:
+         tile: int | None, batch: int, min_size: int, max_pixels: int | None, verify: bool, runner: RunnerConfig,
+         video: VideoSettings, verbosity: Verbosity) -> None:
     """Upscale every INPUT (image files, folders searched recursively, or glob patterns) with the
     engine in ARTIFACT_OR_ENGINE (an artifact folder written by `python -m export`, or one engine
     file) and write OUT_DIR/<name>_x<scale>.<format>.
@@ -84,7 +88,11 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
     Grayscale and 16-bit grayscale stay so, alpha is upscaled and kept, palette and CMYK images
     become RGB(A), EXIF orientation is applied.
 
-    Example: python -m runtime.infer artifacts/dyconvsr photos/ -o upscaled/
+    A video file (mp4, mkv, mov, webm, ...; the optional `video` extra) gives one video,
+    OUT_DIR/<name>_x<scale>.<video-format>: every frame upscaled, timestamps, audio and subtitles
+    kept, or with --video-format frames a folder of images.
+
+    Example: python -m runtime.infer artifacts/dyconvsr photos/ clip.mp4 -o upscaled/
     """
     suffix, pil_format = output_format(fmt)
     files, problems = expand_inputs(list(inputs))
@@ -92,9 +100,11 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
         status(f"error: {problem}")
     failures = len(problems)
     written = 0
-    with quiet_libraries(), Upscaler(engine, variant=variant, config=runner, tile=tile, batch=batch,
+    image_tile = DEFAULT_TILE if tile is None else tile
+    with quiet_libraries(), Upscaler(engine, variant=variant, config=runner, tile=image_tile, batch=batch,
                                      min_size=min_size, progress=not verbosity.quiet, verify=verify) as upscaler:
-        batch_job = _Batch(upscaler, out_dir, suffix, pil_format, overwrite, max_pixels, _OwnInputs(files))
+        batch_job = _Batch(upscaler, out_dir, suffix, pil_format, overwrite, max_pixels, _OwnInputs(files), video,
+                           progress=not verbosity.quiet)
         for item in progress_bar(files, quiet=verbosity.quiet or len(files) < 2, unit="image", desc="images"):
             try:
                 target = batch_job.write(item)
@@ -126,11 +136,16 @@ class _Batch:
     overwrite: bool
     max_pixels: int | None
     own_inputs: _OwnInputs
+    video: VideoSettings = field(default_factory=VideoSettings)
+    progress: bool = False
     claimed: dict[Path, Path] = field(default_factory=dict)
     swept: set[Path] = field(default_factory=set)
 
     def write(self, item: InputFile) -> Path:
-        target = output_path(self.out_dir, item, self.upscaler.scale, self.suffix)
+        is_video = is_video_path(item.path)
+        suffix = (self.video.suffix or "frames") if is_video else self.suffix
+        target = output_path(self.out_dir, item, self.upscaler.scale, suffix)
+        target = target.with_suffix("") if is_video and not self.video.suffix else target  # a frames folder
         if target in self.claimed:
             raise UserError(f"output {display(target)} would also be written from "
                             f"{display(self.claimed[target])}; rename one input")
@@ -143,6 +158,10 @@ class _Batch:
         if target.parent not in self.swept:  # temp files of runs that were killed mid-write
             remove_stale_temps(target.parent)
             self.swept.add(target.parent)
+        if is_video:
+            self.video.write(self.upscaler, item.path, target, self.overwrite, self.suffix, self.pil_format,
+                             self.progress)
+            return target
         picture = read_picture(item.path, self.max_pixels)
         check_savable(picture, self.pil_format)
         upscaled = self.upscaler.upscale_picture(picture)

@@ -1,4 +1,4 @@
-"""Which image files a command line names: files, folders (recursively) and glob patterns."""
+"""Which image and video files a command line names: files, folders (recursively) and glob patterns."""
 from __future__ import annotations
 
 import fnmatch
@@ -9,9 +9,11 @@ from pathlib import Path
 
 from .files import walk_tree
 from .images import IMAGE_SUFFIXES, find_images
+from .video.decode import VIDEO_SUFFIXES
 
-# Folders and globs pick these; a file named explicitly is always tried (and refused if no image).
-INPUT_SUFFIXES = (*IMAGE_SUFFIXES, ".gif", ".tga", ".ico", ".jp2")
+# Folders and globs pick these images and videos; a file named explicitly is always tried (and
+# refused if it is neither: by its suffix a video, else an image).
+INPUT_SUFFIXES = (*IMAGE_SUFFIXES, ".gif", ".tga", ".ico", ".jp2", *VIDEO_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ def expand_inputs(arguments: list[str]) -> tuple[list[InputFile], list[str]]:
             images = find_images(path, INPUT_SUFFIXES)
             found += [InputFile(p, p.relative_to(path)) for p in images]
             if not images:
-                problems.append(f"{argument}: folder holds no image files ({', '.join(INPUT_SUFFIXES)})")
+                problems.append(f"{argument}: folder holds no image or video files ({', '.join(INPUT_SUFFIXES)})")
         elif path.exists():
             found.append(InputFile(path, Path(path.name)))
         elif glob.has_magic(argument):

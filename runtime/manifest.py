@@ -105,6 +105,9 @@ class Variant:
     # The artifact file this one was converted from (fp16/int8 ONNX, .ort, plans, OpenVINO IR);
     # None for fp32 ONNX exported from PyTorch. Manifests from before the field: runtime.catalogue.recorded_source.
     source: str | None = None
+    # A fixed-shape variant's own tiling graphs (LiteRT: fixed-size tiles at its shape, whole-image
+    # attention), used instead of the artifact's ``tiling`` for images that are not exactly its shape.
+    tiling: Tiling | None = None
 
     def engine_files(self) -> list[str]:
         """The files running this variant reads: the engine, and for OpenVINO IR its weights."""
@@ -135,6 +138,9 @@ class Tiling:
     # Export's own proof: a reference image split into overlapping tiles by runtime/tiling.py (the
     # tiler devices run; export/tiling.py:certify_tiling) against the PyTorch reference output.
     parity: Parity | None = None
+    # Fixed-shape graphs (LiteRT): the name of the (N, 1, H*feature_scale, W*feature_scale) input that
+    # marks the part of a tile inside the image (runtime/fixed_tiling.py); None for dynamic-shape graphs.
+    valid_input: str | None = None
 
 
 @dataclass
@@ -204,9 +210,11 @@ class Manifest:
         named = [(f"variants[{i}].file", v.file) for i, v in enumerate(self.variants)]
         for i, ref in enumerate(self.references):
             named += [(f"references[{i}].input", ref.input), (f"references[{i}].output", ref.output)]
-        if self.tiling is not None:
-            named += [(f"tiling.stats[{i}]", name) for i, name in enumerate(self.tiling.stats)]
-            named.append(("tiling.main", self.tiling.main))
+        tilings = [("tiling", self.tiling)] + [(f"variants[{i}].tiling", v.tiling) for i, v in enumerate(self.variants)]
+        for where, tiling in tilings:
+            if tiling is not None:
+                named += [(f"{where}.stats[{i}]", name) for i, name in enumerate(tiling.stats)]
+                named.append((f"{where}.main", tiling.main))
         return named
 
     def validate(self) -> None:
@@ -238,8 +246,9 @@ class Manifest:
             if ref.output_shape != expected:
                 raise invalid(f"references[{i}].output_shape",
                                f"{expected} (scale {self.scale} x input_shape {ref.input_shape})", ref.output_shape)
-        if self.tiling is not None:
-            check_tiling(self.tiling)
+        for tiling in [self.tiling, *(v.tiling for v in self.variants)]:
+            if tiling is not None:
+                check_tiling(tiling)
         for where, rel in self.paths():
             check_relative(where, rel)
         for rel, digest in self.files.items():

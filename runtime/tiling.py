@@ -35,6 +35,10 @@ from .runners import Runner
 TileReader = Callable[[list["Tile"]], np.ndarray]
 # (tile, float32 (C, s*h_core, s*w_core) output core) -> None
 TileWriter = Callable[["Tile", np.ndarray], None]
+# (dynamic layer index, its whole-image (1, C_i) statistics) -> the statistics to use instead
+# (the video path's temporal smoothing, runtime/video/smoothing.py); layer i+1's statistics are
+# computed with the adjusted values of layers <= i, as the network would see them.
+PooledHook = Callable[[int, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,9 @@ def _feeds(runner: Runner, batch: np.ndarray, pooled: list[np.ndarray], names: l
 
 def pooled_statistics(
     read: TileReader, tiles: list[Tile], tiling: Tiling, stats: list[Runner], batch: int = 1,
-    on_batch: Callable[[int], None] = lambda n: None,
+    on_batch: Callable[[int], None] = lambda n: None, adjust: PooledHook | None = None,
 ) -> list[np.ndarray]:
-    """The whole-image ``pooled_<i>`` of every dynamic layer, each (1, C_i) float32."""
+    """The whole-image ``pooled_<i>`` of every dynamic layer, each (1, C_i) float32 (``adjust``ed if given)."""
     pooled: list[np.ndarray] = []
     for index, runner in enumerate(stats):
         total = np.zeros(tiling.pooled_channels[index], dtype=np.float64)
@@ -158,7 +162,8 @@ def pooled_statistics(
                 total += core.sum(axis=(1, 2))
                 count += core.shape[1] * core.shape[2]
             on_batch(len(group))
-        pooled.append((total / max(count, 1)).astype(np.float32)[None, :])
+        mean = (total / max(count, 1)).astype(np.float32)[None, :]
+        pooled.append(mean if adjust is None else np.asarray(adjust(index, mean), dtype=np.float32))
     return pooled
 
 
@@ -180,10 +185,10 @@ def upscale_tiles(
 
 def run_tiles(
     read: TileReader, write: TileWriter, tiles: list[Tile], tiling: Tiling, stats: list[Runner], main: Runner,
-    scale: int, batch: int = 1, on_batch: Callable[[int], None] = lambda n: None,
+    scale: int, batch: int = 1, on_batch: Callable[[int], None] = lambda n: None, adjust: PooledHook | None = None,
 ) -> None:
     """The tiled path: whole-image statistics over ``tiles``, then every tile's output core to ``write``."""
-    pooled = pooled_statistics(read, tiles, tiling, stats, batch, on_batch)
+    pooled = pooled_statistics(read, tiles, tiling, stats, batch, on_batch, adjust)
     upscale_tiles(read, write, tiles, tiling, main, pooled, scale, batch, on_batch)
 
 

@@ -9,8 +9,7 @@ memory is bounded by the tile size while the result equals an untiled run.
 from __future__ import annotations
 
 import contextlib
-import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
@@ -18,12 +17,16 @@ import numpy as np
 from PIL import Image
 
 from .catalogue import FP32_MAX_ABS_DIFF, canonical_precision, with_openvino_hint
+from .engine_choice import resolve_engine
 from .errors import UserError
+from .fixed_tiling import edge_region, run_fixed_tiles
 from .images import Picture, luma, picture_from_pil, picture_to_pil
-from .manifest import MANIFEST_NAME, Manifest, Variant, artifact_file, read_manifest, verify_used
+from .manifest import verify_used
+from .planar import run_regions, upscale_planar
 from .runners import Runner, RunnerConfig, backend_for, make_runner
 from .runners.tensorrt import PlanOrigin
 from .tiling import (
+    PooledHook,
     Tile,
     TileReader,
     TileWriter,
@@ -38,56 +41,6 @@ from .tiling import (
 DEFAULT_TILE = 512
 # Tiled vs whole through tiling graphs that OpenVINO runs in bf16/f16: rounding, not seams.
 REDUCED_SEAM_TOLERANCE = 1e-2
-
-
-@dataclass(frozen=True)
-class EngineChoice:
-    """What an ``ARTIFACT_OR_ENGINE`` argument resolved to."""
-
-    engine: Path
-    folder: Path | None
-    manifest: Manifest | None
-    variant: Variant | None
-
-    def used_files(self) -> list[str]:
-        """The artifact files this engine choice may read: the engine, OpenVINO weights, tiling graphs."""
-        if self.manifest is None or self.variant is None:
-            return []
-        used = self.variant.engine_files()
-        if self.manifest.tiling is not None:
-            used += [*self.manifest.tiling.stats, self.manifest.tiling.main]
-        return used
-
-
-def resolve_engine(artifact: str | Path, variant: str | None = None) -> EngineChoice:
-    """An artifact folder (default or named variant), a variant file inside one, or a bare engine.
-
-    Every artifact file the choice may read is confined to the folder (:func:`artifact_file`)."""
-    path = Path(artifact)
-    if path.is_dir():
-        manifest = read_manifest(path)
-        chosen = manifest.variant(variant) if variant else manifest.default
-        return _confined(EngineChoice(path / chosen.file, path, manifest, chosen))
-    if not path.is_file():
-        raise UserError(f"{artifact}: no such artifact folder or engine file")
-    if variant:
-        raise UserError("--variant selects a file inside an artifact folder; give the folder, not a file")
-    for folder in (path.parent, path.parent.parent):
-        if (folder / MANIFEST_NAME).is_file():
-            manifest = read_manifest(folder)
-            # Lexical: a variant symlinked out of its folder is refused by _confined, not taken for a bare engine.
-            rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(folder)).as_posix()
-            listed = next((v for v in manifest.variants if v.file == rel), None)
-            if listed is not None:
-                return _confined(EngineChoice(path, folder, manifest, listed))
-    return EngineChoice(path, None, None, None)
-
-
-def _confined(choice: EngineChoice) -> EngineChoice:
-    assert choice.folder is not None
-    for rel in choice.used_files():
-        artifact_file(choice.folder, rel)
-    return choice
 
 
 class Upscaler:
@@ -125,7 +78,8 @@ class Upscaler:
         self.tile, self.batch, self.min_size, self.progress = tile, batch, min_size, progress
         self.backend = backend_for(self.choice.engine, config)
         manifest = self.choice.manifest
-        self.tiling = manifest.tiling if manifest else None
+        self.tiling = self.choice.tiling
+        self.fixed_tiling = self.tiling is not None and self.tiling.valid_input is not None
         self.align = self.tiling.align if self.tiling else 1
         self._engine: Runner | None = None
         self._tiling_runners: tuple[list[Runner], Runner] | None = None
@@ -220,10 +174,9 @@ class Upscaler:
         peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(array.dtype, 1.0)
         source = pad_to_align(array, self.align)
         out = np.zeros((height * scale, width * scale, 1 if gray else 3), dtype=array.dtype)
-        covered = np.zeros((height, width), dtype=bool)  # LR pixels whose output has been written
 
         def read(tiles: list[Tile]) -> np.ndarray:
-            regions = np.stack([source[t.y0 : t.y1, t.x0 : t.x1] for t in tiles]).astype(np.float32)
+            regions = np.stack([edge_region(source, t) for t in tiles]).astype(np.float32)
             if peak != 1.0:
                 regions *= np.float32(1.0 / peak)
             return np.ascontiguousarray(regions.transpose(0, 3, 1, 2))
@@ -236,20 +189,20 @@ class Upscaler:
             if peak != 1.0:
                 core = np.clip(core, 0.0, 1.0) * np.float32(peak) + np.float32(0.5)
             out[y : y + core.shape[0], x : x + core.shape[1]] = core
-            rows, cols = core.shape[0] // scale, core.shape[1] // scale
-            covered[tile.cy0 : tile.cy0 + rows, tile.cx0 : tile.cx0 + cols] = True
 
-        padded_h, padded_w = source.shape[:2]
-        tiles = self._plan(padded_h, padded_w)
-        if tiles is None:
-            whole = Tile(0, padded_h, 0, padded_w, 0, padded_h, 0, padded_w)
-            write(whole, self._run_whole(read([whole]))[0])
-        else:
-            self._run_tiled(read, write, tiles)
-        if not covered.all():
-            raise UserError(f"{np.count_nonzero(~covered)} of {covered.size} pixels got no engine output: "
-                            "refusing a partial picture")
+        run_regions(self, read, write, source.shape[0], source.shape[1], (height, width))
         return out
+
+    def upscale_planar(self, planes: np.ndarray, *, adjust_pooled: PooledHook | None = None) -> np.ndarray:
+        """float32 3xHxW RGB planes in [0, 1] -> float32 3x(s*H)x(s*W), the engine's output unclipped.
+
+        The video path's layout (FFmpeg's planar float frames): no HWC copies, and an untiled
+        frame's output is the engine's own array; tiled and fixed-shape tiled as images are
+        (:func:`runtime.planar.run_regions`). ``adjust_pooled(i, pooled)`` replaces dynamic layer
+        i's whole-image statistics (temporal smoothing); it needs the artifact's tiling graphs,
+        which then run the frame (as one tile when it fits --tile).
+        """
+        return upscale_planar(self, planes, adjust_pooled)
 
     # ---- internals ----------------------------------------------------------------------
     def _fixed_shape(self) -> tuple[int, int] | None:
@@ -260,7 +213,7 @@ class Upscaler:
         """(H, W) bound of one engine call: a fixed shape or a TensorRT profile's max."""
         return self._fixed_shape() or self.engine.max_spatial
 
-    def _plan(self, height: int, width: int) -> list[Tile] | None:
+    def plan(self, height: int, width: int) -> list[Tile] | None:
         """None when the engine takes the image whole; else the tiles to run."""
         largest = self._largest_input()
         fits_budget = self.tile == 0 or (height <= self.tile and width <= self.tile)
@@ -271,6 +224,8 @@ class Upscaler:
         exact_fit = fixed is None or (height, width) == fixed
         if fits_budget and fits_engine and (exact_fit or self.tiling is None):
             return None
+        if self.fixed_tiling:  # any size: fixed-shape tiles with whole-image attention (runtime/fixed_tiling.py)
+            return [] if (height, width) != fixed else None
         if self.tiling is None:
             limit = (f"the engine's largest input {largest[1]}x{largest[0]}" if largest and not fits_engine
                      else f"--tile {self.tile}")
@@ -280,7 +235,7 @@ class Upscaler:
             )
         return plan_tiles(height, width, self.tile or max(height, width), self.tiling.halo, self.tiling.align)
 
-    def _run_whole(self, batch: np.ndarray) -> np.ndarray:
+    def run_whole(self, batch: np.ndarray) -> np.ndarray:
         fixed = self._fixed_shape()
         height, width = batch.shape[-2:]
         if fixed and (height, width) != fixed:
@@ -291,7 +246,10 @@ class Upscaler:
         check_upscaled(out, batch.shape, self.scale, self.choice.engine.name)
         return out[..., : height * self.scale, : width * self.scale]
 
-    def _run_tiled(self, read: TileReader, write: TileWriter, tiles: list[Tile]) -> None:
+    def run_tiled(self, read: TileReader, write: TileWriter, tiles: list[Tile], height: int, width: int,
+                  adjust: PooledHook | None = None) -> None:
+        """The tiled run of an align-padded ``height`` x ``width`` image: ``tiles`` through the tiling
+        graphs, or the fixed-shape tiling (which plans its own tiles)."""
         assert self.tiling is not None
         stats, main = self._tiling()
         batch = self.batch if main.inputs[0].shape[0] is None else 1
@@ -302,7 +260,10 @@ class Upscaler:
             bar = progress_bar(total=len(tiles) * (len(stats) + 1), unit="tile", leave=False, desc="tiles")
         step = bar.update if bar else (lambda n: None)
         try:
-            run_tiles(read, write, tiles, self.tiling, stats, main, self.scale, batch, step)
+            if self.fixed_tiling:
+                run_fixed_tiles(read, write, height, width, self.tiling, stats, main, self.scale, step, adjust)
+            else:
+                run_tiles(read, write, tiles, self.tiling, stats, main, self.scale, batch, step, adjust)
         finally:
             if bar:
                 bar.close()
@@ -321,7 +282,8 @@ class Upscaler:
                 stats = [stack.enter_context(make_runner(folder / name, config)) for name in self.tiling.stats]
                 main = stack.enter_context(make_runner(folder / self.tiling.main, config))
                 try:
-                    probe_seams(self.tiling, stats, main, self.scale, self._seam_tolerance(main))
+                    if not self.fixed_tiling:  # fixed-shape graphs were certified at export (tiling.parity)
+                        probe_seams(self.tiling, stats, main, self.scale, self._seam_tolerance(main))
                 except UserError as exc:
                     self._tiling_error = exc
                     raise

@@ -133,3 +133,32 @@ def test_update_readme_rewrites_only_its_block_from_the_real_report(data: dict, 
     assert "(reports/latency_by_resolution.png)" in block and "quality_vs_latency.png" not in block
     update_readme(readme, folder / "benchmark.json")
     assert readme.read_text() == new  # idempotent: a second make bench changes nothing without new numbers
+
+
+def test_video_rows_make_a_table_in_the_markdown_and_the_readme(tmp_path: Path) -> None:
+    from runtime.bench.schema import VideoRow
+
+    report = read_report(REPORT)
+    row = {"model": "dyconvsr", "scale": 2, "label": "", "backend": "openvino", "threads": 2, "frames": 30,
+           "codec": "libx264", "preset": "veryfast"}
+    report.video = [
+        VideoRow(**row, resolution="1080p", input_hw=[540, 960], output_hw=[1080, 1920], variant=f"v{n}.xml",
+                 precision="int8", status=MEASURED, engine_fps=10.0 + n, end_to_end_fps=9.0 + n,
+                 end_to_end_share=(9.0 + n) / (10.0 + n), decode_ms=1.5, encode_ms=12.25) for n in range(4)]
+    report.video.append(VideoRow(**row, resolution="720p", input_hw=[360, 640], output_hw=[720, 1280],
+                                 variant="model.mobile.360x640.tflite", precision="fp32",
+                                 status="not measured: LiteRT not installed"))
+    markdown = render_markdown([report])
+    video = markdown.split("## Video")[1].split("\n## ")[0]
+    assert "| 1080p: 960x540 -> 1920x1080 | v3.xml | int8 | 13.0 | 12.0 | 92% | 1.5 | 12.2 |" in video
+    assert "| 720p: 640x360 -> 1280x720 | model.mobile.360x640.tflite | fp32 | not measured" in video
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    report.write(folder / "benchmark.json")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n{BEGIN}\nstale\n{END}\n")
+    update_readme(readme, folder / "benchmark.json")
+    block = readme.read_text().split(BEGIN)[1]
+    assert "#### Video, dyconvsr x2: fastest 3 variants per size" in block
+    assert "v3.xml" in block and "v1.xml" in block and "v0.xml" not in block  # the 3 fastest, fastest first
+    assert block.index("v3.xml") < block.index("v1.xml") and "tflite" not in block

@@ -31,7 +31,8 @@ def bench_without_torch(args: list[object]) -> subprocess.CompletedProcess[str]:
 
 def fp32_onnx_only(extra_strategies: tuple[str, ...]) -> ExportOptions:
     """model.onnx (branches), the given extra lowerings and the tiling graphs: no reduced precision, no IR."""
-    return ExportOptions(strategy="branches", extra_strategies=extra_strategies, precisions=(), ort_format=False,
+    return ExportOptions(mobile_shape=None,
+                         strategy="branches", extra_strategies=extra_strategies, precisions=(), ort_format=False,
                          tensorrt=(), openvino=())
 
 

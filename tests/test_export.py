@@ -42,9 +42,10 @@ def exported(request, tmp_path_factory):
     torch.manual_seed(1)
     model = create_model(name, **kwargs)
     folder = tmp_path_factory.mktemp("artifacts") / _id(request.param)
-    # Reduced precision, .ort and plans are covered by test_export_variants.py / _tensorrt.py.
+    # Reduced precision, .ort and plans are covered by test_export_variants.py / _tensorrt.py, the fixed-shape
+    # mobile files by test_ort_mobile.py / test_coreml.py / test_litert.py.
     options = ExportOptions(strategy="branches", extra_strategies=ALL_STRATEGIES, precisions=(), ort_format=False,
-                            tensorrt=(), openvino=())
+                            tensorrt=(), openvino=(), mobile_shape=None)
     manifest = export_artifact(model, folder, options)
     return model, folder, manifest
 
@@ -88,7 +89,8 @@ def test_every_variant_matches_pytorch(exported, batch: int, hw: tuple[int, int]
 
 def test_fixed_batch_strategies_exported_for_batch_two(tmp_path) -> None:
     model = create_model("dyconvsr_tiny")
-    manifest = export_artifact(model, tmp_path / "a", ExportOptions(strategy="aggregate", batch=2, tiling=False,
+    manifest = export_artifact(model, tmp_path / "a", ExportOptions(mobile_shape=None,
+                                                                    strategy="aggregate", batch=2, tiling=False,
                                                                     precisions=(), ort_format=False, tensorrt=(),
                                                                     openvino=()))
     variant = manifest.default
@@ -215,7 +217,7 @@ def test_interrupted_export_leaves_nothing_valid(tmp_path, monkeypatch) -> None:
 
     model = create_model("dyconvsr_tiny")
     quick = {"strategy": "branches", "precisions": (), "ort_format": False, "tensorrt": (), "openvino": ()}
-    good = export_artifact(model, tmp_path / "a", ExportOptions(tiling=False, **quick))
+    good = export_artifact(model, tmp_path / "a", ExportOptions(mobile_shape=None, tiling=False, **quick))
     before = (tmp_path / "a" / "manifest.json").read_bytes()
 
     def boom(*args, **kwargs):
@@ -223,9 +225,9 @@ def test_interrupted_export_leaves_nothing_valid(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(artifact, "_export_tiling", boom)
     with pytest.raises(_Interrupt):
-        export_artifact(model, tmp_path / "a", ExportOptions(**quick))
+        export_artifact(model, tmp_path / "a", ExportOptions(mobile_shape=None, **quick))
     with pytest.raises(_Interrupt):
-        export_artifact(model, tmp_path / "b", ExportOptions(**quick))
+        export_artifact(model, tmp_path / "b", ExportOptions(mobile_shape=None, **quick))
     assert not (tmp_path / "b").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no temp folders left behind
     assert (tmp_path / "a" / "manifest.json").read_bytes() == before  # the old artifact is intact
@@ -246,7 +248,7 @@ def test_cli_exports_a_checkpoint_and_prints_summary(tmp_path) -> None:
 def test_cli_without_shipped_weights_exports_untrained(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("export.cli.shipped_checkpoints", lambda: [])  # an install without weights/
-    result = CliRunner().invoke(export_cli, ["--no-tiling", "--no-reduced", "--no-ort", "--no-tensorrt"])
+    result = CliRunner().invoke(export_cli, ["--no-tiling", "--no-reduced", "--no-ort", "--no-tensorrt", "--no-mobile"])
     assert result.exit_code == 0, result.output
     assert "UNTRAINED" in result.output
     assert "auto chose" in result.output  # the default model.onnx is the fastest lowering, timed here
@@ -280,7 +282,8 @@ def test_every_gelu_reaches_onnx_runtime_fusable(strategy: str, tmp_path) -> Non
     of the published DyConvSR (after the dynamic conv and in the high-frequency branch; none after
     the head) into Gelu kernels and no Erf is left to run element by element."""
     model = create_model("dyconvsr", scale=2)
-    export_options = ExportOptions(strategy=strategy, extra_strategies=(), precisions=(), ort_format=False,
+    export_options = ExportOptions(mobile_shape=None,
+                                   strategy=strategy, extra_strategies=(), precisions=(), ort_format=False,
                                    tensorrt=(), tiling=False, openvino=())
     manifest = export_artifact(model, tmp_path / "a", export_options)
     options = ort.SessionOptions()

@@ -108,7 +108,8 @@ def test_fused_onnx_has_one_depth_to_space_and_matches_pytorch(tmp_path, name: s
 def test_artifact_fuses_by_default_and_tiling_stays_exact(tmp_path) -> None:
     torch.manual_seed(0)
     model = create_model("dyconvsr_tiny", scale=3)
-    options = ExportOptions(strategy="aggregate", extra_strategies=("stacked",), precisions=(), ort_format=False,
+    options = ExportOptions(mobile_shape=None,
+                            strategy="aggregate", extra_strategies=("stacked",), precisions=(), ort_format=False,
                             tensorrt=(), openvino=())
     manifest = export_artifact(model, tmp_path / "a", options)
     assert "pixel_shuffle_fusion" in manifest.notes

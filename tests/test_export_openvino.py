@@ -29,7 +29,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory):  # returns (folder, mani
     from train.checkpoint import load_checkpoint
 
     folder = tmp_path_factory.mktemp("openvino") / "dyconvsr_x2"
-    manifest = export_artifact(load_checkpoint(SHIPPED), folder, ExportOptions(
+    manifest = export_artifact(load_checkpoint(SHIPPED), folder, ExportOptions(mobile_shape=None,
         strategy="aggregate", extra_strategies=(), precisions=(), ort_format=False, tensorrt=(), tiling=False,
         openvino=("fp32", "bf16", "int8")))
     return folder, manifest

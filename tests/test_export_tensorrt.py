@@ -19,7 +19,8 @@ ONLY_FP32 = {"precisions": (), "ort_format": False, "tensorrt": (), "openvino": 
 @pytest.fixture(scope="module", params=["dyconvsr_tiny", "dcnn_tiny"])
 def artifact(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("trt") / request.param
-    options = ExportOptions(strategy="branches", extra_strategies=("stacked", "aggregate"), **ONLY_FP32)
+    options = ExportOptions(mobile_shape=None,
+                            strategy="branches", extra_strategies=("stacked", "aggregate"), **ONLY_FP32)
     return folder, export_artifact(create_model(request.param), folder, options)
 
 
@@ -84,7 +85,8 @@ def test_plans_are_skipped_with_a_reason_without_gpu(tmp_path) -> None:
     if reason is None:
         pytest.skip("tensorrt and a GPU are present: plans are built (see test_plans_build_and_match)")
     manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a", ExportOptions(
-        precisions=(), ort_format=False, tiling=False, tensorrt=("fp32", "fp16"), strategy="branches", openvino=()))
+        precisions=(), ort_format=False, tiling=False, tensorrt=("fp32", "fp16"), strategy="branches", openvino=(),
+        mobile_shape=None))
     assert manifest.notes["skipped"] == {"model.fp32.plan": reason, "model.fp16.plan": reason}
     assert all(v.kind != "tensorrt" for v in manifest.variants)
 
@@ -96,7 +98,8 @@ def test_plans_build_and_match(tmp_path) -> None:
 
     model = create_model("dyconvsr_tiny")
     folder = tmp_path / "a"
-    manifest = export_artifact(model, folder, ExportOptions(precisions=(), ort_format=False, tiling=False,
+    manifest = export_artifact(model, folder, ExportOptions(mobile_shape=None,
+                                                            precisions=(), ort_format=False, tiling=False,
                                                             strategy="branches", openvino=()))
     plans = [v for v in manifest.variants if v.kind == "tensorrt"]
     assert {v.precision for v in plans} == {"fp32", "fp16", "int8"}, manifest.notes.get("skipped")

@@ -34,7 +34,8 @@ def reduced(request, tmp_path_factory):
     torch.manual_seed(2)
     model = create_model(request.param)
     folder = tmp_path_factory.mktemp("reduced") / request.param
-    options = ExportOptions(strategy="stacked", precisions=("fp16", "int8"), ort_format=False, tensorrt=(),
+    options = ExportOptions(mobile_shape=None,
+                            strategy="stacked", precisions=("fp16", "int8"), ort_format=False, tensorrt=(),
                             openvino=(), tiling=False)
     return model, folder, export_artifact(model, folder, options)
 
@@ -60,7 +61,7 @@ def test_reduced_precision_above_recorded_floor(reduced, hw) -> None:
 
 def test_reduced_precision_is_really_reduced(reduced) -> None:
     _, folder, manifest = reduced
-    files = {v.precision: folder / v.file for v in manifest.variants}
+    files = {v.precision: folder / v.file for v in manifest.variants if v.kind == "onnx"}
     fp16_types = {i.data_type for i in onnx.load(str(files["fp16"])).graph.initializer}
     assert onnx.TensorProto.FLOAT16 in fp16_types
     int8_ops = {n.op_type for n in onnx.load(str(files["int8"])).graph.node}
@@ -71,7 +72,8 @@ def test_reduced_precision_is_really_reduced(reduced) -> None:
 def test_int8_below_floor_is_not_kept(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(catalogue.MIN_PSNR_DB, "int8", 150.0)  # unreachable for int8
     manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a",
-                               ExportOptions(precisions=("int8",), ort_format=False, tensorrt=(), openvino=(),
+                               ExportOptions(mobile_shape=None,
+                                             precisions=("int8",), ort_format=False, tensorrt=(), openvino=(),
                                              tiling=False, strategy="branches"))
     assert all(v.precision != "int8" for v in manifest.variants)
     assert not (tmp_path / "a" / "model.int8.onnx").exists()
@@ -82,7 +84,8 @@ def test_int8_below_floor_is_not_kept(tmp_path, monkeypatch) -> None:
 def test_ort_format_runs_and_matches(tmp_path) -> None:
     model = create_model("dyconvsr_tiny")
     folder = tmp_path / "a"
-    manifest = export_artifact(model, folder, ExportOptions(precisions=(), ort_format=True, tensorrt=(),
+    manifest = export_artifact(model, folder, ExportOptions(mobile_shape=None,
+                                                            precisions=(), ort_format=True, tensorrt=(),
                                                             openvino=(), tiling=False, strategy="branches"))
     variant = manifest.variant("model.ort")
     assert variant.kind == "ort" and (folder / "model.ort").read_bytes()[4:8] == b"ORTM"
@@ -95,7 +98,7 @@ def test_ort_format_runs_and_matches(tmp_path) -> None:
 
 def test_fixed_shape_variant(tmp_path) -> None:
     model = create_model("dcnn_tiny")
-    manifest = export_artifact(model, tmp_path / "a", ExportOptions(
+    manifest = export_artifact(model, tmp_path / "a", ExportOptions(mobile_shape=None,
         strategy="branches", fixed_shapes=[(23, 31)], precisions=(), ort_format=False, tensorrt=(), openvino=(),
         tiling=False))
     variant = next(v for v in manifest.variants if v.fixed_input_shape)
@@ -114,7 +117,7 @@ def test_fixed_shape_variant(tmp_path) -> None:
 
 
 def test_auto_picks_the_fastest_passing_strategy(tmp_path) -> None:
-    manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a", ExportOptions(
+    manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a", ExportOptions(mobile_shape=None,
         strategy="auto", auto_shape=(1, 3, 48, 64), precisions=(), ort_format=False, tensorrt=(), openvino=(),
         tiling=False))
     auto = manifest.notes["auto"]
@@ -129,7 +132,7 @@ def test_int8_comes_from_constant_weights_when_model_onnx_computes_its_kernel(tm
     torch.manual_seed(0)
     manifest = export_artifact(create_model("dyconvsr_tiny"), tmp_path / "a", ExportOptions(
         strategy="aggregate", extra_strategies=("branches", "stacked"), precisions=("fp16", "int8"),
-        ort_format=False, tensorrt=(), openvino=(), tiling=False))
+        ort_format=False, tensorrt=(), openvino=(), tiling=False, mobile_shape=None))  # no mobile files
     by_file = {v.file: v for v in manifest.variants}
     assert by_file["model.onnx"].strategy == "aggregate" and not by_file["model.onnx"].dynamic_batch
     assert by_file["model.fp16.onnx"].strategy == "aggregate"
@@ -149,7 +152,7 @@ def test_every_variant_records_the_file_it_was_converted_from(tmp_path) -> None:
     folder = tmp_path / "a"
     manifest = export_artifact(create_model("dyconvsr_tiny"), folder, ExportOptions(
         strategy="aggregate", extra_strategies=("stacked",), precisions=("fp16", "int8"), ort_format=True,
-        openvino=("fp32", "int8"), tensorrt=(), tiling=False))
+        openvino=("fp32", "int8"), tensorrt=(), tiling=False, mobile_shape=None))  # mobile: test_ort_mobile.py
     expected = {
         "model.onnx": None, "model.stacked.onnx": None,  # exported from PyTorch
         "model.fp16.onnx": "model.onnx",

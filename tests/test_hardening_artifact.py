@@ -43,7 +43,8 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("hardening") / "dyconvsr_tiny_x2"
     torch.manual_seed(0)
     export_artifact(create_model("dyconvsr_tiny"), folder, ExportOptions(precisions=(), ort_format=False, tensorrt=(),
-                                                                         strategy="branches", openvino=()))
+                                                                         strategy="branches", openvino=(),
+                                                                         mobile_shape=None))
     return folder
 
 

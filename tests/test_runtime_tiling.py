@@ -28,7 +28,7 @@ def _tiled_vs_untiled(artifact, image: np.ndarray, tile: int, batch: int = 1) ->
     with Upscaler(artifact, tile=0) as whole:
         reference = whole.upscale_array(image)
     with Upscaler(artifact, tile=tile, batch=batch) as tiled:
-        assert tiled._plan(*image.shape[:2]) is not None and len(tiled._plan(*image.shape[:2])) >= 4
+        assert tiled.plan(*image.shape[:2]) is not None and len(tiled.plan(*image.shape[:2])) >= 4
         result = tiled.upscale_array(image)
     assert result.shape == reference.shape
     return float(np.abs(result - reference).max())
@@ -128,7 +128,7 @@ def test_fixed_shape_engine_stays_exact_for_other_sizes(dy_artifact, tmp_path, s
         assert fixed.engine.inputs[0].shape == (1, 3, 24, 20)
         for height, width in [(24, 20), (17, 13), (31, 45)]:
             image = sample_rgb[:height, :width].astype(np.float32) / 255
-            on_engine = fixed._plan(height, width) is None
+            on_engine = fixed.plan(height, width) is None
             assert on_engine == ((height, width) == (24, 20))  # other sizes go through the tiling graphs
             assert np.abs(fixed.upscale_array(image) - dynamic.upscale_array(image)).max() <= 1e-4
     bare = tmp_path / "bare.onnx"

@@ -24,7 +24,7 @@ from .resolutions import NAMED, parse_resolution
 from .rows import GroupInfo, bench_input, build_rows
 from .schema import Report
 
-DEVICE_BACKENDS = ("onnxruntime", "openvino", "gpu")
+DEVICE_BACKENDS = ("onnxruntime", "openvino", "litert", "gpu")
 
 
 def bench_artifact(
@@ -38,6 +38,7 @@ def bench_artifact(
     machine_name: str | None = None,
     quiet: bool = False,
     quality: Path | None = None,
+    video_frames: int = 0,
 ) -> Report:
     """Benchmark every engine variant of one artifact folder; see the module docstring. ``quality``:
     a folder of HR images each measured engine is then scored on (:mod:`runtime.bench.quality`)."""
@@ -78,9 +79,21 @@ def bench_artifact(
         engines = [e for e in artifact_engines(folder, manifest, threads, backends) if e.info.label in measured]
         report.quality, notes = quality_rows(folder, manifest.model_name, engines, quality_images, quiet)
         report.notes += notes
+    if video_frames:  # runtime/video/bench.py: every variant a runner here can load, at 720p and 1080p
+        from ..video.bench import VIDEO_RESOLUTIONS, video_rows
+
+        variants = [v.file for v in manifest.variants if _backend_wanted(folder / v.file, backends)]
+        report.video = video_rows(folder, manifest, variants, list(VIDEO_RESOLUTIONS), threads, video_frames)
     machine.load_average["end"] = load_average()
     machine.other_cpu_share = other_cpu.share(machine.usable_cpus)
     return report
+
+
+def _backend_wanted(engine: Path, backends: set[str]) -> bool:
+    from ..runners import backend_for
+
+    backend = backend_for(engine, RunnerConfig())
+    return (backend if backend != "tensorrt" else "gpu") in backends
 
 
 def _no_complexity(info: EngineInfo) -> tuple[int | None, int | None]:
@@ -102,6 +115,7 @@ def _memory_method() -> str:
 @click.option("--backend", "backends", multiple=True, type=click.Choice(DEVICE_BACKENDS),
               default=DEVICE_BACKENDS, show_default=True,
               help="Engines to run: ONNX Runtime (CPU provider), OpenVINO (f32 and bf16, if installed), "
+                   "LiteRT (.tflite files with XNNPACK, if ai-edge-litert is installed), "
                    "GPU (ONNX Runtime CUDA/TensorRT providers and TensorRT plans; rows say 'no GPU' here).")
 @threads_option(default=2)
 @click.option("--rounds", type=click.IntRange(min=1), default=6, show_default=True,
@@ -114,13 +128,17 @@ def _memory_method() -> str:
 @click.option("--quality", "quality_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of HR images: also score every measured engine on them (LR by MATLAB bicubic at the "
                    "artifact's scale, whole images, Y-channel PSNR/SSIM with border = scale, beside bicubic).")
+@click.option("--video", "video_frames", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also measure video throughput on a clip of this many frames (needs the video extra): fps "
+                   "end to end (decode, engine and H.264 encode overlapping) and of the engine alone, every "
+                   "variant, at 720p and 1080p output; 0 = no video rows.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSON report path (default: bench-<machine>.json in the current folder).")
 @cli_errors
 @verbosity_options
 def main(artifact_dir: Path, resolutions: tuple[str, ...], backends: tuple[str, ...], threads: int, rounds: int,
          warmup: int, batch: int, no_check: bool, machine_name: str | None, quality_dir: Path | None,
-         output: Path | None, verbosity: Verbosity) -> None:
+         video_frames: int, output: Path | None, verbosity: Verbosity) -> None:
     """Time every engine variant in ARTIFACT_DIR on this device and prove each one right.
 
     Per size: each engine is loaded and run once (peak memory measured), warmed up, then timed in
@@ -135,7 +153,7 @@ def main(artifact_dir: Path, resolutions: tuple[str, ...], backends: tuple[str, 
         parse_resolution(text)
     RunnerConfig(threads=threads)
     report = bench_artifact(artifact_dir, list(resolutions), threads, Protocol(rounds, warmup), set(backends),
-                            batch, not no_check, machine_name, verbosity.quiet, quality_dir)
+                            batch, not no_check, machine_name, verbosity.quiet, quality_dir, video_frames)
     path = report.write(output or Path(f"bench-{report.machine.name}.json"))
     verbosity.echo(summary(report))
     verbosity.echo(f"wrote {path}")
@@ -155,6 +173,10 @@ def summary(report: Report) -> str:
         else:
             lines.append(f"{row.group:<24} {row.label:<44} {row.status}")
     lines += quality_summary(report.quality)
+    if report.video:
+        from ..video.bench import video_summary
+
+        lines += video_summary(report.video)
     for check in report.checks:
         lines.append(f"parity  {check['name']:<44} {check['status']}")
     return "\n".join(lines)

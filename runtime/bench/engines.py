@@ -121,6 +121,12 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def litert_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
 def onnxruntime_providers() -> list[str]:
     import onnxruntime
 
@@ -137,7 +143,7 @@ def artifact_engines(
 ) -> list[Engine | NotMeasured]:
     """Every variant of an artifact on every requested backend, GPU ones listed as not measured here.
 
-    ``backends`` holds any of "onnxruntime", "openvino", "gpu". ONNX Runtime runs on the CPU
+    ``backends`` holds any of "onnxruntime", "openvino", "litert", "gpu". ONNX Runtime runs on the CPU
     provider (strict: no silent fallback); OpenVINO runs each fp32 ONNX variant in each of
     ``openvino_precisions`` and the INT8 file as it is; only the default variant and the INT8 file
     unless ``openvino_all`` (OpenVINO re-optimises the graph itself, so lowerings matter less there).
@@ -158,6 +164,13 @@ def artifact_engines(
             # IR files run as written: fp32 and the INT8 file's float parts in f32 (so INT8 pairs with
             # the fp32 graph it came from), the bf16 file in the precision stored in it.
             engines += _openvino_engines(base, path, variant, threads, (catalogue.openvino_hint(variant.precision),))
+        if variant.kind == "litert" and "litert" in backends:
+            info = replace(base, label=f"litert {variant.file}", backend="litert")
+            if litert_available():
+                config = RunnerConfig(backend="litert", threads=threads)
+                engines.append(RunnerEngine(info, path, config, variant))
+            else:
+                engines.append(NotMeasured(info, "ai-edge-litert not installed (the litert-runtime extra)"))
         if variant.kind == "tensorrt" and "gpu" in backends:
             info = replace(base, label=f"tensorrt {variant.file}", backend="tensorrt", device="gpu")
             engines.append(_gpu_engine(info, path, RunnerConfig(backend="tensorrt"), variant))

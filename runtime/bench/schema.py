@@ -103,6 +103,39 @@ class QualityRow:
 
 
 @dataclass
+class VideoRow:
+    """Video throughput of one engine variant: a clip decoded, upscaled and encoded
+    (runtime/video/bench.py). ``engine_fps``: the engine alone on the same decoded frames;
+    ``end_to_end_fps``: file to file, decode and encode overlapping the engine in threads."""
+
+    model: str
+    scale: int
+    resolution: str
+    input_hw: list[int]
+    output_hw: list[int]
+    label: str
+    backend: str
+    variant: str
+    precision: str
+    threads: int
+    status: str  # "measured" | "not measured: <reason>" | "failed: <reason>"
+    frames: int = 0
+    engine: str = ""
+    engine_fps: float | None = None
+    end_to_end_fps: float | None = None
+    end_to_end_share: float | None = None  # end_to_end_fps / engine_fps
+    decode_ms: float | None = None  # per frame, in the decoder thread
+    encode_ms: float | None = None  # per frame, in the encoder thread (colour conversion + encoder)
+    codec: str = ""
+    preset: str | None = None
+    smoothing: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VideoRow:
+        return cls(**_known(cls, data))
+
+
+@dataclass
 class Report:
     tool: str  # "benchmarks.run" | "runtime.bench"
     machine: Machine
@@ -117,6 +150,7 @@ class Report:
     quality: list[QualityRow] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)  # parity against stored references
     notes: list[str] = field(default_factory=list)
+    video: list[VideoRow] = field(default_factory=list)  # added in v2 (older files have none)
     created: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
@@ -144,6 +178,7 @@ class Report:
             data["matmul_peaks"] = [MatmulPeak(**p) for p in data.get("matmul_peaks", [])]
             data["rows"] = [Row.from_dict(r) for r in data["rows"]]
             data["quality"] = [QualityRow.from_dict(q) for q in data.get("quality", [])]
+            data["video"] = [VideoRow.from_dict(v) for v in data.get("video", [])]
             report = cls(**_known(cls, data))
         except (KeyError, TypeError) as exc:
             raise UserError(f"benchmark report does not follow {SCHEMA} v{SCHEMA_VERSION}: {exc}") from None

@@ -10,12 +10,13 @@ from .tensorrt import PlanOrigin
 PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 ONNX_SUFFIXES = (".onnx", ".ort")
 OPENVINO_SUFFIXES = (".xml",)  # OpenVINO IR (its weights in the .bin beside it)
+LITERT_SUFFIXES = (".tflite",)  # LiteRT (TFLite flatbuffers), fixed shapes
 
 
 def backend_for(path: str | Path, config: RunnerConfig) -> str:
     """The backend that will run ``path``: the configured one, else chosen by file suffix."""
     suffix = Path(path).suffix.lower()
-    known = PLAN_SUFFIXES + ONNX_SUFFIXES + OPENVINO_SUFFIXES
+    known = PLAN_SUFFIXES + ONNX_SUFFIXES + OPENVINO_SUFFIXES + LITERT_SUFFIXES
     if suffix not in known:
         raise UserError(
             f"{path}: unknown engine type {suffix or '(no suffix)'!r}; runtime runs "
@@ -23,9 +24,12 @@ def backend_for(path: str | Path, config: RunnerConfig) -> str:
         )
     backend = config.backend
     if backend == "auto":
-        return "tensorrt" if suffix in PLAN_SUFFIXES else "openvino" if suffix in OPENVINO_SUFFIXES else "onnxruntime"
+        by_suffix = {**dict.fromkeys(PLAN_SUFFIXES, "tensorrt"), **dict.fromkeys(OPENVINO_SUFFIXES, "openvino"),
+                     **dict.fromkeys(LITERT_SUFFIXES, "litert")}
+        return by_suffix.get(suffix, "onnxruntime")
     if ((backend == "tensorrt") != (suffix in PLAN_SUFFIXES) or (backend == "openvino" and suffix == ".ort")
-            or (suffix in OPENVINO_SUFFIXES and backend != "openvino")):
+            or (suffix in OPENVINO_SUFFIXES and backend != "openvino")
+            or ((backend == "litert") != (suffix in LITERT_SUFFIXES))):
         raise UserError(f"backend {backend!r} cannot run {Path(path).name}; pass --backend auto")
     return backend
 
@@ -43,6 +47,10 @@ def make_runner(path: str | Path, config: RunnerConfig = RunnerConfig(), origin:
         from .openvino import OpenVinoRunner
 
         return OpenVinoRunner(str(path), config)
+    if backend == "litert":
+        from .litert import LiteRTRunner
+
+        return LiteRTRunner(str(path), config)
     from .ort import OrtRunner
 
     return OrtRunner(str(path), config)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import UserError
 
-BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
+BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt", "litert")
 # More intra-op threads than this only slow a run down, and a typo (30000) would spawn threads
 # until the machine stalls; every CLI's --threads goes through RunnerConfig, so this is the bound.
 MAX_THREADS = 4 * (os.cpu_count() or 1)

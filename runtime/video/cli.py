@@ -1,0 +1,99 @@
+"""The video options of ``python -m runtime.infer`` and what it does with a video input.
+
+A video input (by its suffix, :data:`~runtime.video.decode.VIDEO_SUFFIXES`) gives one output,
+``OUT/<name>_x<scale>.<video-format>``, or with ``--video-format frames`` a folder
+``OUT/<name>_x<scale>/`` of ``frame_000001.<--format>`` images; the overwrite and
+nothing-partial rules are the images' (see runtime/infer.py).
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import UserError, display
+from ..upscaler import Upscaler
+from .encode import CONTAINERS, EncodeConfig
+from .pipeline import VideoOptions, VideoResult, upscale_video
+from .smoothing import SmoothingConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+# LR tile budget for video frames when --tile is not given: 960x540 (-> 1080p at x2) runs whole on the
+# chosen engine; larger frames are tiled seamlessly.
+VIDEO_TILE = 1024
+FRAMES = "frames"
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    container: str = "mp4"  # a key of CONTAINERS, or "frames"
+    codec: str | None = None
+    crf: int | None = 18
+    preset: str | None = "veryfast"
+    smooth: float = 0.0
+    scene_cut: float = SmoothingConfig().scene_cut
+    tile: int | None = None  # None: VIDEO_TILE
+
+    def options(self, image_suffix: str, pil_format: str, progress: bool) -> VideoOptions:
+        frames = (image_suffix, pil_format) if self.container == FRAMES else None
+        encode = EncodeConfig(container="mp4" if frames else self.container, codec=self.codec, crf=self.crf,
+                              preset=self.preset)
+        return VideoOptions(encode=encode, smoothing=SmoothingConfig(self.smooth, self.scene_cut), frames=frames,
+                            progress=progress)
+
+    @property
+    def suffix(self) -> str:
+        """Output name suffix: the container's, or "" for a frames folder."""
+        return "" if self.container == FRAMES else CONTAINERS[self.container][1]
+
+    def write(self, upscaler: Upscaler, source: Path, target: Path, overwrite: bool, image_suffix: str,
+              pil_format: str, progress: bool) -> VideoResult:
+        saved = upscaler.tile
+        upscaler.tile = VIDEO_TILE if self.tile is None else self.tile
+        try:
+            return upscale_video(upscaler, source, target, self.options(image_suffix, pil_format, progress),
+                                 overwrite=overwrite)
+        except FileExistsError:
+            raise UserError(f"{display(target)} exists: another process wrote it meanwhile, and it is kept; "
+                            "pass --overwrite to replace it") from None
+        finally:
+            upscaler.tile = saved
+
+
+VIDEO_OPTIONS = (
+    click.option("--video-format", type=click.Choice([*CONTAINERS, FRAMES]), default="mp4", show_default=True,
+                 help="Container of a video input's output, or 'frames': a folder of images in --format."),
+    click.option("--codec", default=None,
+                 help="Video encoder (FFmpeg name: libx264, libx265, libvpx-vp9, ...); "
+                      "default H.264 (VP9 in webm)."),
+    click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
+                 help="Constant-quality factor of the video encoder (lower = better, 0 = lossless for x264)."),
+    click.option("--preset", default="veryfast", show_default=True,
+                 help="x264/x265 speed preset (ultrafast ... veryslow): veryfast keeps encoding a small share "
+                      "of the time per frame."),
+    click.option("--smooth", type=float, default=0.0, show_default=True,
+                 help="Temporal smoothing of the attention statistics in [0, 1): the weight of the past frames "
+                      "(exponential moving average, reset at scene cuts); 0 = per-frame, exactly."),
+    click.option("--scene-cut", type=float, default=SmoothingConfig().scene_cut, show_default=True,
+                 help="Change of a frame's grey-level histogram (0..1, half the L1 distance) that resets "
+                      "the smoothing."),
+)
+
+
+def video_options(func: F) -> F:
+    """The options above; ``func`` receives ``video: VideoSettings`` (its ``tile`` from --tile)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, video_format: str, codec: str | None, crf: int, preset: str, smooth: float,
+                scene_cut: float, **kwargs: Any) -> Any:
+        settings = VideoSettings(video_format, codec, crf, preset or None, smooth, scene_cut, kwargs.get("tile"))
+        SmoothingConfig(smooth, scene_cut)  # refuse bad values before the engine loads
+        return func(*args, video=settings, **kwargs)
+
+    for option in reversed(VIDEO_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
