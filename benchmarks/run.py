@@ -124,7 +124,7 @@ def run(config: RunConfig) -> tuple[Report, dict[str, QualityResult]]:
 
                     folder, manifest = artifact
                     variants = [e.info.variant for e in model_engines(model, config, artifact)
-                                if isinstance(e, Engine) and e.info.backend in ("onnxruntime", "openvino")]
+                                if isinstance(e, Engine) and e.info.backend in ("onnxruntime", "openvino", "litert")]
                     report.video += video_rows(folder, manifest, sorted(set(variants)), list(VIDEO_RESOLUTIONS),
                                                config.threads, config.video_frames)
             if config.quality:
@@ -214,7 +214,7 @@ DEFAULTS = RunConfig()
 @click.option("--machine-name", default=None, help="Name of this machine in merged reports (default: host name).")
 @click.option("--video", "video_frames", type=click.IntRange(min=0), default=DEFAULTS.video_frames, show_default=True,
               help="Also video throughput (needs the video extra) on a clip of this many frames: fps end to end "
-                   "and of the engine alone, every ONNX Runtime/OpenVINO variant, 720p and 1080p; 0 = none.")
+                   "and of the engine alone, every ONNX Runtime/OpenVINO/LiteRT file, 720p and 1080p; 0 = none.")
 @cli_errors
 @verbosity_options
 def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[str, ...], backends: tuple[str, ...],

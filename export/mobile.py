@@ -10,8 +10,8 @@ even ``(1, 3, H, W)`` input, built only from what those runtimes accept:
 - PixelUnshuffle(2) as a constant 0/1 Conv 3->12 (2x2, stride 2): exact, one product by 1 per output;
 - the high-frequency blur on the LR/2 grid with a slice-based border (export/fusion.py's PhaseBlur);
 - one DepthToSpace(2s) in DCR order at the end (the tail and high-frequency convs' output channels
-  permuted to it, the repeat skip a constant 1x1 conv at LR/2), written as two rank-5
-  reshape/transpose steps, and as the ONNX ``DepthToSpace(mode="DCR")`` node when exporting to ONNX;
+  permuted to it, the repeat skip a constant 1x1 conv at LR/2), written as rank-4 channels-last
+  reshapes/transposes, and as the ONNX ``DepthToSpace(mode="DCR")`` node when exporting to ONNX;
 - every tensor of rank <= 5.
 
 The tiling counterparts (``pooled=True``): the attention reads ``pooled_0`` (1, C), the whole image's
@@ -24,10 +24,10 @@ overhangs the image computes what the whole-image network computes (runtime/fixe
 
 Exact rewrites only: every op computes what the training network computes up to fp32 reassociation
 (tests/test_mobile_lowering.py holds it <= 1e-4). They are chosen for the phone delegates: the spatial
-attention's channel max as Transpose -> MaxPool(C x 1) -> Transpose and its channel mean as a constant
-1/C 1x1 conv (no ReduceMax / ReduceMean), the attention's global mean as GlobalAveragePool + Reshape, its
-broadcast by one Reshape (no Unsqueeze, no Flatten). GELU keeps its Erf form.
-"""
+attention's channel max as Transpose -> MaxPool(C x 1) -> Transpose in ONNX (one reduce-max elsewhere)
+and its channel mean as a constant 1/C 1x1 conv (no ReduceMax / ReduceMean), the attention's global mean
+as GlobalAveragePool + Reshape, its broadcast by one Reshape (no Unsqueeze, no Flatten): NNAPI and Core ML
+NeuralNetwork 2 partitions (only the two Erf left out), Core ML MLProgram 1. GELU keeps its Erf form."""
 from __future__ import annotations
 
 import torch
@@ -42,7 +42,8 @@ from train.models.dynamic_conv import DynamicConv2d
 from .fusion import PhaseBlur, block_node, fused_channel_order, fused_skip_weight, space_to_depth_order
 
 NOTE = ("mobile lowering: fixed even shape, constant conv weights (stacked dynamic conv), PixelUnshuffle as a "
-        "0/1 stride-2 conv, slice-bordered LR/2 blur, one DCR DepthToSpace(2s) as rank-5 reshapes, rank <= 5 "
+        "0/1 stride-2 conv, slice-bordered LR/2 blur, one DCR DepthToSpace(2s) (rank-4 reshapes outside ONNX), "
+        "channel max as MaxPool and channel/global means as Conv/GlobalAveragePool in ONNX, rank <= 5 "
         "(export/mobile.py)")
 VALID_INPUT = "valid"
 
@@ -63,13 +64,13 @@ def dcr_order(channels: int, block: int) -> torch.Tensor:
 
 
 def depth_to_space_dcr(x: torch.Tensor, block: int) -> torch.Tensor:
-    """DCR DepthToSpace in two rank-5 reshape/transpose steps (columns, then rows)."""
+    """DCR DepthToSpace through channels-last, rank 4: (N, H, W, C) -> (N*H, W, i, (j, c)) -> swap W and i
+    -> (N, H*block, W*block, c) -> channels first. On a channels-last engine (LiteRT/XNNPACK) the first
+    permute cancels its layout transpose: two transposes, where a rank-5 columns-then-rows form took three."""
     n, channels, height, width = x.shape
     colours = channels // (block * block)
-    # channel = i * (block * C) + j * C + c: fold i into the batch, move j beside w.
-    x = x.reshape(n * block, block, colours, height, width).permute(0, 2, 3, 4, 1)
-    x = x.reshape(n, block, colours, height, width * block).permute(0, 2, 3, 1, 4)
-    return x.reshape(n, colours, height * block, width * block)
+    x = x.permute(0, 2, 3, 1).reshape(n * height, width, block, block * colours).permute(0, 2, 1, 3)
+    return x.reshape(n, height * block, width * block, colours).permute(0, 3, 1, 2)
 
 
 # The ONNX node of DCR DepthToSpace; used only while exporting to ONNX.
@@ -186,8 +187,11 @@ class MobileDyConvSR(nn.Module):
 
 
 def _channel_max(x: torch.Tensor) -> torch.Tensor:
-    """The max over channels as Transpose -> MaxPool(C x 1) -> Transpose: exact, and no ReduceMax (which
-    NNAPI and Core ML NeuralNetwork do not take)."""
+    """The max over channels. In ONNX as Transpose -> MaxPool(C x 1) -> Transpose: exact, and no ReduceMax
+    (which NNAPI and Core ML NeuralNetwork do not take); elsewhere (LiteRT, Core ML from the traced module)
+    one reduce-max, which XNNPACK runs on its NHWC channels without the two transposes."""
+    if not torch.onnx.is_in_onnx_export():
+        return x.amax(dim=1, keepdim=True)
     pooled = F.max_pool2d(x.permute(0, 2, 1, 3), kernel_size=(x.shape[1], 1))
     return pooled.permute(0, 2, 1, 3)
 

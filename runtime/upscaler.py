@@ -196,7 +196,7 @@ class Upscaler:
     def upscale_planar(self, planes: np.ndarray, *, adjust_pooled: PooledHook | None = None) -> np.ndarray:
         """float32 3xHxW RGB planes in [0, 1] -> float32 3x(s*H)x(s*W), the engine's output unclipped.
 
-        The video path's layout (FFmpeg's planar float frames): no HWC copies, and an untiled
+        The video path's layout (runtime/video/decode.py's frames): no HWC copies, and an untiled
         frame's output is the engine's own array; tiled and fixed-shape tiled as images are
         (:func:`runtime.planar.run_regions`). ``adjust_pooled(i, pooled)`` replaces dynamic layer
         i's whole-image statistics (temporal smoothing); it needs the artifact's tiling graphs,

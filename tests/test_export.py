@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import shutil
+import types
 
 import numpy as np
 import onnx
@@ -238,7 +239,7 @@ def test_cli_exports_a_checkpoint_and_prints_summary(tmp_path) -> None:
     save_checkpoint(tmp_path / "w" / "tiny_x2", create_model("dyconvsr_tiny"))
     result = CliRunner().invoke(export_cli, [str(tmp_path / "w" / "tiny_x2.json"), "-o", str(tmp_path / "out"),
                                              "--strategy", "branches", "--also", "aggregate", "--no-ort",
-                                             "--no-tensorrt"])
+                                             "--no-tensorrt", "--no-mobile"])
     assert result.exit_code == 0, result.output
     assert "model.aggregate.onnx" in result.output and "tiling" in result.output
     assert "auto chose" not in result.output
@@ -254,6 +255,21 @@ def test_cli_without_shipped_weights_exports_untrained(tmp_path, monkeypatch) ->
     assert "auto chose" in result.output  # the default model.onnx is the fastest lowering, timed here
     notes = read_manifest(tmp_path / "artifacts" / "dyconvsr_x2_untrained").notes
     assert notes.pop("untrained") is True and set(notes) == {"pixel_shuffle_fusion", "auto"}
+
+
+def test_cli_litert_and_mobile_options(monkeypatch) -> None:
+    seen = []
+    monkeypatch.setattr("export.cli.resolve_source", lambda source: types.SimpleNamespace(path=source, name="x"))
+    monkeypatch.setattr("export.cli.export_artifact", lambda source, target, options, progress: seen.append(options))
+    monkeypatch.setattr("export.cli.artifact_name", lambda checkpoint: "x")
+    monkeypatch.setattr("export.cli.print_summary", lambda folder, manifest: None)
+    monkeypatch.setattr("export.cli.parity_failed", lambda manifest: False)
+    for args in (["--no-litert"], ["--mobile-shape", "24", "32"]):
+        assert CliRunner().invoke(export_cli, ["dyconvsr_x2", "-q", *args]).exit_code == 0
+    assert seen[0].litert == () and seen[0].mobile_shape == ExportOptions().mobile_shape  # LiteRT off, mobile kept
+    assert seen[1].mobile_shape == (24, 32) and seen[1].litert == ExportOptions().litert
+    help_text = " ".join(CliRunner().invoke(export_cli, ["--help"]).output.split())
+    assert "--no-litert" in help_text and "fixed LR tile shape" in help_text and "LiteRT .tflite" in help_text
 
 
 @pytest.mark.parametrize("args, message", [

@@ -32,7 +32,7 @@ from train.models import create_model
 TINY_RUN = {"model": "dyconvsr_tiny", "hr_patch": 32, "batch_size": 4, "iterations": 12, "lr_step": 8,
             "val_every": 3, "save_every": 3, "log_every": 1, "threads": 1}
 QUICK_EXPORT = ["--strategy", "branches", "--only-default", "--no-reduced", "--no-ort", "--no-tensorrt",
-                "--no-openvino", "--no-tiling"]
+                "--no-openvino", "--no-tiling", "--no-mobile"]
 
 
 def one_line_error(result: Result, pattern: str) -> str:

@@ -79,6 +79,16 @@ def test_int8_runner_quantises_from_the_files_own_grid(built) -> None:
     assert out.dtype == np.float32 and psnr >= 30.0  # dequantised floats near the reference, not the int8 grid
 
 
+def test_int8_ranges_cover_every_calibration_feed(built) -> None:
+    # min/max over all feeds, not ai-edge-quantizer's moving average (which clipped the input and the residual).
+    model, folder, *_ = built
+    feeds = [feed["input"] for feed in _calibration(MobileDyConvSR(model, SHAPE), "model")]
+    with make_runner(folder / "any.int8.tflite", CONFIG) as runner:
+        grid = runner.grids["input"]
+    low, high = (-128 - grid.zero) * grid.scale, (127 - grid.zero) * grid.scale
+    assert low <= min(f.min() for f in feeds) + grid.scale and high >= max(f.max() for f in feeds) - grid.scale
+
+
 @pytest.mark.parametrize("size", [(35, 45), (83, 101)])
 def test_fixed_size_tiles_are_seamless(built, size: tuple[int, int]) -> None:
     model, folder, variants, _, _, _ = built

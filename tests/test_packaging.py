@@ -90,7 +90,8 @@ def test_console_export_outside_the_repository_exports_the_trained_checkpoint(tm
     assert command.is_file(), "console scripts not registered: pip install -e . (make setup does)"
     openvino_int8 = _importable("nncf") and _importable("openvino")  # NNCF is the noisy one
     args = [str(command), "dyconvsr_x2", "-o", "out", "--strategy", "aggregate", "--only-default", "--no-reduced",
-            "--no-ort", "--no-tensorrt", "--no-tiling", *(["--openvino", "int8"] if openvino_int8 else [])]
+            "--no-ort", "--no-tensorrt", "--no-tiling", "--no-mobile",
+            *(["--openvino", "int8"] if openvino_int8 else [])]
     result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)  # piped, like a log
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "out" / "dyconvsr_x2" / "manifest.json").read_text())

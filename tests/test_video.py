@@ -194,3 +194,22 @@ def test_a_folder_gives_its_videos_and_images(dy_artifact: Path, clip_pair, tmp_
     (empty / "x").mkdir(parents=True)
     code, err = run_infer(dy_artifact, empty, "-o", tmp_path / "out2", "-q")
     assert code == 1 and "folder holds no image or video files" in err and ".mp4" in err
+
+
+def test_frames_convert_as_ffmpeg_rgb24_and_round_half_up(clip_pair) -> None:
+    """Decoded planes are swscale's 8-bit RGB scaled (its float output is off on fine chroma); written
+    planes are rounded half up, clipped, as image frames are."""
+    from runtime.video.decode import planar_format
+    from runtime.video.encode import fill_planar
+
+    clip, _ = clip_pair
+    with VideoReader(clip) as reader:
+        planes = next(item.planes for item in reader.items() if hasattr(item, "planes"))
+    with av.open(str(clip)) as container:
+        rgb = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert np.abs(planes.transpose(1, 2, 0) * 255 - rgb).max() < 1e-3
+    values = np.linspace(-0.1, 1.1, 3 * 70 * 90, dtype=np.float32).reshape(3, 70, 90)
+    frame = av.VideoFrame(90, 70, planar_format(8)[0])
+    fill_planar(frame, values)
+    got = frame.to_ndarray(format="rgb24").transpose(2, 0, 1)
+    assert np.array_equal(got, (np.clip(values, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8))

@@ -2,8 +2,10 @@
 
 :class:`VideoReader` opens the file and decodes the first frame at once, so a file that is not a
 video, or whose video cannot be decoded, is refused before anything is written. Frames come out
-as :class:`DecodedFrame` (float32 3xHxW RGB in [0, 1], converted by FFmpeg's swscale from the
-stream's own YUV with the stream's colour matrix and range), interleaved with the packets of the
+as :class:`DecodedFrame` (float32 3xHxW RGB in [0, 1]: FFmpeg's swscale converts the stream's own
+YUV with its colour matrix and range to planar integer RGB, 8 or 16 bits as the stream has, which
+numpy scales; swscale's float output is both slower and less exact on fine chroma, measured in
+runtime/README.md "Video"), interleaved with the packets of the
 streams that are copied unchanged (audio, subtitles) as :class:`CopiedPacket`. A video that ends
 before its container says (a truncated file) or whose packets fail to decode raises
 :class:`~runtime.errors.UserError` with one line.
@@ -25,8 +27,13 @@ from ..errors import BackendUnavailable, UserError, display, first_line
 # Names a folder or glob picks as videos; a file named explicitly is probed whatever its name.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
                   ".flv", ".3gp", ".ogv", ".wmv")
-PLANAR_FLOAT = "gbrpf32le"  # FFmpeg's planar float RGB: planes G, B, R
+PLANAR_8, PLANAR_16 = "gbrp", "gbrp16le"  # FFmpeg's planar integer RGB: planes G, B, R
 RGB_OF_PLANE = (1, 2, 0)  # plane k of a gbrp frame holds RGB channel RGB_OF_PLANE[k]
+
+
+def planar_format(bits: int) -> tuple[str, type[np.unsignedinteger], float]:
+    """(planar RGB pixel format, its numpy dtype, its peak) holding ``bits`` per component without loss."""
+    return (PLANAR_8, np.uint8, 255.0) if bits <= 8 else (PLANAR_16, np.uint16, 65535.0)
 # FFmpeg's colour-matrix and range names; unspecified streams are read as BT.601 limited range, as swscale does.
 COLORSPACES = {1: "ITU709", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020"}
 DEFAULT_COLORSPACE = "ITU601"
@@ -80,12 +87,14 @@ class CopiedPacket:
 
 
 def planes_of(frame: Any, matrix: str, color_range: int) -> np.ndarray:
-    """A decoded av.VideoFrame -> float32 3xHxW RGB (swscale converts, numpy only copies the planes)."""
-    rgb = frame.reformat(format=PLANAR_FLOAT, src_colorspace=matrix, src_color_range=color_range or None)
+    """A decoded av.VideoFrame -> float32 3xHxW RGB (swscale converts to integer planes, numpy scales them)."""
+    name, dtype, peak = planar_format(max(c.bits for c in frame.format.components))
+    rgb = frame.reformat(format=name, src_colorspace=matrix, src_color_range=color_range or None)
     out = np.empty((3, rgb.height, rgb.width), dtype=np.float32)
+    size = np.dtype(dtype).itemsize
     for plane, channel in zip(rgb.planes, RGB_OF_PLANE, strict=True):
-        rows = np.frombuffer(memoryview(plane), np.float32).reshape(plane.height, plane.line_size // 4)
-        out[channel] = rows[:, : plane.width]
+        rows = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, plane.line_size // size)
+        np.multiply(rows[:, : plane.width], np.float32(1.0 / peak), out=out[channel], dtype=np.float32)
     return out
 
 

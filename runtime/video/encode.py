@@ -1,8 +1,9 @@
 """Writing the upscaled video: an encoded stream plus the input's audio/subtitles copied, or frames.
 
 :class:`VideoWriter` encodes float32 RGB planes (the engine's output layout) with FFmpeg: the planes
-are copied into one reused planar-float frame and swscale converts them to the encoder's pixel
-format with the input's colour matrix and range, which it also tags. Frames keep their input
+are rounded into one reused planar integer RGB frame (8 bits, 16 for a deeper ``pix_fmt``; in row
+blocks that stay in cache) and swscale converts it to the encoder's pixel format with the input's
+colour matrix and range, which it also tags. Frames keep their input
 timestamps in the input's time base, so the frame rate (constant or variable) is kept; the
 display rotation is written again. Audio and subtitle packets are muxed unchanged where the
 output container accepts their codec, else left out with a note (``skipped``).
@@ -26,26 +27,36 @@ import numpy as np
 
 from ..errors import UserError, first_line
 from ..images import Picture, save_picture
-from .decode import PLANAR_FLOAT, RGB_OF_PLANE, VideoInfo, import_av
+from .decode import RGB_OF_PLANE, VideoInfo, import_av, planar_format
 
 # --video-format -> (FFmpeg muxer, file suffix)
 CONTAINERS = {"mp4": ("mp4", "mp4"), "mov": ("mov", "mov"), "mkv": ("matroska", "mkv"), "webm": ("webm", "webm")}
 DEFAULT_CODEC = {"mp4": "libx264", "mov": "libx264", "mkv": "libx264", "webm": "libvpx-vp9"}
+DEFAULT_PRESET = "ultrafast"
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
 class EncodeConfig:
     """``codec`` None: H.264 (libx264), VP9 in WebM. ``crf``: constant quality (x264/x265: 0 lossless,
     18 visually lossless, 23 FFmpeg's default). ``preset``: x264/x265 speed (ultrafast ... veryslow);
-    the default ``veryfast`` keeps 1080p encoding a small share of the time per frame on 2 cores.
-    ``threads``: encoder threads (0 = FFmpeg's choice)."""
+    the default ``ultrafast`` takes about 10 ms less CPU per 1080p frame than ``veryfast`` at the same
+    Y-PSNR and about twice the bitrate (runtime/README.md, "Video"): on a small CPU the engine needs
+    those cycles. ``threads``: encoder threads; None: one where the process may use at most 2 CPUs
+    (x264's own choice costs a third more CPU there), else FFmpeg's choice; 0: FFmpeg's choice."""
 
     container: str = "mp4"
     codec: str | None = None
     crf: int | None = 18
-    preset: str | None = "veryfast"
+    preset: str | None = DEFAULT_PRESET
     pix_fmt: str = "yuv420p"
-    threads: int = 0
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.container not in CONTAINERS:
@@ -61,12 +72,29 @@ class EncodeConfig:
     def codec_name(self) -> str:
         return self.codec or DEFAULT_CODEC[self.container]
 
+    @property
+    def thread_count(self) -> int:
+        """Encoder threads to ask for (0: FFmpeg's choice)."""
+        if self.threads is not None:
+            return self.threads
+        return 1 if usable_cpus() <= 2 else 0
 
-def fill_planar(frame: Any, planes: np.ndarray) -> None:
-    """Copy float32 3xHxW RGB into a gbrpf32le av.VideoFrame of that size."""
+
+ROWS = 64  # rows rounded at a time: a block of 1080p floats stays in the L2 cache
+
+
+def fill_planar(frame: Any, planes: np.ndarray, peak: float = 255.0) -> None:
+    """Round float32 3xHxW RGB in [0, 1] (clipped; half up) into a gbrp/gbrp16le av.VideoFrame of that size."""
+    dtype = np.dtype(np.uint8 if peak == 255.0 else np.uint16)
+    block = np.empty((ROWS, planes.shape[2]), dtype=np.float32)
     for plane, channel in zip(frame.planes, RGB_OF_PLANE, strict=True):
-        rows = np.frombuffer(memoryview(plane), np.float32).reshape(plane.height, plane.line_size // 4)
-        rows[:, : plane.width] = planes[channel]
+        rows = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
+        for top in range(0, plane.height, ROWS):
+            part = block[: min(ROWS, plane.height - top)]
+            np.multiply(planes[channel, top : top + ROWS], np.float32(peak), out=part)
+            part += np.float32(0.5)
+            np.clip(part, 0.0, peak, out=part)
+            np.copyto(rows[top : top + ROWS, : plane.width], part, casting="unsafe")
 
 
 class VideoWriter:
@@ -92,7 +120,8 @@ class VideoWriter:
         except BaseException:
             self.container.close()
             raise
-        self._planar = av.VideoFrame(self.width, self.height, PLANAR_FLOAT)
+        name, _, self._peak = planar_format(max(c.bits for c in av.VideoFormat(config.pix_fmt).components))
+        self._planar = av.VideoFrame(self.width, self.height, name)
         self.frames = 0
 
     def _video_stream(self, av: Any) -> Any:
@@ -108,8 +137,8 @@ class VideoWriter:
         stream.codec_context.time_base = info.time_base
         ctx = stream.codec_context
         ctx.colorspace, ctx.color_range = info.colorspace, info.color_range
-        if config.threads:
-            ctx.thread_count = config.threads
+        if config.thread_count:
+            ctx.thread_count = config.thread_count
         options = {}
         if config.crf is not None:
             options["crf"] = str(config.crf)
@@ -123,7 +152,7 @@ class VideoWriter:
         return stream
 
     def write(self, planes: np.ndarray, pts: int | None) -> None:
-        fill_planar(self._planar, planes)
+        fill_planar(self._planar, planes, self._peak)
         frame = self._planar.reformat(format=self.config.pix_fmt, dst_colorspace=self.info.matrix,
                                       dst_color_range=self.info.color_range or None)
         frame.pts = pts if pts is not None else self.frames
