@@ -119,7 +119,9 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
             except Exception as exc:  # one bad file must not stop the batch
                 failures += 1
                 status(f"error: {display(item.path)}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
-        verbosity.say(f"upscaled {written} of {written + failures} image(s) x{upscaler.scale} into "
+        videos = sum(is_video_path(item.path) for item in files)
+        kind = "image(s)" if not videos else "video(s)" if videos == len(files) else "file(s)"
+        verbosity.say(f"upscaled {written} of {written + failures} {kind} x{upscaler.scale} into "
                       f"{display(out_dir)}/ ({upscaler.description})")
     if failures:
         sys.exit(1)

@@ -160,9 +160,10 @@ def test_overwrite_refused_then_allowed(dy_artifact: Path, clip_pair, tmp_path: 
 def test_video_path_runs_without_torch(dy_artifact: Path, clip_pair, tmp_path: Path) -> None:
     clip, _ = clip_pair
     code = (f"{BLOCK_TORCH}; from runtime.infer import main; "
-            f"main({[str(dy_artifact), str(clip), '-o', str(tmp_path), '--smooth', '0.5', '-q']!r})")
+            f"main({[str(dy_artifact), str(clip), '-o', str(tmp_path), '--smooth', '0.5']!r})")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("upscaled 1 of 1 video(s) x2 into"), result.stderr
     assert streams(tmp_path / "pan_x2.mp4")["size"] == (128, 96)
 
 
@@ -185,8 +186,9 @@ def test_a_folder_gives_its_videos_and_images(dy_artifact: Path, clip_pair, tmp_
     (folder / "pan.mp4").write_bytes(clip.read_bytes())
     Image.fromarray(photo()[:40, :50]).save(folder / "still.png")
     (folder / "notes.txt").write_text("neither")
-    code, err = run_infer(dy_artifact, folder, "-o", tmp_path / "out", "-q")
+    code, err = run_infer(dy_artifact, folder, "-o", tmp_path / "out")
     assert code == 0, err
+    assert "upscaled 3 of 3 file(s) x2 into" in err
     written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert written == ["pan_x2.mp4", "still_x2.png", "sub/Pan_x2.mp4"]
     assert streams(tmp_path / "out" / "sub" / "Pan_x2.mp4")["size"] == (128, 96)
