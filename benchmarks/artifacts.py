@@ -25,7 +25,8 @@ def export_options(full: bool = True) -> ExportOptions:
     its tiling split) alone, for baselines compared on the default engine only."""
     if full:
         return ExportOptions()
-    return ExportOptions(strategy="branches", precisions=(), ort_format=False, tensorrt=(), openvino=())
+    return ExportOptions(strategy="branches", precisions=(), ort_format=False, tensorrt=(), openvino=(),
+                         mobile_shape=None)
 
 
 def ensure_artifact(

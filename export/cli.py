@@ -183,7 +183,9 @@ def print_summary(folder: Path, manifest: Manifest) -> None:
     note = "  (UNTRAINED)" if manifest.notes.get("untrained") else ""
     # Names come from checkpoint files and manifests: escaped, so none can break a line or drive the terminal.
     click.echo(f"\n{display(folder)}  {printable(manifest.model_name)} x{manifest.scale}{note}")
-    click.echo(f"  {'file':<32}{'strategy':<18}{'prec':<6}{'batch':<7}{'size':>10}  {'max|diff|':>10}  {'PSNR':>8}  ok")
+    width = max([len(printable(v.file)) for v in manifest.variants] + [30]) + 2
+    click.echo(f"  {'file':<{width}}{'strategy':<18}{'prec':<6}{'batch':<7}{'size':>10}  {'max|diff|':>10}  "
+               f"{'PSNR':>8}  ok")
     for v in manifest.variants:
         files = [folder / v.file, *([(folder / v.file).with_suffix(".bin")] if v.kind == "openvino" else [])]
         size = sum(f.stat().st_size for f in files)
@@ -192,7 +194,7 @@ def print_summary(folder: Path, manifest: Manifest) -> None:
         verdict = "-" if p is None else ("yes" if p.passed else "FAIL")
         diff = f"{p.max_abs_diff:.2e}" if p else "-"
         psnr = f"{p.psnr_db:.1f}" if p else "-"
-        click.echo(f"  {printable(v.file):<32}{v.strategy:<18}{v.precision:<6}{batch:<7}"
+        click.echo(f"  {printable(v.file):<{width}}{v.strategy:<18}{v.precision:<6}{batch:<7}"
                    f"{size / 1024:>8.0f}KB  {diff:>10}  {psnr:>8}  {verdict}")
     by_reason: dict[str, list[str]] = {}
     for file, reason in manifest.notes.get("skipped", {}).items():
