@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from export.artifact import ExportOptions, Progress, export_artifact, no_progress
-from export.lowering import is_dynamic
 from runtime.errors import UserError
 from runtime.manifest import Manifest, read_manifest
 
@@ -37,8 +36,9 @@ def ensure_artifact(
     if not rebuild and (folder / "manifest.json").is_file():
         try:
             manifest = read_manifest(folder)
-            complete = not full or len(manifest.variants) > 1 or not is_dynamic(model.model)
-            if _fresh(manifest, model) and complete:
+            # Exported by today's recipe (an older recipe's artifact lacks files this one writes).
+            same_recipe = manifest.notes.get("recipe") == export_options(full).record()
+            if _fresh(manifest, model) and same_recipe:
                 return folder, manifest
         except UserError:
             pass

@@ -20,7 +20,7 @@ PUBLISHED_SET = "Set5"
 # Small multiples: one panel per model and backend family, so no panel holds more than a handful of lines.
 FAMILIES = {"pytorch": "PyTorch", "torch.compile": "PyTorch", "onnxruntime": "ONNX Runtime",
             "onnxruntime-cuda": "ONNX Runtime", "onnxruntime-tensorrt": "ONNX Runtime", "openvino": "OpenVINO",
-            "tensorrt": "TensorRT", "pillow": "bicubic"}
+            "tensorrt": "TensorRT", "litert": "LiteRT", "pillow": "bicubic"}
 BASELINE = "pillow"
 FAMILY_MARKERS = {"PyTorch": "o", "ONNX Runtime": "s", "OpenVINO": "D", "TensorRT": "^", "bicubic": "v"}
 

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.bench.engines import Engine
+from runtime.bench.engines import Engine, RunnerEngine
 from runtime.bench.rows import bicubic_info, quality_row
 from runtime.bench.schema import QualityRow
 from runtime.images import to_uint8
 from runtime.metrics import psnr
 from runtime.progress import progress_bar
 from runtime.quality import MATLAB_BICUBIC, bicubic_sr, network_input, protocol_images, score_set
+from runtime.upscaler import Upscaler
 from train.evaluate import Benchmark
 
 from .engines import PillowBicubic
@@ -58,7 +59,13 @@ def evaluate_engines(
     everything = [*engines, PillowBicubic(scale)]
     for engine in progress_bar(everything, quiet=quiet, desc=f"quality {model.key}", unit="engine", leave=False):
         if any(engine.supports(1, *image.lr.shape[:2]) for image in images):
-            continue  # fixed-shape engines cannot take whole images
+            if isinstance(engine, RunnerEngine) and engine.variant is not None and engine.variant.tiling is not None:
+                # A fixed-shape file with its own tiling graphs: whole images through its fixed-size tiles.
+                with Upscaler(engine.path, config=engine.config) as upscaler:
+                    outputs[engine.info.label] = {
+                        image.name: upscaler.upscale_array(network_input(image.lr)).transpose(2, 0, 1)[None]
+                        for image in images}
+            continue  # other fixed-shape engines cannot take whole images
         engine.load()
         try:
             outputs[engine.info.label] = {image.name: engine.to_array(engine.run(engine.prepare(_to_batch(image.lr))))

@@ -5,13 +5,14 @@ the manifest is written, so an interrupted export never leaves a folder that loo
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 import os
 import platform
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ from .variants import (
 Progress = Callable[[str], None]
 
 
-@dataclass
+@dataclasses.dataclass
 class ExportOptions:
     """What an export writes. The defaults are the export recipe: ``python -m export`` and the
     benchmarks use ``ExportOptions()`` as it is, each option of the CLI overriding one field."""
@@ -82,6 +83,11 @@ class ExportOptions:
     # "auto": where to time the candidates (batch, 3, H, W), on ONNX Runtime CPU
     auto_shape: tuple[int, int, int, int] = FOCUS_SHAPE
     auto_threads: int = 2
+
+
+    def record(self) -> dict:
+        """The options as the manifest stores them (``notes.recipe``): JSON types, tuples as lists."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
 def no_progress(_: str) -> None:
@@ -155,6 +161,7 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
     model = checkpoint.model.eval()
     scale = int(model.scale)
     notes: dict = {"untrained": True} if checkpoint.metadata.get("untrained") else {}
+    notes["recipe"] = options.record()  # what was asked for; what was written is in variants/skipped
     skipped: dict[str, str] = {}
     progress("reference inputs and PyTorch outputs")
     references, refs = _write_references(model, folder, options)
