@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from runtime import catalogue
-from runtime.fixed_tiling import upscale_fixed_tiled
+from runtime.fixed_tiling import spans, upscale_fixed_tiled
 from runtime.manifest import Parity, Tiling, Variant
 from runtime.parity import compare_all
 from runtime.runners import RunnerConfig, make_runner
@@ -43,7 +43,7 @@ def litert_variants(
     for height, width in shapes:
         for precision in precisions:
             file = catalogue.litert_file(height, width, precision)
-            reason = litert_unavailable(precision) or _unsupported(model, height, width)
+            reason = litert_unavailable(precision) or _unsupported(model, height, width, base)
             if reason:
                 skipped[file] = reason
                 continue
@@ -55,10 +55,13 @@ def litert_variants(
     return variants, skipped
 
 
-def _unsupported(model: nn.Module, height: int, width: int) -> str | None:
+def _unsupported(model: nn.Module, height: int, width: int, base: Tiling | None) -> str | None:
     try:
         check_mobile_shape(height, width)
         MobileDyConvSR(model, (height, width))
+        if base is not None:  # the fixed-size tiles must hold the halo on both sides
+            for size in (height, width):
+                spans(size + 1, size, base.halo, base.align)
     except Exception as exc:  # UserError from the lowering: says why in one line
         return str(exc)
     return None

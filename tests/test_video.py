@@ -215,3 +215,24 @@ def test_frames_convert_as_ffmpeg_rgb24_and_round_half_up(clip_pair) -> None:
     fill_planar(frame, values)
     got = frame.to_ndarray(format="rgb24").transpose(2, 0, 1)
     assert np.array_equal(got, (np.clip(values, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8))
+
+
+def test_video_rows_time_the_engine_and_the_pipeline_and_skip_files_of_another_shape(tmp_path: Path) -> None:
+    from export.artifact import ExportOptions, export_artifact
+    from runtime import catalogue
+    from runtime.bench.schema import MEASURED
+    from runtime.video.bench import video_rows
+    from train.models import create_model
+
+    folder = tmp_path / "a"
+    manifest = export_artifact(create_model("dyconvsr_tiny"), folder, ExportOptions(
+        mobile_shape=None, strategy="branches", extra_strategies=(), fixed_shapes=[(24, 32)], precisions=(),
+        ort_format=False, tensorrt=(), openvino=()))
+    fixed = next(v.file for v in manifest.variants if v.fixed_input_shape)
+    # A LiteRT tile of 24 px cannot hold the halo (14) on both sides: skipped with the reason, not a failed export.
+    assert catalogue.litert_file(24, 32, "fp32") in manifest.notes["skipped"]
+    rows = {r.variant: r for r in video_rows(folder, manifest, ["model.onnx", fixed], ["40x30"], threads=1, frames=4)}
+    whole = rows["model.onnx"]
+    assert whole.status == MEASURED and whole.frames == 4 and whole.output_hw == [60, 80]
+    assert whole.engine_fps > 0 and whole.end_to_end_fps > 0 and whole.decode_ms > 0 and whole.encode_ms > 0
+    assert rows[fixed].status == "not measured: fixed input shape 32x24"

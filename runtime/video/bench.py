@@ -60,6 +60,13 @@ def video_rows(folder: Path, manifest: Manifest, variants: list[str], resolution
                                [height * scale, width * scale], f"video {variant}", "", variant,
                                manifest.variant(variant).precision, threads, MEASURED, codec=encode.codec_name,
                                preset=encode.preset, smoothing=smoothing)
+                chosen = manifest.variant(variant)
+                fixed = chosen.fixed_input_shape
+                if fixed and tuple(fixed[-2:]) != (height, width) and chosen.tiling is None:
+                    # The upscaler would run the artifact's fp32 tiling graphs instead: not this file's speed.
+                    row.status = f"{NOT_MEASURED}: fixed input shape {fixed[-1]}x{fixed[-2]}"
+                    rows.append(row)
+                    continue
                 try:
                     row.backend = backend_for(folder / variant, RunnerConfig())
                     _measure(row, folder, variant, clip, decoded, Path(temp) / "out.mp4", encode, smoothing)
