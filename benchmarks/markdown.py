@@ -105,6 +105,13 @@ def machine_section(reports: Sequence[Report]) -> list[str]:
     return [*lines, ""]
 
 
+def parity_text(row: Row) -> str:
+    """The 'vs reference' cell: the reference itself, bit-identical, or the PSNR against it."""
+    if row.label == row.reference:
+        return "reference"
+    return "identical" if row.parity_max_abs_diff == 0 else fmt(row.parity_psnr_db, 1, " dB")
+
+
 def _row_cells(row: Row, machine: str | None, with_model: bool = False) -> list[str]:
     lead = [machine] if machine is not None else []
     label = f"{row.model}: {row.label}" if with_model else row.label
@@ -115,8 +122,7 @@ def _row_cells(row: Row, machine: str | None, with_model: bool = False) -> list[
         memory = f"{m.added_mb:.0f} (+{m.peak_rss_mb:.0f})"
     else:
         memory = fmt(m.peak_rss_mb, 0) if m else "-"
-    parity = "reference" if row.label == row.reference else (
-        "identical" if row.parity_max_abs_diff == 0 else fmt(row.parity_psnr_db, 1, " dB"))
+    parity = parity_text(row)
     if not parity_ok(row):
         parity += " **PARITY FAIL**"
     return [*lead, label, row.engine, fmt(t.median_ms, 2), fmt(t.p90_ms, 2), fmt(t.p95_ms, 2), fmt(t.min_ms, 2),

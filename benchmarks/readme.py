@@ -16,7 +16,17 @@ from runtime.bench.schema import MEASURED, Report, Row, read_report
 from runtime.errors import UserError, cli_errors
 from runtime.files import atomic_write_bytes
 
-from .markdown import VIDEO_HEADER, busy, fmt, md_table, peak_text, precisions_of, provenance, video_cells
+from .markdown import (
+    VIDEO_HEADER,
+    busy,
+    fmt,
+    md_table,
+    parity_text,
+    peak_text,
+    precisions_of,
+    provenance,
+    video_cells,
+)
 from .plots import headline_size
 from .targets import MODEL, SCALE
 
@@ -36,12 +46,6 @@ def _psnr(report: Report, row: Row) -> str:
     return "-" if q is None else f"{q.psnr_y:.2f}"
 
 
-def _parity(row: Row) -> str:
-    if row.label == row.reference:
-        return "reference"
-    return "identical" if row.parity_max_abs_diff == 0 else fmt(row.parity_psnr_db, 1, " dB")
-
-
 def main_table(report: Report, size: str) -> list[str]:
     """Every engine of the main model (DyConvSR x2, else the first model) at ``size``."""
     models = [(r.model, r.scale) for r in report.rows if r.measured and r.resolution == size]
@@ -53,7 +57,7 @@ def main_table(report: Report, size: str) -> list[str]:
     dataset = next((q.dataset for q in report.quality if q.model == model), None)
     cells = [(r.label, r.precision, fmt(r.timing.median_ms, 2), fmt(r.timing.p90_ms, 2), fmt(r.speedup_paired, 2, "x"),
               fmt(r.peak_fraction * 100 if r.peak_fraction is not None else None, 0, "%"), _psnr(report, r),
-              _parity(r)) for r in measured]
+              parity_text(r)) for r in measured]
     lines = [f"#### {model} x{scale}, {size}: {w}x{h} -> {ow}x{oh}, batch {first.batch}, {first.threads} threads", "",
              *md_table(("engine", "precision", "median ms", "p90 ms", f"speed-up vs {first.reference or 'reference'}",
                         "of own-precision peak", f"Y-PSNR ({dataset or 'not measured'})", "vs reference output"),

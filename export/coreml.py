@@ -16,15 +16,10 @@ fails, :func:`coreml_unavailable` says why in one line and export skips the pack
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
-import logging
 import shutil
 import tempfile
-import warnings
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,26 +28,12 @@ import torch
 from torch import nn
 
 from runtime.errors import first_line
+from runtime.native_output import library_output_hidden
 
 REQUIREMENT = "pip install torch==2.13.0 'numpy<2.4' coremltools==9.0 (the coreml extra, in its own environment)"
 MACOS_NOTE = ("Core ML prediction needs macOS (the Core ML framework): not run on this machine, so no parity; "
               "the spec, input/output shapes and op types were checked")
 DEPLOYMENT_TARGET = "iOS16"
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """coremltools' progress bars, its "Failed to load libcoremlpython" lines and torch-version warnings off."""
-    logger = logging.getLogger("coremltools")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
-                contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 class _Probe(nn.Module):
@@ -72,25 +53,28 @@ class _Probe(nn.Module):
 @functools.cache
 def coreml_unavailable() -> str | None:
     """None when coremltools imports and converts a one-conv probe here; else the one-line reason."""
-    try:
-        with _quiet():
-            import coremltools  # noqa: F401
-    except Exception as exc:  # ImportError, or its import failing under a numpy it does not support
-        return f"coremltools not usable ({first_line(exc)}): {REQUIREMENT}"
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            _convert(_Probe().eval(), (4, 4), Path(tmp) / "probe.mlpackage")
-    except Exception as exc:
-        return (f"coremltools {coremltools.__version__} fails with numpy {np.__version__} ({first_line(exc)}): "
-                f"{REQUIREMENT}")
+    # coremltools' progress bars, its "Failed to load libcoremlpython" lines and torch-version warnings
+    # hidden; the failures are caught inside, so a skipped package replays nothing.
+    with library_output_hidden():
+        try:
+            import coremltools
+        except Exception as exc:  # ImportError, or its import failing under a numpy it does not support
+            return f"coremltools not usable ({first_line(exc)}): {REQUIREMENT}"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                _convert(_Probe().eval(), (4, 4), Path(tmp) / "probe.mlpackage")
+        except Exception as exc:
+            return (f"coremltools {coremltools.__version__} fails with numpy {np.__version__} ({first_line(exc)}): "
+                    f"{REQUIREMENT}")
     return None
 
 
 def _convert(module: nn.Module, shape: tuple[int, int], path: Path) -> None:
+    """Trace and convert; the caller hides coremltools' output (runtime.native_output.library_output_hidden)."""
     import coremltools as ct
 
     example = torch.rand(1, 3, *shape)
-    with _quiet(), torch.no_grad():
+    with torch.no_grad():
         traced = torch.jit.trace(module.eval(), example)
         package = ct.convert(
             traced, inputs=[ct.TensorType(name="input", shape=tuple(example.shape), dtype=np.float32)],
@@ -115,7 +99,7 @@ def inspect_package(path: str | Path) -> PackageSpec:
     """Load the package's spec (without compiling it: that needs macOS) and read its interface and ops."""
     import coremltools as ct
 
-    with _quiet():
+    with library_output_hidden():
         spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
     features = {}
     dtypes = {}
@@ -141,7 +125,8 @@ def to_coreml(module: nn.Module, shape: tuple[int, int], scale: int, path: str |
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / path.name
-        _convert(module, shape, staged)
+        with library_output_hidden():
+            _convert(module, shape, staged)
         spec = inspect_package(staged)
         expected_in, expected_out = [1, 3, *shape], [1, 3, shape[0] * scale, shape[1] * scale]
         if spec.inputs != {"input": expected_in} or spec.outputs != {"output": expected_out}:

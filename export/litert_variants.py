@@ -78,6 +78,12 @@ def _feeds(mobile: MobileDyConvSR, image: np.ndarray, tiling: bool) -> dict[str,
     return {"input": image, "pooled_0": pooled, VALID_INPUT: valid}
 
 
+def _files(height: int, width: int, precision: str = "fp32") -> dict[str, str]:
+    """The file of each graph (model, stats, main) of a shape and precision (stats: always the fp32 one)."""
+    stats, main = catalogue.litert_tiling_files(height, width, precision)
+    return {"model": catalogue.litert_file(height, width, precision), "stats": stats, "main": main}
+
+
 def _graphs(mobile: MobileDyConvSR) -> dict[str, nn.Module]:
     graphs = {"model": mobile}
     if mobile.dynamic:
@@ -108,11 +114,12 @@ def calibration_images() -> list[tuple[str, np.ndarray]]:
             for image in embedded_images("train") if image.name not in excluded]
 
 
-def _calibration(mobile: MobileDyConvSR, name: str) -> list[dict[str, np.ndarray]]:
-    """Feeds of :func:`calibration_images`, CALIBRATION_CROPS crops of the shape from each along its diagonal
-    (with its own statistics for main); min/max ranges over all of them."""
+def _calibration(mobile: MobileDyConvSR, name: str,
+                 images: list[tuple[str, np.ndarray]] | None = None) -> list[dict[str, np.ndarray]]:
+    """Feeds of ``images`` (default :func:`calibration_images`), CALIBRATION_CROPS crops of the shape from
+    each along its diagonal (with its own statistics for main); min/max ranges over all of them."""
     feeds = []
-    for _, image in calibration_images():
+    for _, image in calibration_images() if images is None else images:
         room = max(0, min(image.shape[0] - mobile.shape[0], image.shape[1] - mobile.shape[1]))
         for j in range(CALIBRATION_CROPS):
             offset = j * room // (CALIBRATION_CROPS - 1)
@@ -125,21 +132,21 @@ def _build(model: nn.Module, folder: Path, shape: tuple[int, int], precision: st
            base: Tiling | None) -> tuple[Variant | None, str]:
     mobile = MobileDyConvSR(model, shape, pooled=True).eval()
     height, width = shape
-    files = {"model": catalogue.litert_file(height, width, precision)}
-    stats_file, main_file = catalogue.litert_tiling_files(height, width, precision)
-    files.update(stats=stats_file, main=main_file)
+    files = _files(height, width, precision)
+    fp32_files = _files(height, width)
+    stats_file, main_file = files["stats"], files["main"]
     (folder / "tiling").mkdir(exist_ok=True)
     notes: dict = {"lowering": NOTE}
+    images = calibration_images() if precision == "int8" else []
     for name, module in _graphs(mobile).items():
-        fp32 = folder / catalogue.litert_tiling_files(height, width)[0 if name == "stats" else 1]
-        fp32 = folder / catalogue.litert_file(height, width) if name == "model" else fp32
+        fp32 = folder / fp32_files[name]
         if not fp32.is_file():
             notes.update(convert(module, _examples(name, mobile), fp32))
         target = folder / files[name]
         if precision == "fp16" and name != "stats":
             notes.update(to_fp16_weights(fp32, target))
         elif precision == "int8" and name != "stats":
-            notes.update(to_int8(fp32, target, _calibration(mobile, name), [n for n, _ in calibration_images()]))
+            notes.update(to_int8(fp32, target, _calibration(mobile, name, images), [n for n, _ in images]))
     inputs, outputs = refs.usable(1, [1, 3, height, width])
     path = folder / files["model"]
     parity = engine_parity(path, inputs, outputs, catalogue.tolerance(precision), 1, LITERT_RUNNER)
@@ -148,11 +155,11 @@ def _build(model: nn.Module, folder: Path, shape: tuple[int, int], precision: st
         tiling = Tiling(stats=[stats_file], main=main_file, pooled_inputs=["pooled_0"],
                         pooled_channels=list(base.pooled_channels), feature_scale=base.feature_scale,
                         halo=base.halo, align=base.align, valid_input=VALID_INPUT)
-        tiling.parity = certify_fixed_tiling(folder, tiling, model, precision, refs)
+        tiling.parity = certify_fixed_tiling(folder, tiling, model, precision, refs, shape)
     variant = Variant(
         file=files["model"], kind="litert", strategy="mobile", precision=precision, dynamic_batch=False,
         dynamic_spatial=False, fixed_input_shape=[1, 3, height, width], parity=parity, batch=1, notes=notes,
-        source=None if precision == "fp32" else catalogue.litert_file(height, width), tiling=tiling,
+        source=None if precision == "fp32" else fp32_files["model"], tiling=tiling,
     )
     if parity and (tiling is None or tiling.parity):
         return variant, ""
@@ -166,10 +173,11 @@ def _build(model: nn.Module, folder: Path, shape: tuple[int, int], precision: st
 
 
 def certify_fixed_tiling(folder: Path, tiling: Tiling, model: nn.Module, precision: str,
-                         refs: ReferenceSet) -> Parity:
-    """runtime.fixed_tiling on the LiteRT tiling graphs, against PyTorch: the odd-size reference (one
-    overhanging tile) and a held-out crop larger than the tile (several tiles, every border case)."""
-    height, width = _shape(folder / tiling.main)
+                         refs: ReferenceSet, shape: tuple[int, int]) -> Parity:
+    """runtime.fixed_tiling on the LiteRT tiling graphs of the fixed tile ``shape`` (H, W), against PyTorch:
+    the odd-size reference (one overhanging tile) and a held-out crop larger than the tile (several tiles,
+    every border case)."""
+    height, width = shape
     crop = center_crop(skimage_rgb(CERTIFY_IMAGE), height + 2 * tiling.halo + 7, width + tiling.halo + 5)[None]
     with torch.no_grad():
         big = model(torch.from_numpy(crop)).numpy()
@@ -182,8 +190,3 @@ def certify_fixed_tiling(folder: Path, tiling: Tiling, model: nn.Module, precisi
                  for batch in images]
     return compare_all(tiled, references, catalogue.tolerance(precision))
 
-
-def _shape(path: Path) -> tuple[int, int]:
-    with make_runner(path, LITERT_RUNNER) as runner:
-        image = next(info for info in runner.inputs if info.name == "input")
-    return int(image.shape[-2]), int(image.shape[-1])

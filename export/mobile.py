@@ -226,14 +226,3 @@ def mobile_module(model: nn.Module, shape: tuple[int, int]) -> MobileDyConvSR:
     """The mobile lowering of ``model`` (an unfused DyConvSR) at the fixed even LR ``shape`` (H, W), eval mode."""
     return MobileDyConvSR(model, shape).eval()
 
-
-def example_inputs(module: nn.Module, shape: tuple[int, int], channels: int = 32) -> tuple[torch.Tensor, ...]:
-    """Example inputs (input, [pooled_0], [valid]) for a mobile module or one of its tiling counterparts."""
-    height, width = shape
-    x = torch.rand(1, 3, height, width)
-    valid = torch.ones(1, 1, height // 2, width // 2)
-    if isinstance(module, MobileTilingMain):
-        return x, torch.rand(1, channels), valid
-    if isinstance(module, MobileTilingStats):
-        return x, valid
-    return (x,)

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import UserError
 from .manifest import Tiling
 from .runners import Runner, TensorInfo
-from .tiling import PooledHook, Tile, TileReader, TileWriter, pooled_statistics, upscale_tiles
+from .tiling import PooledHook, Tile, TileReader, TileWriter, float_image_io, run_tiles
 
 
 def spans(length: int, size: int, halo: int, align: int = 1) -> list[tuple[int, int, int]]:
@@ -115,8 +115,7 @@ def run_fixed_tiles(
             view.mask = masks
         return read(group)
 
-    pooled = pooled_statistics(read_masked, tiles, tiling, views[:-1], 1, on_batch, adjust)  # type: ignore[arg-type]
-    upscale_tiles(read_masked, write, tiles, tiling, views[-1], pooled, scale, 1, on_batch)  # type: ignore[arg-type]
+    run_tiles(read_masked, write, tiles, tiling, views[:-1], views[-1], scale, 1, on_batch, adjust)  # type: ignore[arg-type]
 
 
 def upscale_fixed_tiled(image: np.ndarray, tiling: Tiling, stats: list[Runner], main: Runner, scale: int) -> np.ndarray:
@@ -127,12 +126,5 @@ def upscale_fixed_tiled(image: np.ndarray, tiling: Tiling, stats: list[Runner], 
     source = np.pad(image, ((0, max(padded_h, shape[0]) - height + shape[0]),
                             (0, max(padded_w, shape[1]) - width + shape[1]), (0, 0)), mode="edge")
     out = np.zeros((padded_h * scale, padded_w * scale, 3), dtype=np.float32)
-
-    def read(group: list[Tile]) -> np.ndarray:
-        return np.ascontiguousarray(np.stack([source[t.y0 : t.y1, t.x0 : t.x1] for t in group]).transpose(0, 3, 1, 2))
-
-    def write(t: Tile, core: np.ndarray) -> None:
-        out[t.cy0 * scale : t.cy1 * scale, t.cx0 * scale : t.cx1 * scale] = core.transpose(1, 2, 0)
-
-    run_fixed_tiles(read, write, padded_h, padded_w, tiling, stats, main, scale)
+    run_fixed_tiles(*float_image_io(source, out, scale), padded_h, padded_w, tiling, stats, main, scale)
     return out[: height * scale, : width * scale]

@@ -210,12 +210,15 @@ class Manifest:
         named = [(f"variants[{i}].file", v.file) for i, v in enumerate(self.variants)]
         for i, ref in enumerate(self.references):
             named += [(f"references[{i}].input", ref.input), (f"references[{i}].output", ref.output)]
-        tilings = [("tiling", self.tiling)] + [(f"variants[{i}].tiling", v.tiling) for i, v in enumerate(self.variants)]
-        for where, tiling in tilings:
-            if tiling is not None:
-                named += [(f"{where}.stats[{i}]", name) for i, name in enumerate(tiling.stats)]
-                named.append((f"{where}.main", tiling.main))
+        for where, tiling in self.tilings():
+            named += [(f"{where}.stats[{i}]", name) for i, name in enumerate(tiling.stats)]
+            named.append((f"{where}.main", tiling.main))
         return named
+
+    def tilings(self) -> list[tuple[str, Tiling]]:
+        """(field, tiling graphs) of the artifact's ``tiling`` and of every variant's own, where present."""
+        named = [("tiling", self.tiling)] + [(f"variants[{i}].tiling", v.tiling) for i, v in enumerate(self.variants)]
+        return [(where, tiling) for where, tiling in named if tiling is not None]
 
     def validate(self) -> None:
         """Ranges and consistency; :meth:`from_dict` has checked the types (a bool is never an int)."""
@@ -246,9 +249,8 @@ class Manifest:
             if ref.output_shape != expected:
                 raise invalid(f"references[{i}].output_shape",
                                f"{expected} (scale {self.scale} x input_shape {ref.input_shape})", ref.output_shape)
-        for tiling in [self.tiling, *(v.tiling for v in self.variants)]:
-            if tiling is not None:
-                check_tiling(tiling)
+        for _, tiling in self.tilings():
+            check_tiling(tiling)
         for where, rel in self.paths():
             check_relative(where, rel)
         for rel, digest in self.files.items():

@@ -18,7 +18,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 
-_LOCK = threading.Lock()  # one capture at a time: descriptors are process-wide
+_LOCK = threading.RLock()  # one capture at a time (descriptors are process-wide); a nested one is fine
 
 
 def _verbose() -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import UserError
 from .fixed_tiling import edge_region
-from .tiling import PooledHook, Tile, TileReader, TileWriter
+from .tiling import PooledHook, Tile, TileReader, TileWriter, pad_to_align
 
 if TYPE_CHECKING:
     from .upscaler import Upscaler
@@ -58,10 +58,10 @@ def upscale_planar(upscaler: Upscaler, planes: np.ndarray, adjust_pooled: Pooled
     if height < upscaler.min_size or width < upscaler.min_size:
         raise UserError(f"frame is {width}x{height}; this model needs at least "
                         f"{upscaler.min_size}x{upscaler.min_size}")
-    scale, align = upscaler.scale, upscaler.align
-    pad_h, pad_w = (-height) % align, (-width) % align
-    source = np.pad(planes, ((0, 0), (0, pad_h), (0, pad_w)), mode="edge") if pad_h or pad_w else planes
-    if adjust_pooled is None and upscaler.plan(height + pad_h, width + pad_w) is None:
+    scale = upscaler.scale
+    source = pad_to_align(planes, upscaler.align, channels_first=True)
+    padded_h, padded_w = source.shape[1:]
+    if adjust_pooled is None and upscaler.plan(padded_h, padded_w) is None:
         # Whole on the engine: the output is the engine's own array, cropped (no copy).
         return upscaler.run_whole(source[None])[0, :, : height * scale, : width * scale]
     out = np.zeros((3, height * scale, width * scale), dtype=np.float32)
@@ -74,5 +74,5 @@ def upscale_planar(upscaler: Upscaler, planes: np.ndarray, adjust_pooled: Pooled
         core = core[:, : out.shape[1] - y, : out.shape[2] - x]
         out[:, y : y + core.shape[1], x : x + core.shape[2]] = core
 
-    run_regions(upscaler, read, write, height + pad_h, width + pad_w, (height, width), adjust_pooled, "frame")
+    run_regions(upscaler, read, write, padded_h, padded_w, (height, width), adjust_pooled, "frame")
     return out

@@ -96,10 +96,15 @@ def _span(start: int, stop: int, origin: int, factor: float) -> slice:
     return slice(math.ceil((start - origin) * factor), math.ceil((stop - origin) * factor))
 
 
-def pad_to_align(image: np.ndarray, align: int) -> np.ndarray:
-    """An H x W x C image edge-replicated at the bottom/right up to multiples of ``align``."""
-    pad_h, pad_w = (-image.shape[0]) % align, (-image.shape[1]) % align
-    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else image
+def pad_to_align(image: np.ndarray, align: int, channels_first: bool = False) -> np.ndarray:
+    """An H x W x C (or, ``channels_first``, C x H x W) image edge-replicated at the bottom/right up to
+    multiples of ``align``."""
+    height, width = image.shape[1:] if channels_first else image.shape[:2]
+    pad_h, pad_w = (-height) % align, (-width) % align
+    if not (pad_h or pad_w):
+        return image
+    pads = ((0, 0), (0, pad_h), (0, pad_w)) if channels_first else ((0, pad_h), (0, pad_w), (0, 0))
+    return np.pad(image, pads, mode="edge")
 
 
 def check_upscaled(output: np.ndarray, batch_shape: tuple[int, ...], scale: int, engine: str) -> np.ndarray:
@@ -192,13 +197,10 @@ def run_tiles(
     upscale_tiles(read, write, tiles, tiling, main, pooled, scale, batch, on_batch)
 
 
-def upscale_tiled(image: np.ndarray, tiling: Tiling, stats: list[Runner], main: Runner, scale: int, tile: int,
-                  batch: int = 1) -> np.ndarray:
-    """float32 H x W x 3 -> (s*H) x (s*W) x 3 through the tiling graphs in tiles of at most ``tile``
-    LR pixels a side: padded to ``align``, tiled, cropped back, as the Upscaler runs a float image."""
-    height, width = image.shape[:2]
-    source = pad_to_align(image, tiling.align)
-    out = np.zeros((source.shape[0] * scale, source.shape[1] * scale, 3), dtype=np.float32)
+def float_image_io(source: np.ndarray, out: np.ndarray, scale: int) -> tuple[TileReader, TileWriter]:
+    """The reader of float32 H x W x 3 ``source`` (every tile region inside it) and the writer of the
+    output cores into ``out``, (s*H) x (s*W) x 3: the one-image runs of :func:`upscale_tiled` and
+    :func:`runtime.fixed_tiling.upscale_fixed_tiled`."""
 
     def read(group: list[Tile]) -> np.ndarray:
         return np.ascontiguousarray(np.stack([source[t.y0 : t.y1, t.x0 : t.x1] for t in group]).transpose(0, 3, 1, 2))
@@ -206,8 +208,18 @@ def upscale_tiled(image: np.ndarray, tiling: Tiling, stats: list[Runner], main: 
     def write(t: Tile, core: np.ndarray) -> None:
         out[t.cy0 * scale : t.cy1 * scale, t.cx0 * scale : t.cx1 * scale] = core.transpose(1, 2, 0)
 
+    return read, write
+
+
+def upscale_tiled(image: np.ndarray, tiling: Tiling, stats: list[Runner], main: Runner, scale: int, tile: int,
+                  batch: int = 1) -> np.ndarray:
+    """float32 H x W x 3 -> (s*H) x (s*W) x 3 through the tiling graphs in tiles of at most ``tile``
+    LR pixels a side: padded to ``align``, tiled, cropped back, as the Upscaler runs a float image."""
+    height, width = image.shape[:2]
+    source = pad_to_align(image, tiling.align)
+    out = np.zeros((source.shape[0] * scale, source.shape[1] * scale, 3), dtype=np.float32)
     tiles = plan_tiles(source.shape[0], source.shape[1], tile, tiling.halo, tiling.align)
-    run_tiles(read, write, tiles, tiling, stats, main, scale, batch)
+    run_tiles(*float_image_io(source, out, scale), tiles, tiling, stats, main, scale, batch)
     return out[: height * scale, : width * scale]
 
 

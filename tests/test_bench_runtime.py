@@ -14,11 +14,11 @@ from runtime.bench.schema import MEASURED, read_report
 from runtime.bench.timing import Timing, paired_ratio
 from runtime.errors import UserError
 from runtime.quality import MATLAB_BICUBIC
+from test_runtime_fixtures import BLOCK_TORCH
 from train.models import create_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINED = ROOT / "weights" / "dyconvsr_x2"
-BLOCK_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['train'] = None; sys.modules['export'] = None"
 
 
 def bench_without_torch(args: list[object]) -> subprocess.CompletedProcess[str]:

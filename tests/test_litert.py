@@ -27,6 +27,7 @@ from runtime.errors import UserError
 from runtime.fixed_tiling import upscale_fixed_tiled
 from runtime.manifest import Tiling
 from runtime.runners import RunnerConfig, make_runner
+from test_runtime_fixtures import BLOCK_TORCH
 from train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,9 +117,7 @@ def test_refuses_wrong_shape_dtype_and_file(built, tmp_path) -> None:
         make_runner(fake, RunnerConfig(backend="onnxruntime"))
 
 
-SCRIPT = """
-import sys
-sys.modules['torch'] = None; sys.modules['train'] = None; sys.modules['export'] = None
+SCRIPT = BLOCK_TORCH + """
 import numpy as np
 from runtime.runners import RunnerConfig, make_runner
 from runtime.fixed_tiling import upscale_fixed_tiled

@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 
 SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "astronaut_crop.png"
+# Run first in a subprocess: torch and the torch-side packages cannot be imported after it.
+BLOCK_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['train'] = None; sys.modules['export'] = None"
 
 
 def export_once(tmp_path_factory: pytest.TempPathFactory, name: str, scale: int, **kwargs: object) -> Path:

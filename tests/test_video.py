@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from test_runtime_fixtures import SAMPLE
+from test_runtime_fixtures import BLOCK_TORCH, SAMPLE
 
 av = pytest.importorskip("av")
 
@@ -23,7 +23,6 @@ from runtime.video.clip import PannedClip, write_clip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINED = ROOT / "weights" / "dyconvsr_x2"
-BLOCK_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['train'] = None; sys.modules['export'] = None"
 
 
 def photo() -> np.ndarray:

@@ -14,7 +14,7 @@ import click
 from ..cli_options import Verbosity, threads_option, verbosity_options
 from ..errors import UserError, cli_errors
 from ..manifest import read_manifest
-from ..runners import RunnerConfig
+from ..runners import RunnerConfig, backend_for
 from .engines import EngineInfo, artifact_engines, check_engine_labels
 from .machine import OtherCpuUse, describe_machine, library_versions, load_average, torch_free_peaks
 from .memory import METHOD_HWM, PeakMemory
@@ -90,8 +90,6 @@ def bench_artifact(
 
 
 def _backend_wanted(engine: Path, backends: set[str]) -> bool:
-    from ..runners import backend_for
-
     backend = backend_for(engine, RunnerConfig())
     return (backend if backend != "tensorrt" else "gpu") in backends
 

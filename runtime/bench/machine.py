@@ -71,14 +71,18 @@ def gpu_names() -> list[str]:
     return [gpu.name for gpu in nvidia_gpus()]
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask on Linux, else every logical CPU)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def describe_machine(name: str | None = None) -> Machine:
     cpu, isa = _cpuinfo()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return Machine(
         name=name or platform.node() or "unknown",
         cpu=cpu,
         logical_cpus=os.cpu_count() or 1,
-        usable_cpus=usable,
+        usable_cpus=usable_cpus(),
         isa=isa,
         memory_gb=_memory_gb(),
         os=f"{platform.system()} {platform.release()}",

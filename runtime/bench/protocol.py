@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..progress import progress_bar
 from .engines import Engine, NotMeasured
 from .memory import MemoryUse, PeakMemory
@@ -51,8 +51,7 @@ class Outcome:
 
 def one_line(exc: BaseException, limit: int = 160) -> str:
     """An exception as one short line (its class named unless it is a UserError), for report rows."""
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    text = text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
+    text = first_line(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {first_line(exc)}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -11,22 +11,22 @@ PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 ONNX_SUFFIXES = (".onnx", ".ort")
 OPENVINO_SUFFIXES = (".xml",)  # OpenVINO IR (its weights in the .bin beside it)
 LITERT_SUFFIXES = (".tflite",)  # LiteRT (TFLite flatbuffers), fixed shapes
+# --backend auto: every engine suffix runtime knows -> the backend that runs it.
+AUTO_BACKENDS = {**dict.fromkeys(PLAN_SUFFIXES, "tensorrt"), **dict.fromkeys(ONNX_SUFFIXES, "onnxruntime"),
+                 **dict.fromkeys(OPENVINO_SUFFIXES, "openvino"), **dict.fromkeys(LITERT_SUFFIXES, "litert")}
 
 
 def backend_for(path: str | Path, config: RunnerConfig) -> str:
     """The backend that will run ``path``: the configured one, else chosen by file suffix."""
     suffix = Path(path).suffix.lower()
-    known = PLAN_SUFFIXES + ONNX_SUFFIXES + OPENVINO_SUFFIXES + LITERT_SUFFIXES
-    if suffix not in known:
+    if suffix not in AUTO_BACKENDS:
         raise UserError(
             f"{path}: unknown engine type {suffix or '(no suffix)'!r}; runtime runs "
-            f"{', '.join(known)} files or an artifact folder"
+            f"{', '.join(AUTO_BACKENDS)} files or an artifact folder"
         )
     backend = config.backend
     if backend == "auto":
-        by_suffix = {**dict.fromkeys(PLAN_SUFFIXES, "tensorrt"), **dict.fromkeys(OPENVINO_SUFFIXES, "openvino"),
-                     **dict.fromkeys(LITERT_SUFFIXES, "litert")}
-        return by_suffix.get(suffix, "onnxruntime")
+        return AUTO_BACKENDS[suffix]
     if ((backend == "tensorrt") != (suffix in PLAN_SUFFIXES) or (backend == "openvino" and suffix == ".ort")
             or (suffix in OPENVINO_SUFFIXES and backend != "openvino")
             or ((backend == "litert") != (suffix in LITERT_SUFFIXES))):

@@ -24,7 +24,9 @@ from .cli import VIDEO_TILE
 from .clip import PannedClip, write_clip
 from .decode import DecodedFrame, VideoReader
 from .encode import EncodeConfig
-from .pipeline import VideoOptions, upscale_video
+from .flicker import FlickerReport, StepMeter, TemporalMad
+from .pipeline import VideoOptions, upscale_frame, upscale_video
+from .smoothing import PooledSmoother, SmoothingConfig, statistics_vector
 
 VIDEO_RESOLUTIONS = ("720p", "1080p")
 WARMUP = 2
@@ -56,11 +58,11 @@ def video_rows(folder: Path, manifest: Manifest, variants: list[str], resolution
             with VideoReader(clip) as reader:
                 decoded = [item.planes for item in reader.items() if isinstance(item, DecodedFrame)]
             for variant in variants:
+                chosen = manifest.variant(variant)
                 row = VideoRow(manifest.model_name, scale, resolution.name, [height, width],
                                [height * scale, width * scale], f"video {variant}", "", variant,
-                               manifest.variant(variant).precision, threads, MEASURED, codec=encode.codec_name,
+                               chosen.precision, threads, MEASURED, codec=encode.codec_name,
                                preset=encode.preset, smoothing=smoothing)
-                chosen = manifest.variant(variant)
                 fixed = chosen.fixed_input_shape
                 if fixed and tuple(fixed[-2:]) != (height, width) and chosen.tiling is None:
                     # The upscaler would run the artifact's fp32 tiling graphs instead: not this file's speed.
@@ -80,25 +82,15 @@ def video_rows(folder: Path, manifest: Manifest, variants: list[str], resolution
 
 def _measure(row: VideoRow, folder: Path, variant: str, clip: Path, decoded: list[np.ndarray], out: Path,
              encode: EncodeConfig, smoothing: float) -> None:
-    from .smoothing import PooledSmoother, SmoothingConfig
-
     config = SmoothingConfig(smoothing)
     with Upscaler(folder, variant=variant, config=RunnerConfig(threads=row.threads), tile=VIDEO_TILE) as upscaler:
         row.engine = upscaler.engine.description
         smoother = PooledSmoother(config) if config.enabled else None
-
-        def once(planes: np.ndarray) -> None:
-            if smoother is None:
-                upscaler.upscale_planar(planes)
-            else:
-                smoother.next_frame(planes)
-                upscaler.upscale_planar(planes, adjust_pooled=smoother.adjust)
-
         for planes in decoded[:WARMUP]:
-            once(planes)
+            upscale_frame(upscaler, planes, smoother)
         tick = time.perf_counter()
         for planes in decoded:
-            once(planes)
+            upscale_frame(upscaler, planes, smoother)
         row.engine_fps = len(decoded) / (time.perf_counter() - tick)
         result = upscale_video(upscaler, clip, out, VideoOptions(encode=encode, smoothing=config), overwrite=True)
     row.frames = result.frames
@@ -126,8 +118,6 @@ def flicker_figures(folder: Path, pan: PannedClip, clip: Path, strength: float, 
     """Y-PSNR against the HR frames (border = scale) and the flicker figures of one run over ``clip``
     (made from ``pan``): temporal MAD of output and HR, and the pooled statistics' step."""
     from ..metrics import psnr, y_channel
-    from .flicker import FlickerReport, StepMeter, TemporalMad
-    from .smoothing import PooledSmoother, SmoothingConfig
 
     hr = list(pan.hr_frames())
     hr_mad, out_mad, stats = TemporalMad(), TemporalMad(), StepMeter()
@@ -146,11 +136,11 @@ def flicker_figures(folder: Path, pan: PannedClip, clip: Path, strength: float, 
             # The statistics are always computed (to measure them); only strength > 0 uses the smoothed ones.
             if strength > 0:
                 planes = upscaler.upscale_planar(item.planes, adjust_pooled=smoother.adjust)
-                stats.add(np.concatenate([v.ravel() for _, v in sorted(smoother.used.items())]))
+                stats.add(statistics_vector(smoother.used))
             else:  # the per-frame output; the statistics from a second, recording pass
                 planes = upscaler.upscale_planar(item.planes)
                 upscaler.upscale_planar(item.planes, adjust_pooled=lambda i, p: smoother.raw.__setitem__(i, p) or p)
-            raw.add(np.concatenate([v.ravel() for _, v in sorted(smoother.raw.items())]))
+            raw.add(statistics_vector(smoother.raw))
             frame = (np.clip(planes.transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
             target = hr[item.index]
             if previous is not None:  # the pan undone: what is left is the upscaler's own change

@@ -13,6 +13,7 @@ drawn from ``seed``: the HR frames stay the clean truth the output is scored aga
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ def write_clip(path: str | Path, frames: Iterator[np.ndarray], rate: int = 25, *
             video.set_display_rotation(rotation)
         audio = out.add_stream("aac", rate=48000, layout="mono") if tone_hz else None
         count = 0
-        for count, rgb in enumerate(_chain(first, frames)):
+        for count, rgb in enumerate(itertools.chain([first], frames)):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             frame.pts = count
             frame.time_base = Fraction(1, rate)
@@ -127,8 +128,3 @@ def write_clip(path: str | Path, frames: Iterator[np.ndarray], rate: int = 25, *
                 out.mux(audio.encode(chunk))
             out.mux(audio.encode(None))
     return path
-
-
-def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-    yield first
-    yield from rest

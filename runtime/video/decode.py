@@ -29,14 +29,19 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts"
                   ".flv", ".3gp", ".ogv", ".wmv")
 PLANAR_8, PLANAR_16 = "gbrp", "gbrp16le"  # FFmpeg's planar integer RGB: planes G, B, R
 RGB_OF_PLANE = (1, 2, 0)  # plane k of a gbrp frame holds RGB channel RGB_OF_PLANE[k]
+# FFmpeg's colour-matrix and range names; unspecified streams are read as BT.601 limited range, as swscale does.
+COLORSPACES = {1: "ITU709", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020"}
+DEFAULT_COLORSPACE = "ITU601"
 
 
 def planar_format(bits: int) -> tuple[str, type[np.unsignedinteger], float]:
     """(planar RGB pixel format, its numpy dtype, its peak) holding ``bits`` per component without loss."""
     return (PLANAR_8, np.uint8, 255.0) if bits <= 8 else (PLANAR_16, np.uint16, 65535.0)
-# FFmpeg's colour-matrix and range names; unspecified streams are read as BT.601 limited range, as swscale does.
-COLORSPACES = {1: "ITU709", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020"}
-DEFAULT_COLORSPACE = "ITU601"
+
+
+def colour_matrix(colorspace: int) -> str:
+    """swscale's name of a stream's colour matrix (its AVColorSpace number; unknown: BT.601)."""
+    return COLORSPACES.get(colorspace, DEFAULT_COLORSPACE)
 
 
 def import_av() -> Any:
@@ -70,7 +75,7 @@ class VideoInfo:
 
     @property
     def matrix(self) -> str:
-        return COLORSPACES.get(self.colorspace, DEFAULT_COLORSPACE)
+        return colour_matrix(self.colorspace)
 
 
 @dataclass
@@ -159,7 +164,7 @@ class VideoReader:
                         raise UserError(f"video frame {self.decoded} is corrupt")
                     if matrix is None:
                         ctx = self.video.codec_context
-                        matrix = COLORSPACES.get(int(ctx.colorspace or 2), DEFAULT_COLORSPACE)
+                        matrix = colour_matrix(int(ctx.colorspace or 2))
                         color_range = int(ctx.color_range or 0)
                         self._rotation = frame.rotation
                     yield DecodedFrame(self.decoded, frame.pts, planes_of(frame, matrix, color_range))

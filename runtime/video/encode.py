@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bench.machine import usable_cpus
 from ..errors import UserError, first_line
 from ..images import Picture, save_picture
 from .decode import RGB_OF_PLANE, VideoInfo, import_av, planar_format
@@ -33,13 +34,6 @@ from .decode import RGB_OF_PLANE, VideoInfo, import_av, planar_format
 CONTAINERS = {"mp4": ("mp4", "mp4"), "mov": ("mov", "mov"), "mkv": ("matroska", "mkv"), "webm": ("webm", "webm")}
 DEFAULT_CODEC = {"mp4": "libx264", "mov": "libx264", "mkv": "libx264", "webm": "libvpx-vp9"}
 DEFAULT_PRESET = "ultrafast"
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

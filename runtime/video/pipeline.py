@@ -30,7 +30,7 @@ from ..upscaler import Upscaler
 from .decode import CopiedPacket, DecodedFrame, VideoReader
 from .encode import EncodeConfig, FrameSequenceWriter, VideoWriter, atomic_folder
 from .flicker import StepMeter
-from .smoothing import PooledSmoother, SmoothingConfig
+from .smoothing import PooledSmoother, SmoothingConfig, statistics_vector
 
 # (frame index, float32 3xsHxsW output planes) -> None: measurements watching the output.
 FrameHook = Callable[[int, np.ndarray], None]
@@ -179,10 +179,10 @@ def _run(upscaler: Upscaler, reader: VideoReader, temp: Path, target: Path, opti
         while (item := decoded.get()) is not _END:
             if isinstance(item, DecodedFrame):
                 tick = time.perf_counter()
-                planes = _upscale(upscaler, item.planes, smoother)
+                planes = upscale_frame(upscaler, item.planes, smoother)
                 engine_seconds += time.perf_counter() - tick
                 if smoother is not None:
-                    motion.add(np.concatenate([v.ravel() for _, v in sorted(smoother.used.items())]))
+                    motion.add(statistics_vector(smoother.used))
                 if on_frame is not None:
                     on_frame(item.index, planes)
                 upscaled.put((planes, item.pts))
@@ -219,7 +219,8 @@ def _run(upscaler: Upscaler, reader: VideoReader, temp: Path, target: Path, opti
         statistics_step=motion.mean)
 
 
-def _upscale(upscaler: Upscaler, planes: np.ndarray, smoother: PooledSmoother | None) -> np.ndarray:
+def upscale_frame(upscaler: Upscaler, planes: np.ndarray, smoother: PooledSmoother | None) -> np.ndarray:
+    """One LR frame through the engine: per frame, or with ``smoother``'s statistics."""
     if smoother is None:
         return upscaler.upscale_planar(planes)
     smoother.next_frame(planes)

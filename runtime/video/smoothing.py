@@ -83,3 +83,8 @@ class PooledSmoother:
         smoothed = pooled if previous is None else strength * previous + (np.float32(1) - strength) * pooled
         self.state[index] = self.used[index] = smoothed.astype(np.float32, copy=False)
         return self.state[index]
+
+
+def statistics_vector(statistics: dict[int, np.ndarray]) -> np.ndarray:
+    """One frame's statistics (``PooledSmoother.raw`` or ``used``) as one vector, layer by layer."""
+    return np.concatenate([v.ravel() for _, v in sorted(statistics.items())])
