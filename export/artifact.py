@@ -24,7 +24,7 @@ from runtime.bench.machine import library_versions
 from runtime.catalogue import LITERT_PRECISIONS, OPENVINO_PRECISIONS, REDUCED_ONNX_PRECISIONS, TENSORRT_PRECISIONS
 from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, Variant, hash_files
 from train.checkpoint import Checkpoint, checkpoint_label, load_checkpoint
-from train.models import dynamic_convs, model_config
+from train.models import dynamic_convs, model_config, model_traits
 
 from .autoselect import choose_strategy
 from .fusion import NOTE as FUSION_NOTE
@@ -202,12 +202,11 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
     for precision in options.precisions:
         base = default if precision == "fp16" or constant is None else constant
         progress(f"{precision} variant of {base.file} and its PSNR against the fp32 reference")
-        variant, kept = reduced_precision_variant(base, folder, precision, refs)
-        if kept:
-            variants.append(variant)
+        variant, left_out = reduced_precision_variant(base, folder, precision, refs)
+        if left_out:
+            skipped[variant.file] = left_out
         else:
-            skipped[variant.file] = (f"PSNR {variant.parity.psnr_db:.1f} dB below the floor "
-                                     f"{variant.parity.tolerance['min_psnr_db']} dB (file removed)")
+            variants.append(variant)
 
     if options.ort_format:
         progress(f"{catalogue.ort_file(default.file)} (ONNX Runtime Mobile format)")
@@ -224,7 +223,9 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
 
     if options.openvino:
         progress(f"OpenVINO IR ({', '.join(options.openvino)}) of {default.file} and its parity on OpenVINO CPU")
-        irs, ir_skips = openvino_variants(default, folder, tuple(options.openvino), refs)
+        last_layer = model_traits(checkpoint.name).last_layer  # the reconstruction layer stays float in INT8
+        irs, ir_skips = openvino_variants(default, folder, tuple(options.openvino), refs,
+                                          (last_layer,) if last_layer else ())
         variants.extend(irs)
         skipped.update(ir_skips)
 

@@ -12,27 +12,11 @@ import numpy as np
 
 from runtime import catalogue
 from runtime.manifest import Parity
-from runtime.parity import compare_all, run_in_chunks
-from runtime.runners import PlanOrigin, RunnerConfig, make_runner
+from runtime.parity import engine_parity
+from runtime.runners import RunnerConfig
 
 # How export runs its ONNX graphs (parity, tiling certification, auto's timings): 2 intra-op threads.
 EXPORT_RUNNER = RunnerConfig(backend="onnxruntime", provider="cpu", threads=2)
-
-
-def engine_parity(
-    path: str | Path,
-    inputs: Sequence[np.ndarray],
-    references: Sequence[np.ndarray],
-    tolerance: dict[str, float],
-    fixed_batch: int | None = None,
-    config: RunnerConfig = EXPORT_RUNNER,
-    origin: PlanOrigin | None = None,
-) -> Parity:
-    """The engine at ``path`` run by the runtime's runner for ``config`` on ``inputs`` (batches larger
-    than a fixed ``fixed_batch`` in chunks), against ``references``."""
-    with make_runner(path, config, origin) as runner:
-        outputs = [run_in_chunks(runner.infer, x, fixed_batch) for x in inputs]
-    return compare_all(outputs, references, tolerance)
 
 
 def check_onnx(
@@ -44,4 +28,7 @@ def check_onnx(
 ) -> Parity:
     """An ONNX (or ``.ort``) graph on export's CPU runner against ``references``, judged by the
     catalogue's tolerance for ``precision``."""
-    return engine_parity(path, inputs, references, catalogue.tolerance(precision), fixed_batch)
+    return engine_parity(path, inputs, references, catalogue.tolerance(precision), fixed_batch, EXPORT_RUNNER)
+
+
+__all__ = ["EXPORT_RUNNER", "check_onnx", "engine_parity"]

@@ -70,18 +70,34 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
-def to_int8(source: str | Path, target: str | Path, symmetric: bool = False) -> dict[str, object]:
-    """Static QDQ quantisation (s8 per-channel weights) calibrated on real crops; returns the recipe.
+# The CPU recipes of the INT8 ONNX file, tried in this order; the first that holds its floor on every ISA level
+# reached (runtime/isa_proof.py) is kept. u8 x s8 pairs saturate in 16 bits on CPUs without VNNI (ONNX Runtime's
+# AVX2 / AVX-512 kernels use vpmaddubsw): 7-bit weights cannot overflow there and keep the fast u8s8 kernels;
+# u8 weights (U8U8) take MLAS's 16-bit-exact kernels at full 8-bit precision where 7 bits cost too much.
+INT8_WEIGHTS = {"s8_7bit": "int8 per-channel symmetric, 7-bit range (reduce_range)",
+                "u8": "uint8 per-channel asymmetric (U8U8: no saturation on any ISA)",
+                "s8": "int8 per-channel symmetric"}
+CPU_INT8_RECIPES = ("s8_7bit", "u8")
 
-    Activations are u8 with a zero point (what ONNX Runtime's CPU kernels prefer) or, with
-    ``symmetric``, s8 with zero point 0 (what TensorRT's explicit quantisation requires).
+
+def to_int8(source: str | Path, target: str | Path, symmetric: bool = False, weights: str = "s8_7bit"
+            ) -> dict[str, object]:
+    """Static QDQ quantisation calibrated on real crops, weights as ``weights`` (:data:`INT8_WEIGHTS`); returns
+    the recipe.
+
+    Activations are u8 with a zero point (what ONNX Runtime's CPU kernels prefer) or, with ``symmetric``, s8
+    with zero point 0 and full-range s8 weights (what TensorRT's explicit quantisation requires).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    if symmetric:
+        weights = "s8"
+    if weights not in INT8_WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(INT8_WEIGHTS)}; got {weights!r}")
     recipe = {
         "format": "QDQ", "activations": "int8 symmetric" if symmetric else "uint8",
-        "weights": "int8 per-channel symmetric", "biases": "float" if symmetric else "int32",
+        "weights": INT8_WEIGHTS[weights], "weight_recipe": weights, "biases": "float" if symmetric else "int32",
         "calibration": "MinMax", "calibration_images": list(CALIBRATION_IMAGES),
         "calibration_crop": CALIBRATION_CROP, "tool": "onnxruntime.quantization.quantize_static",
     }
@@ -93,10 +109,12 @@ def to_int8(source: str | Path, target: str | Path, symmetric: bool = False) -> 
         quantized = Path(tmp) / "int8.onnx"
         quantize_static(
             str(prepared), str(quantized), _Reader(input_name), quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
-            per_channel=True, calibrate_method=CalibrationMethod.MinMax,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            weight_type=QuantType.QUInt8 if weights == "u8" else QuantType.QInt8,
+            per_channel=True, reduce_range=weights == "s8_7bit", calibrate_method=CalibrationMethod.MinMax,
             # TensorRT dequantises int8 only: keep biases float in the TensorRT recipe.
-            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True, "QuantizeBias": not symmetric},
+            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": weights != "u8",
+                           "QuantizeBias": not symmetric},
         )
         atomic_write_bytes(target, quantized.read_bytes())
     return recipe

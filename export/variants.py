@@ -13,15 +13,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime import catalogue
+from runtime import catalogue, isa_proof
 from runtime.errors import BackendUnavailable, first_line
-from runtime.manifest import Variant
+from runtime.manifest import Parity, Variant
 from runtime.runners import PlanOrigin, RunnerConfig
 
 from .lowering import get_strategy, is_dynamic, lower
 from .onnx_export import TRACE_HW, GraphSpec, export_onnx, opset_of
-from .parity import check_onnx, engine_parity
-from .precision import to_fp16, to_int8
+from .parity import EXPORT_RUNNER, check_onnx, engine_parity
+from .precision import CPU_INT8_RECIPES, to_fp16, to_int8
 from .recipe import OPSET, TENSORRT_MAX_BATCH
 
 
@@ -82,26 +82,47 @@ def onnx_variant(
     )
 
 
-def reduced_precision_variant(base: Variant, folder: Path, precision: str, refs: ReferenceSet) -> tuple[Variant, bool]:
-    """fp16 or int8 from the fp32 variant ``base``; returns (variant, kept?). A variant below the
-    PSNR floor is deleted and returned with ``kept`` False so the caller can report why."""
+def isa_checked(path: Path, backend: str, inputs: list[np.ndarray], outputs: list[np.ndarray], batch: int | None,
+                config: RunnerConfig, native: Parity) -> tuple[dict[str, object], str | None]:
+    """``notes["isa_proof"]`` for a reduced-precision engine that passed on this CPU, and why it fails at a
+    lower ISA level (runtime/isa_proof.py), or None when it holds at every level reached."""
+    proofs = isa_proof.prove_levels(path, backend, inputs, outputs, native.tolerance, batch, config)
+    return isa_proof.record(native, proofs, backend), isa_proof.failure(proofs)
+
+
+def reduced_precision_variant(base: Variant, folder: Path, precision: str, refs: ReferenceSet
+                              ) -> tuple[Variant, str | None]:
+    """fp16 or int8 from the fp32 variant ``base``; returns (variant, why it was left out or None). INT8 tries
+    :data:`CPU_INT8_RECIPES` in order and keeps the first that passes its floor here and at every lower ISA level
+    reached; a variant that none makes pass is deleted and returned with the reason."""
     path = folder / catalogue.reduced_onnx_file(base.file, precision)
-    notes = dict(base.notes)
-    if precision == "fp16":
-        to_fp16(folder / base.file, path)
-        notes["conversion"] = "onnxruntime.transformers.float16 (keep_io_types: float32 input/output)"
-    else:
-        notes["quantisation"] = to_int8(folder / base.file, path)
     inputs, outputs = refs.usable(base.batch, base.fixed_input_shape)
-    parity = check_onnx(path, inputs, outputs, fixed_batch=base.batch, precision=precision)
-    variant = Variant(
-        file=path.name, kind="onnx", strategy=base.strategy, precision=precision, dynamic_batch=base.dynamic_batch,
-        dynamic_spatial=base.dynamic_spatial, fixed_input_shape=base.fixed_input_shape, opset=base.opset,
-        parity=parity, batch=base.batch, notes=notes, source=base.file,
-    )
-    if not parity:
-        path.unlink()
-    return variant, bool(parity)
+    rejected: dict[str, str] = {}
+    for recipe in ("fp16",) if precision == "fp16" else CPU_INT8_RECIPES:
+        notes = dict(base.notes)
+        if precision == "fp16":
+            to_fp16(folder / base.file, path)
+            notes["conversion"] = "onnxruntime.transformers.float16 (keep_io_types: float32 input/output)"
+        else:
+            notes["quantisation"] = to_int8(folder / base.file, path, weights=recipe)
+        parity = check_onnx(path, inputs, outputs, fixed_batch=base.batch, precision=precision)
+        why = f"PSNR {parity.psnr_db:.1f} dB below the floor {parity.tolerance['min_psnr_db']} dB on this CPU"
+        if parity:
+            notes["isa_proof"], why = isa_checked(path, "onnxruntime", inputs, outputs, base.batch, EXPORT_RUNNER,
+                                                  parity)
+        variant = Variant(
+            file=path.name, kind="onnx", strategy=base.strategy, precision=precision,
+            dynamic_batch=base.dynamic_batch, dynamic_spatial=base.dynamic_spatial,
+            fixed_input_shape=base.fixed_input_shape, opset=base.opset, parity=parity, batch=base.batch,
+            notes=notes, source=base.file,
+        )
+        if why is None:
+            if rejected:
+                variant.notes["rejected_recipes"] = rejected
+            return variant, None
+        rejected[recipe] = why
+    path.unlink()
+    return variant, "; ".join(f"{recipe}: {why}" for recipe, why in rejected.items()) + " (file removed)"
 
 
 def ort_variant(base: Variant, folder: Path, refs: ReferenceSet) -> Variant:
@@ -164,43 +185,61 @@ def tensorrt_variants(
 
 
 def openvino_variants(
-    base: Variant, folder: Path, precisions: tuple[str, ...], refs: ReferenceSet
+    base: Variant, folder: Path, precisions: tuple[str, ...], refs: ReferenceSet, keep_float: tuple[str, ...] = ()
 ) -> tuple[list[Variant], dict[str, str]]:
     """OpenVINO IR of ``base`` (``runtime.catalogue.openvino_file``): fp32, bf16 (the same graph with bf16
     inference stored in it), int8 by NNCF; each run on the references by runtime's OpenVINO runner on
-    this CPU (fp32 and int8 with float parts in f32, bf16 strictly in bf16) for its parity. Skipped,
-    with the reason, where openvino (and nncf for int8) is not installed or this CPU cannot run bf16."""
-    from .openvino_ir import openvino_unavailable, to_openvino_fp32, to_openvino_int8
+    this CPU (fp32 and int8 with float parts in f32, bf16 strictly in bf16) for its parity; the modules
+    ``keep_float`` stay float in the int8 IR, whose weight grid is the first of ``WEIGHT_RECIPES`` that holds at
+    every ISA level below this CPU's too. Skipped, with the reason, where openvino (and nncf for int8) is not
+    installed, this CPU cannot run bf16, or no INT8 recipe holds its floor everywhere."""
+    from .openvino_ir import WEIGHT_RECIPES, openvino_unavailable, to_openvino_fp32, to_openvino_int8
 
     variants, skipped = [], {}
+    inputs, outputs = refs.usable(base.batch, base.fixed_input_shape)
     for precision in precisions:
         path = folder / catalogue.openvino_file(precision)
         reason = openvino_unavailable(precision)
         if reason:
             skipped[path.name] = reason
             continue
-        if precision == "int8":
-            converted = to_openvino_int8(folder / base.file, path)
-        else:
-            converted = to_openvino_fp32(folder / base.file, path, precision)
-        notes = {**base.notes, **converted, "weights_file": catalogue.weights_file(path.name)}
         tolerance = catalogue.tolerance(precision)
         # The bf16 IR is proven strictly in bf16 (a CPU without it skips it), the others as the runtime runs them.
         hint = catalogue.OPENVINO_HINTS["bf16"] if precision == "bf16" else catalogue.openvino_hint(precision)
         config = RunnerConfig(backend="openvino", provider="CPU", precision=hint, strict=True)
-        try:
-            parity = engine_parity(path, *refs.usable(base.batch, base.fixed_input_shape), tolerance, base.batch,
-                                   config)
-        except BackendUnavailable as exc:  # strict: this CPU has no bf16, so the variant cannot be proven here
+        rejected: dict[str, str] = {}
+        for recipe in WEIGHT_RECIPES if precision == "int8" else (precision,):
+            if precision == "int8":
+                converted = to_openvino_int8(folder / base.file, path, keep_float, recipe)
+            else:
+                converted = to_openvino_fp32(folder / base.file, path, precision)
+            notes = {**base.notes, **converted, "weights_file": catalogue.weights_file(path.name)}
+            try:
+                parity = engine_parity(path, inputs, outputs, tolerance, base.batch, config)
+            except BackendUnavailable as exc:  # strict: this CPU has no bf16, so the variant cannot be proven here
+                rejected[recipe] = first_line(exc)
+                break
+            why = None
+            if precision == "int8":
+                why = None if parity else f"PSNR {parity.psnr_db:.1f} dB below {tolerance['min_psnr_db']} dB here"
+                if parity:
+                    notes["isa_proof"], why = isa_checked(path, "openvino", inputs, outputs, base.batch, config,
+                                                          parity)
+            if why is None:
+                if rejected:
+                    notes["rejected_recipes"] = dict(rejected)
+                variants.append(Variant(
+                    file=path.name, kind="openvino", strategy=base.strategy, precision=precision,
+                    dynamic_batch=base.dynamic_batch, dynamic_spatial=base.dynamic_spatial,
+                    fixed_input_shape=base.fixed_input_shape, opset=base.opset, batch=base.batch, notes=notes,
+                    parity=parity, source=base.file,
+                ))
+                rejected = {}
+                break
+            rejected[recipe] = why
+        if rejected:
             for file in (path, folder / catalogue.weights_file(path.name)):
-                file.unlink()
-            skipped[path.name] = str(exc).split(";")[0]
-            continue
-        variants.append(Variant(
-            file=path.name, kind="openvino", strategy=base.strategy, precision=precision,
-            dynamic_batch=base.dynamic_batch, dynamic_spatial=base.dynamic_spatial,
-            fixed_input_shape=base.fixed_input_shape, opset=base.opset, batch=base.batch, notes=notes, parity=parity,
-            source=base.file,
-        ))
+                file.unlink(missing_ok=True)
+            skipped[path.name] = "; ".join(f"{r} weights: {w}" if precision == "int8" else w
+                                           for r, w in rejected.items())
     return variants, skipped
-

@@ -17,6 +17,7 @@ import numpy as np
 
 from .catalogue import canonical_precision, tolerance, with_openvino_hint
 from .cli_options import Verbosity, runner_options, verbosity_options
+from .cpu import describe_isa
 from .errors import BackendUnavailable, UserError, cli_errors, printable
 from .files import atomic_write_bytes, json_bytes
 from .manifest import Manifest, Reference, Variant, artifact_file, read_manifest, verify_files
@@ -50,6 +51,7 @@ class CheckReport:
     scale: int
     file_problems: list[str] = field(default_factory=list)
     rows: list[CheckRow] = field(default_factory=list)
+    cpu: str = field(default_factory=describe_isa)  # the proof holds on this CPU (and ISA cap) only
 
     @property
     def passed(self) -> bool:
@@ -83,7 +85,8 @@ class CheckReport:
             if self.file_problems else "files: every sha256 matches the manifest"
         )
         verdict = "PASS" if self.passed else "FAIL"
-        return "\n".join([printable(f"{self.model} x{self.scale}  {self.artifact}"), printable(files), *text,
+        return "\n".join([printable(f"{self.model} x{self.scale}  {self.artifact}"), printable(f"cpu: {self.cpu}"),
+                          printable(files), *text,
                           f"verdict: {verdict}"])
 
 
@@ -147,7 +150,15 @@ def _variant_config(variant: Variant, config: RunnerConfig) -> RunnerConfig:
     except UserError:
         config = replace(config, backend="auto", provider="auto", strict=None)
         backend = backend_for(variant.file, config)
+    if backend == "openvino" and variant.precision == "bf16" and config.strict is None:
+        config = replace(config, strict=True)  # proven in bf16 or not at all (a CPU without it: skip)
     return with_openvino_hint(config, variant.precision, backend)
+
+
+def is_required(manifest: Manifest, variant: Variant) -> bool:
+    """The one variant every device must run: the default fp32 lowering (model.onnx). Every other one (reduced
+    precision, optional backends, fixed-shape extras) is optional: skipped, with the reason, where it cannot run."""
+    return variant.file == manifest.default_variant
 
 
 def _computed_in(backend: str, config: RunnerConfig, runner: Runner | None = None) -> str | None:
@@ -183,11 +194,11 @@ def check_variant(folder: Path, manifest: Manifest, variant: Variant, config: Ru
                 results.append(compare(run_in_chunks(run, x, chunk), y, judged, _peak(manifest)))
             engine = runner.description
     except BackendUnavailable as exc:
-        # A TensorRT or OpenVINO engine this machine cannot run is not proven wrong; an ONNX engine
-        # on a provider the user named is what was asked for, and its absence a failure.
-        if variant.kind in ("tensorrt", "openvino"):
-            return CheckRow(variant.file, backend_for(variant.file, config), SKIP, note=str(exc).split(":")[0])
-        return CheckRow(variant.file, backend_for(variant.file, config), FAIL, note=_short(exc))
+        # What this machine or install lacks (a library, a GPU, bf16 instructions) is no verdict on an optional
+        # engine: a skip, whatever its backend. The required variant, or an engine on a provider the user named,
+        # is what was asked for, and its absence a failure.
+        status = FAIL if is_required(manifest, variant) or config.provider != "auto" else SKIP
+        return CheckRow(variant.file, backend_for(variant.file, config), status, note=_short(exc))
     except UserError as exc:
         return CheckRow(variant.file, backend_for(variant.file, config), FAIL, note=_short(exc))
     except Exception as exc:  # an engine failing at run time is a verdict, not a crash

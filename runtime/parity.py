@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from . import catalogue
 from .manifest import Parity, Variant
 from .metrics import psnr as psnr_db
+from .runners import PlanOrigin, RunnerConfig, make_runner
 
 
 def tolerance_for(variant: Variant, computed_in: str | None = None) -> dict[str, float]:
@@ -71,3 +73,19 @@ def run_in_chunks(run: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, c
     if inputs.shape[0] % chunk:
         raise ValueError(f"batch {inputs.shape[0]} is not a multiple of the graph's fixed batch {chunk}")
     return np.concatenate([run(inputs[i : i + chunk]) for i in range(0, inputs.shape[0], chunk)])
+
+
+def engine_parity(
+    path: str | Path,
+    inputs: Sequence[np.ndarray],
+    references: Sequence[np.ndarray],
+    tolerance: dict[str, float],
+    fixed_batch: int | None = None,
+    config: RunnerConfig = RunnerConfig(),
+    origin: PlanOrigin | None = None,
+) -> Parity:
+    """The engine at ``path`` run by the runtime's runner for ``config`` on ``inputs`` (batches larger
+    than a fixed ``fixed_batch`` in chunks), against ``references``."""
+    with make_runner(path, config, origin) as runner:
+        outputs = [run_in_chunks(runner.infer, x, fixed_batch) for x in inputs]
+    return compare_all(outputs, references, tolerance)

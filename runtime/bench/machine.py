@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cpu import cpu_info
 from ..runners.gpu import nvidia_gpus
 
 # Instruction-set extensions that decide which kernels fp32/bf16/int8 engines can use.
@@ -43,18 +44,7 @@ class Machine:
 
 
 def _cpuinfo() -> tuple[str, list[str]]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine(), []
-    model, flags = platform.machine(), set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Hardware", "Model") and model == platform.machine():
-            model = value.strip()
-        elif key in ("flags", "Features"):
-            flags.update(value.split())
+    model, flags = cpu_info()
     return model, [f for f in ISA_FLAGS if f in flags]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import cpu
 from ..catalogue import OPENVINO_HINTS, canonical_precision
 from ..errors import BackendUnavailable, UserError, first_line
 from .base import Runner, RunnerConfig, TensorInfo
@@ -50,7 +51,16 @@ class OpenVinoRunner(Runner):
                                 f"got {self.config.precision!r}")
             properties["INFERENCE_PRECISION_HINT"] = wanted
         try:
-            self.compiled = core.compile_model(core.read_model(self.path), self.device, properties)
+            model = core.read_model(self.path)
+            if self.device == "CPU" and (wanted or _stored_hint(model)) == "bf16" and not cpu.at_least(
+                    cpu.onednn_isa(), cpu.BF16_LEVEL):
+                # oneDNN cannot build bf16 kernels below AVX512-BF16 (compiling fails outright under the cap)
+                if self.config.is_strict or wanted:
+                    raise BackendUnavailable(
+                        f"bf16 needs AVX512-BF16 or AMX; this CPU runs oneDNN at {cpu.onednn_isa() or 'below AVX2'}"
+                        f"{' (' + cpu.CAP_VARIABLE + ')' if cpu.onednn_cap() else ''}: no bf16 here")
+                properties["INFERENCE_PRECISION_HINT"] = "f32"  # the IR's bf16 hint, which cannot hold here
+            self.compiled = core.compile_model(model, self.device, properties)
         except RuntimeError as exc:
             raise UserError(f"{self.path}: OpenVINO cannot compile it for {self.device} "
                             f"({first_line(exc)})") from None
@@ -81,6 +91,14 @@ class OpenVinoRunner(Runner):
     def description(self) -> str:
         threads = f", {self.config.threads} threads" if self.config.threads else ""
         return f"openvino {self.device} {self.precision or ''}{threads}".replace("  ", " ")
+
+
+def _stored_hint(model) -> str | None:  # model: an openvino.Model
+    """The inference precision stored in the IR (export writes bf16 into the bf16 IR's rt_info), short form."""
+    try:
+        return _short_type(model.get_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"]).astype(str))
+    except RuntimeError:  # no such entry
+        return None
 
 
 def _short_type(value: object) -> str:
