@@ -252,6 +252,7 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
         variants.extend(tflites)
         skipped.update(tflite_skips)
 
+    variants = _leave_out_failed(folder, variants, default, skipped)
     if skipped:
         notes["skipped"] = skipped
     manifest = Manifest(
@@ -273,6 +274,23 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
     )
     manifest.write(folder)
     return manifest
+
+
+def _leave_out_failed(folder: Path, variants: list[Variant], required: Variant, skipped: dict[str, str]
+                      ) -> list[Variant]:
+    """Every optional variant (all but the required default) that failed parity here, removed with its files and
+    its reason in ``skipped``: an export fails only for the required one (runtime/check.py ``is_required``)."""
+    kept = []
+    for variant in variants:
+        p = variant.parity
+        if variant is required or p is None or p.passed:
+            kept.append(variant)
+            continue
+        for rel in variant.engine_files():
+            (folder / rel).unlink(missing_ok=True)
+        figures = f"max|diff| {p.max_abs_diff:.2e}" if "max_abs_diff" in p.tolerance else f"PSNR {p.psnr_db:.1f} dB"
+        skipped[variant.file] = f"failed parity on this CPU ({figures} outside {p.tolerance}); file removed"
+    return kept
 
 
 def _write_references(model: nn.Module, folder: Path, options: ExportOptions) -> tuple[list[Reference], ReferenceSet]:

@@ -26,7 +26,7 @@ from .litert_convert import convert, litert_unavailable, to_fp16_weights, to_int
 from .mobile import NOTE, VALID_INPUT, MobileDyConvSR, MobileTilingMain, MobileTilingStats, check_mobile_shape
 from .parity import engine_parity
 from .references import REFERENCE_SPECS, center_crop, skimage_rgb
-from .variants import ReferenceSet
+from .variants import ReferenceSet, isa_checked
 
 LITERT_RUNNER = RunnerConfig(backend="litert", threads=2)
 # A held-out image for the multi-tile proof (not a reference crop, not a calibration image).
@@ -150,22 +150,27 @@ def _build(model: nn.Module, folder: Path, shape: tuple[int, int], precision: st
     inputs, outputs = refs.usable(1, [1, 3, height, width])
     path = folder / files["model"]
     parity = engine_parity(path, inputs, outputs, catalogue.tolerance(precision), 1, LITERT_RUNNER)
+    lower_isa = None  # why a reduced-precision file fails at a lower x86 level (XNNPACK under qemu), if it does
+    if parity and precision != "fp32":
+        notes["isa_proof"], lower_isa = isa_checked(path, "litert", inputs, outputs, 1, LITERT_RUNNER, parity)
     tiling = None
     if mobile.dynamic and base is not None:
         tiling = Tiling(stats=[stats_file], main=main_file, pooled_inputs=["pooled_0"],
                         pooled_channels=list(base.pooled_channels), feature_scale=base.feature_scale,
-                        halo=base.halo, align=base.align, valid_input=VALID_INPUT)
+                        halo=base.halo, align=base.align, valid_input=VALID_INPUT, border=mobile.tile_border)
         tiling.parity = certify_fixed_tiling(folder, tiling, model, precision, refs, shape)
     variant = Variant(
         file=files["model"], kind="litert", strategy="mobile", precision=precision, dynamic_batch=False,
         dynamic_spatial=False, fixed_input_shape=[1, 3, height, width], parity=parity, batch=1, notes=notes,
         source=None if precision == "fp32" else fp32_files["model"], tiling=tiling,
     )
-    if parity and (tiling is None or tiling.parity):
+    if parity and lower_isa is None and (tiling is None or tiling.parity):
         return variant, ""
     for name in ("model", "main"):
         if precision != "fp32":
             (folder / files[name]).unlink(missing_ok=True)
+    if lower_isa is not None:
+        return None, f"{lower_isa} (files removed)"
     failed = parity if not parity else tiling.parity
     return (variant if precision == "fp32" else None,
             f"PSNR {failed.psnr_db:.1f} dB / max|diff| {failed.max_abs_diff:.2g} outside {failed.tolerance} "

@@ -92,8 +92,6 @@ def _check_model(model: nn.Module) -> DyConvSR:
         raise UserError(f"the mobile lowering applies to the DyConvSR models; got {model_config(model).name!r}")
     if getattr(model, "fused_pixel_shuffle", False):
         raise UserError("the mobile lowering starts from the unfused network (it permutes the weights itself)")
-    if model.head_activation:
-        raise UserError("the mobile lowering covers the published DyConvSR (no head activation)")
     return model
 
 
@@ -112,6 +110,7 @@ class MobileDyConvSR(nn.Module):
         self.register_buffer("s2d_weight", space_to_depth_weight(3))
         self.register_buffer("head_weight", detach(net.head.weight[:, inputs]))
         self.register_buffer("head_bias", detach(net.head.bias))
+        self.head_activation = bool(net.head_activation)  # DyConvSR+: a GELU after the head conv
         self.dynamic = isinstance(net.body, DynamicConv2d)
         if self.dynamic:
             body: DynamicConv2d = net.body
@@ -128,10 +127,9 @@ class MobileDyConvSR(nn.Module):
         self.register_buffer("tail_bias", detach(net.tail.bias[order]))
         self.blur = None
         if net.high_frequency is not None:
-            if net.blur.padding_mode != "replicate":
-                raise UserError("the mobile lowering covers the replicate-padded blur (the shipped networks); "
-                                f"got blur_padding={net.blur.padding_mode!r}")
-            self.blur = PhaseBlur(net.blur.kernel[0, 0], colours=3, padding_mode="replicate")
+            # Both paddings are slices (no gathers); fixed tiles that overhang the image are filled to match
+            # (runtime Tiling.border: "edge" for replicate, "reflect" for the authors' reflect-padded blur).
+            self.blur = PhaseBlur(net.blur.kernel[0, 0], colours=3, padding_mode=net.blur.padding_mode)
             self.register_buffer("hf_weight", detach(net.high_frequency.weight[order][:, inputs]))
             self.register_buffer("hf_bias", detach(net.high_frequency.bias[order]))
         self.spatial = net.spatial_attention is not None
@@ -144,6 +142,11 @@ class MobileDyConvSR(nn.Module):
             skip = fused_skip_weight(self.scale, net.skip_order)[:, inputs][dcr_order(3, block)]
             self.register_buffer("skip_weight", skip.contiguous())
 
+    @property
+    def tile_border(self) -> str:
+        """How fixed tiles must be filled beyond the image for this blur (runtime Tiling.border)."""
+        return "reflect" if self.blur is not None and self.blur.padding_mode == "reflect" else "edge"
+
     def attention(self, pooled: torch.Tensor) -> torch.Tensor:
         hidden = F.relu(pooled @ self.fc1.t())
         return torch.softmax((hidden @ self.fc2.t()) / self.temperature, dim=1)
@@ -154,7 +157,8 @@ class MobileDyConvSR(nn.Module):
             raise UserError(f"this mobile module is fixed at {self.shape[0]}x{self.shape[1]}; "
                             f"got {x.shape[-2]}x{x.shape[-1]}")
         lr = F.conv2d(x, self.s2d_weight, stride=2)
-        return lr, F.conv2d(_masked(lr, valid), self.head_weight, self.head_bias, padding=1)
+        feat = F.conv2d(_masked(lr, valid), self.head_weight, self.head_bias, padding=1)
+        return lr, F.gelu(feat) if self.head_activation else feat
 
     def forward(self, input: torch.Tensor, pooled_0: torch.Tensor | None = None,
                 valid: torch.Tensor | None = None) -> torch.Tensor:

@@ -277,17 +277,24 @@ def write_report_json(path: Path, report: CheckReport) -> None:
               help="Tile size for the tiled-path check (smaller than the references, so they split).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the report as JSON to this file.")
+@click.option("--tune", is_flag=True,
+              help="Then time every variant that passed here (through the upscaler, 640x360) and store the fastest "
+                   "in the user's cache: runtime.infer / dyconvsr-upscale without --variant run it on this machine "
+                   "(until the CPU, its ISA cap, a library or the artifact changes).")
+@click.option("--tune-rounds", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="Timed runs per variant with --tune (after one warm-up).")
 @cli_errors
 @runner_options
 @verbosity_options
-def main(artifact_dir: Path, variants: tuple[str, ...], tile: int, json_path: Path | None, runner: RunnerConfig,
-         verbosity: Verbosity) -> None:
+def main(artifact_dir: Path, variants: tuple[str, ...], tile: int, json_path: Path | None, tune: bool,
+         tune_rounds: int, runner: RunnerConfig, verbosity: Verbosity) -> None:
     """Check ARTIFACT_DIR on this device: sha256 of every file, then every engine variant (and the
     seamless-tiling graphs) on the stored reference inputs against the stored PyTorch outputs.
 
     fp32 engines must match within max |diff| <= 1e-4 on [0, 1] images; fp16/int8 engines must
     reach the PSNR floor recorded in the manifest; NaN/Inf always fail. Exits 0 when every engine
-    that could run here passed, 1 otherwise (TensorRT plans are skipped where there is no GPU).
+    that could run here passed, 1 otherwise. The default fp32 variant must run; every other one is skipped,
+    with the reason, where this machine or install cannot run it (no GPU, no OpenVINO or LiteRT, no bf16).
     With -q the table is printed only when the verdict is FAIL.
     """
     report = check_artifact(artifact_dir, runner, tile, list(variants) or None)
@@ -297,6 +304,19 @@ def main(artifact_dir: Path, variants: tuple[str, ...], tile: int, json_path: Pa
         write_report_json(json_path, report)
     if not report:
         sys.exit(1)
+    if tune:
+        from .tuning import tune as measure
+
+        manifest = read_manifest(artifact_dir)
+        candidates = [row.name for row in report.rows if row.status == PASS and runs_any_size(manifest, row.name)]
+        verbosity.say(f"tuning: timing {len(candidates)} proven variant(s) at 640x360 ...")
+        print(measure(artifact_dir, candidates, runner, tune_rounds).summary(), flush=True)
+
+
+def runs_any_size(manifest: Manifest, name: str) -> bool:
+    """Whether the variant ``name`` upscales an image of any size (dynamic H/W, or fixed tiles with its graphs)."""
+    variant = next((v for v in manifest.variants if v.file == name), None)
+    return variant is not None and (variant.dynamic_spatial or variant.tiling is not None)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import UserError
 from .manifest import Tiling
 from .runners import Runner, TensorInfo
-from .tiling import PooledHook, Tile, TileReader, TileWriter, float_image_io, run_tiles
+from .tiling import PooledHook, Tile, TileReader, TileWriter, float_image_io, pad_to_align, run_tiles
 
 
 def spans(length: int, size: int, halo: int, align: int = 1) -> list[tuple[int, int, int]]:
@@ -52,16 +52,27 @@ def plan_fixed_tiles(height: int, width: int, shape: tuple[int, int], halo: int,
             for y0, cy0, cy1 in rows for x0, cx0, cx1 in cols]
 
 
-def edge_region(source: np.ndarray, tile: Tile, channels_first: bool = False) -> np.ndarray:
-    """``source[y0:y1, x0:x1]`` of an H x W x C (or, ``channels_first``, C x H x W) image, edge-replicated
-    where a fixed-size tile overhangs it."""
-    if channels_first:
-        region = source[:, tile.y0 : tile.y1, tile.x0 : tile.x1]
-        grow_h, grow_w = tile.y1 - tile.y0 - region.shape[1], tile.x1 - tile.x0 - region.shape[2]
-        return np.pad(region, ((0, 0), (0, grow_h), (0, grow_w)), mode="edge") if grow_h or grow_w else region
-    region = source[tile.y0 : tile.y1, tile.x0 : tile.x1]
-    grow_h, grow_w = tile.y1 - tile.y0 - region.shape[0], tile.x1 - tile.x0 - region.shape[1]
-    return np.pad(region, ((0, grow_h), (0, grow_w), (0, 0)), mode="edge") if grow_h or grow_w else region
+def border_indices(start: int, stop: int, size: int, border: str = "edge") -> np.ndarray:
+    """Indices start..stop-1 into an axis of ``size``, folded back inside it beyond the end: "edge" repeats
+    the last one, "reflect" mirrors about it (size, size + 1 -> size - 2, size - 3: numpy's and torch's reflect)."""
+    index = np.arange(start, stop)
+    if border == "reflect" and size > 1:
+        period = 2 * (size - 1)
+        index = index % period
+        index = np.where(index >= size, period - index, index)
+    return np.minimum(index, size - 1)
+
+
+def edge_region(source: np.ndarray, tile: Tile, channels_first: bool = False, border: str = "edge") -> np.ndarray:
+    """``source[y0:y1, x0:x1]`` of an H x W x C (or, ``channels_first``, C x H x W) image, filled as ``border``
+    says (a Tiling's ``border``: edge-replicated or reflected) where a fixed-size tile overhangs it."""
+    rows, cols = (1, 2) if channels_first else (0, 1)
+    height, width = source.shape[rows], source.shape[cols]
+    if tile.y1 <= height and tile.x1 <= width:
+        return source[:, tile.y0 : tile.y1, tile.x0 : tile.x1] if channels_first else source[tile.y0 : tile.y1,
+                                                                                              tile.x0 : tile.x1]
+    ys, xs = border_indices(tile.y0, tile.y1, height, border), border_indices(tile.x0, tile.x1, width, border)
+    return source[:, ys][:, :, xs] if channels_first else source[ys][:, xs]
 
 
 @dataclass
@@ -97,7 +108,7 @@ def run_fixed_tiles(
     """Upscale an (align-padded) ``height`` x ``width`` image through fixed-shape tiling graphs
     (``adjust``: as :func:`runtime.tiling.run_tiles`'s).
 
-    ``read`` gets tiles whose regions may extend past the image: it must edge-replicate the image there."""
+    ``read`` gets tiles whose regions may extend past the image: it must fill them as ``tiling.border`` says."""
     if tiling.valid_input is None:
         raise UserError(f"{tiling.main}: not a fixed-shape tiling split (the manifest names no valid_input)")
     shape = fixed_shape(main, tiling)
@@ -123,8 +134,10 @@ def upscale_fixed_tiled(image: np.ndarray, tiling: Tiling, stats: list[Runner], 
     height, width = image.shape[:2]
     padded_h, padded_w = (-(-height // tiling.align) * tiling.align, -(-width // tiling.align) * tiling.align)
     shape = fixed_shape(main, tiling)
-    source = np.pad(image, ((0, max(padded_h, shape[0]) - height + shape[0]),
-                            (0, max(padded_w, shape[1]) - width + shape[1]), (0, 0)), mode="edge")
+    aligned = pad_to_align(image, tiling.align)
+    source = np.pad(aligned, ((0, max(padded_h, shape[0]) - padded_h + shape[0]),
+                              (0, max(padded_w, shape[1]) - padded_w + shape[1]), (0, 0)),
+                    mode="reflect" if tiling.border == "reflect" and min(padded_h, padded_w) > 1 else "edge")
     out = np.zeros((padded_h * scale, padded_w * scale, 3), dtype=np.float32)
     run_fixed_tiles(*float_image_io(source, out, scale), padded_h, padded_w, tiling, stats, main, scale)
     return out[: height * scale, : width * scale]

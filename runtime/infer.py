@@ -17,12 +17,14 @@ from pathlib import Path
 import click
 
 from .cli_options import Verbosity, runner_options, verbosity_options
-from .errors import UserError, cli_errors, display, quiet_libraries
+from .errors import BackendUnavailable, UserError, cli_errors, display, quiet_libraries
 from .files import remove_stale_temps
 from .images import check_savable, output_format, read_picture, save_picture
 from .inputs import InputFile, expand_inputs, output_path
+from .manifest import read_manifest
 from .progress import progress_bar, status
 from .runners import RunnerConfig
+from .tuning import tuned_variant
 from .upscaler import DEFAULT_TILE, Upscaler
 from .video.cli import VideoSettings, video_options
 from .video.decode import is_video_path
@@ -60,7 +62,8 @@ class _OwnInputs:
 @click.option("--format", "fmt", default="png", show_default=True, help="Output format: png, jpg, webp, tiff or bmp.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (refused by default).")
 @click.option("--variant", default=None,
-              help="Engine file inside the artifact folder (default: the manifest's default).")
+              help="Engine file inside the artifact folder (default: the fastest one `dyconvsr-check ARTIFACT "
+                   "--tune` proved on this machine, else the manifest's default; -v says which and why).")
 @click.option("--tile", type=click.IntRange(min=0), default=None,
               help=f"Largest input tile side in pixels; bigger images are tiled seamlessly (0 = never tile). "
                    f"Default {DEFAULT_TILE}, for video frames 1024.")
@@ -101,8 +104,9 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
     failures = len(problems)
     written = 0
     image_tile = DEFAULT_TILE if tile is None else tile
-    with quiet_libraries(), Upscaler(engine, variant=variant, config=runner, tile=image_tile, batch=batch,
-                                     min_size=min_size, progress=not verbosity.quiet, verify=verify) as upscaler:
+    variant = choose_variant(engine, variant, runner, verbosity)
+    with quiet_libraries(), open_upscaler(engine, variant, runner, tile=image_tile, batch=batch, min_size=min_size,
+                                          progress=not verbosity.quiet, verify=verify) as upscaler:
         batch_job = _Batch(upscaler, out_dir, suffix, pil_format, overwrite, max_pixels, _OwnInputs(files), video,
                            progress=not verbosity.quiet)
         for item in progress_bar(files, quiet=verbosity.quiet or len(files) < 2, unit="image", desc="images"):
@@ -125,6 +129,33 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
                       f"{display(out_dir)}/ ({upscaler.description})")
     if failures:
         sys.exit(1)
+
+
+def choose_variant(engine: Path, variant: str | None, runner: RunnerConfig, verbosity: Verbosity) -> str | None:
+    """``--variant`` when given; else, for an artifact folder, the variant ``dyconvsr-check --tune`` measured
+    fastest on this machine (runtime/tuning.py), or the manifest's default when it has not been tuned here."""
+    if variant is not None or not engine.is_dir():
+        return variant
+    chosen, why = tuned_variant(engine, runner.threads)
+    if chosen is not None and all(v.file != chosen for v in read_manifest(engine).variants):
+        chosen, why = None, f"the tuned {chosen!r} is not in this artifact; run dyconvsr-check ARTIFACT --tune"
+    verbosity.detail(f"engine: {chosen or 'the manifest default'} ({why})")
+    return chosen
+
+
+def open_upscaler(engine: Path, variant: str | None, runner: RunnerConfig, **options) -> Upscaler:
+    """The Upscaler, loaded; a ``--variant`` this machine cannot run says why and what would run instead."""
+    upscaler = Upscaler(engine, variant=variant, config=runner, **options)
+    try:
+        return upscaler.__enter__()
+    except BackendUnavailable as exc:
+        upscaler.close()
+        if variant is None or not engine.is_dir():
+            raise
+        fallback, _ = tuned_variant(engine, runner.threads)
+        instead = fallback if fallback and fallback != variant else read_manifest(engine).default_variant
+        raise UserError(f"--variant {variant} cannot run here: {exc}; without --variant this machine runs "
+                        f"{instead}") from None
 
 
 @dataclass

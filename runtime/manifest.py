@@ -141,6 +141,9 @@ class Tiling:
     # Fixed-shape graphs (LiteRT): the name of the (N, 1, H*feature_scale, W*feature_scale) input that
     # marks the part of a tile inside the image (runtime/fixed_tiling.py); None for dynamic-shape graphs.
     valid_input: str | None = None
+    # What a fixed-size tile holds where it overhangs the (align-padded) image: "edge" (replicated: what a
+    # replicate-padded blur reads there) or "reflect" (mirrored about the edge pixel: the authors' blur).
+    border: str = "edge"
 
 
 @dataclass

@@ -122,6 +122,9 @@ def check_variant(where: str, variant: Variant, files: list[str]) -> None:
                       variant.source)
 
 
+TILE_BORDERS = ("edge", "reflect")
+
+
 def check_tiling(tiling: Tiling) -> None:
     layers = len(tiling.stats)
     if len(tiling.pooled_inputs) != layers or len(tiling.pooled_channels) != layers:
@@ -137,6 +140,8 @@ def check_tiling(tiling: Tiling) -> None:
     in_range("tiling.halo", tiling.halo, 0, MAX_HALO)
     if tiling.halo % tiling.align:
         raise invalid("tiling.halo", f"a multiple of tiling.align ({tiling.align})", tiling.halo)
+    if tiling.border not in TILE_BORDERS:
+        raise invalid("tiling.border", f"one of {', '.join(TILE_BORDERS)}", tiling.border)
 
 
 def check_relative(where: str, rel: str) -> None:

@@ -81,6 +81,7 @@ class Upscaler:
         self.tiling = self.choice.tiling
         self.fixed_tiling = self.tiling is not None and self.tiling.valid_input is not None
         self.align = self.tiling.align if self.tiling else 1
+        self.border = self.tiling.border if self.tiling else "edge"  # how overhanging fixed tiles are filled
         self._engine: Runner | None = None
         self._tiling_runners: tuple[list[Runner], Runner] | None = None
         self._tiling_error: UserError | None = None  # a failed seam probe: every tiled image fails alike
@@ -176,7 +177,7 @@ class Upscaler:
         out = np.zeros((height * scale, width * scale, 1 if gray else 3), dtype=array.dtype)
 
         def read(tiles: list[Tile]) -> np.ndarray:
-            regions = np.stack([edge_region(source, t) for t in tiles]).astype(np.float32)
+            regions = np.stack([edge_region(source, t, border=self.border) for t in tiles]).astype(np.float32)
             if peak != 1.0:
                 regions *= np.float32(1.0 / peak)
             return np.ascontiguousarray(regions.transpose(0, 3, 1, 2))
