@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from test_runtime_fixtures import WHEEL_PACKAGES as PACKAGES
+
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("runtime", "train", "export", "benchmarks")
 CONSOLE_SCRIPTS = {
     "dyconvsr-upscale": "runtime.infer:main",
     "dyconvsr-check": "runtime.check:main",
@@ -34,22 +34,6 @@ sys.meta_path.insert(0, _NoTorch())
 
 def shipped_files() -> list[str]:
     return sorted(p.name for p in (REPO / "weights").iterdir() if p.suffix in (".json", ".safetensors"))
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel, built offline from a copy of the source tree (the build leaves files beside the sources)."""
-    source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    for name in (*PACKAGES, "weights"):  # weights/runs/ included: the build must leave it out
-        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    out = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                            "--quiet", "-w", str(out), str(source)], capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stdout + build.stderr
-    (found,) = out.glob("*.whl")
-    return found
 
 
 def test_wheel_has_the_console_scripts_every_package_and_the_weights_but_not_the_runs(wheel: Path) -> None:

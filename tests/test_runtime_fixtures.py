@@ -6,13 +6,18 @@ fixtures share one export.
 """
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "astronaut_crop.png"
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "assets" / "astronaut_crop.png"
+WHEEL_PACKAGES = ("runtime", "train", "export", "benchmarks")
 # Run first in a subprocess: torch and the torch-side packages cannot be imported after it.
 BLOCK_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['train'] = None; sys.modules['export'] = None"
 
@@ -54,3 +59,19 @@ def sample_rgb() -> np.ndarray:
     """The bundled 200x200 real photo crop, uint8 HxWx3."""
     with Image.open(SAMPLE) as image:
         return np.asarray(image.convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built offline from a copy of the source tree (the build leaves files beside the sources)."""
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for name in (*WHEEL_PACKAGES, "weights"):  # weights/runs/ included: the build must leave it out
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    out = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                            "--quiet", "-w", str(out), str(source)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    (found,) = out.glob("*.whl")
+    return found
