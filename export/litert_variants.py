@@ -151,7 +151,7 @@ def _build(model: nn.Module, folder: Path, shape: tuple[int, int], precision: st
     path = folder / files["model"]
     parity = engine_parity(path, inputs, outputs, catalogue.tolerance(precision), 1, LITERT_RUNNER)
     lower_isa = None  # why a reduced-precision file fails at a lower x86 level (XNNPACK under qemu), if it does
-    if parity and precision != "fp32":
+    if parity and precision == "int8":
         notes["isa_proof"], lower_isa = isa_checked(path, "litert", inputs, outputs, 1, LITERT_RUNNER, parity)
     tiling = None
     if mobile.dynamic and base is not None:

@@ -84,8 +84,13 @@ def onnx_variant(
 
 def isa_checked(path: Path, backend: str, inputs: list[np.ndarray], outputs: list[np.ndarray], batch: int | None,
                 config: RunnerConfig, native: Parity) -> tuple[dict[str, object], str | None]:
-    """``notes["isa_proof"]`` for a reduced-precision engine that passed on this CPU, and why it fails at a
-    lower ISA level (runtime/isa_proof.py), or None when it holds at every level reached."""
+    """``notes["isa_proof"]`` for an INT8 engine that passed on this CPU, and why it fails at a lower ISA level
+    (runtime/isa_proof.py), or None when it holds at every level reached.
+
+    INT8 only: its integer kernels change with the ISA (u8 x s8 pairs saturate without VNNI). fp16 files compute
+    in fp32 on x86 CPUs after an exact conversion, and bf16 runs only where the CPU has it, so both are proven on
+    the CPU that exports them (and by runtime.check on each device); emulating fp16 XNNPACK under qemu took 10 min
+    per file."""
     proofs = isa_proof.prove_levels(path, backend, inputs, outputs, native.tolerance, batch, config)
     return isa_proof.record(native, proofs, backend), isa_proof.failure(proofs)
 
@@ -107,7 +112,7 @@ def reduced_precision_variant(base: Variant, folder: Path, precision: str, refs:
             notes["quantisation"] = to_int8(folder / base.file, path, weights=recipe)
         parity = check_onnx(path, inputs, outputs, fixed_batch=base.batch, precision=precision)
         why = f"PSNR {parity.psnr_db:.1f} dB below the floor {parity.tolerance['min_psnr_db']} dB on this CPU"
-        if parity:
+        if parity and precision == "int8":
             notes["isa_proof"], why = isa_checked(path, "onnxruntime", inputs, outputs, base.batch, EXPORT_RUNNER,
                                                   parity)
         variant = Variant(

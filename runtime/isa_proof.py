@@ -1,4 +1,4 @@
-"""Prove a reduced-precision engine on the x86 levels below this CPU's: the same parity, run in a child
+"""Prove an INT8 engine on the x86 levels below this CPU's: the same parity, run in a child
 process that sees a smaller CPU.
 
 INT8 kernels differ by ISA (u8 x s8 pairs saturate in 16 bits without VNNI), so a file proven on an AMX
