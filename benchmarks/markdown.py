@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from runtime.bench.machine import MatmulPeak
 from runtime.bench.schema import MEASURED, QualityRow, Report, Row, VideoRow
+from runtime.cpu import machine_kind
 
 from .targets import MODEL, RESOLUTION, SCALE, evaluate_targets, parity_ok
 
@@ -39,6 +40,14 @@ def taken(report: Report) -> str:
     """When the report was taken, to the minute: '2026-11-22 03:48 UTC'."""
     when = datetime.datetime.fromisoformat(report.created).astimezone(datetime.UTC)
     return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+MACHINES_FOLDER = "machines"  # <report folder>/machines/<machine kind>.json: each kind's latest run
+
+
+def report_machine_kind(report: Report) -> str:
+    """The kind of machine a report was taken on (runtime.cpu.machine_kind of its CPU model and flags)."""
+    return machine_kind(report.machine.cpu, frozenset(report.machine.isa))
 
 
 def provenance(report: Report) -> str:

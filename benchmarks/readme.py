@@ -17,6 +17,7 @@ from runtime.errors import UserError, cli_errors
 from runtime.files import atomic_write_bytes
 
 from .markdown import (
+    MACHINES_FOLDER,
     VIDEO_HEADER,
     busy,
     fmt,
@@ -25,6 +26,8 @@ from .markdown import (
     peak_text,
     precisions_of,
     provenance,
+    report_machine_kind,
+    taken,
     video_cells,
 )
 from .plots import headline_size
@@ -104,7 +107,8 @@ def video_table(report: Report) -> list[str]:
             *md_table(VIDEO_HEADER, video_cells(shown)), ""]
 
 
-def readme_block(report: Report, report_path: str, figure_paths: dict[str, str]) -> str:
+def readme_block(report: Report, report_path: str, figure_paths: dict[str, str],
+                 machines: list[tuple[str, Report]] | None = None) -> str:
     """The generated README text; ``figure_paths``: figure file name -> its path relative to the README."""
     m, settings = report.machine, report.settings
     size = headline_size(report)
@@ -124,6 +128,7 @@ def readme_block(report: Report, report_path: str, figure_paths: dict[str, str])
     lines += main_table(report, size)
     lines += models_table(report, size)
     lines += video_table(report)
+    lines += machines_section(report, machines or [])
     tables = PurePosixPath(report_path).with_suffix(".md")
     lines += [f"Every size, engine and figure (p95, memory, MACs, GFLOP/s, export targets): [{tables}]({tables}).",
               ""]
@@ -132,6 +137,39 @@ def readme_block(report: Report, report_path: str, figure_paths: dict[str, str])
             alt = name.removesuffix(".png").replace("_", " ")
             lines += [f"![{alt}]({figure_paths[name]})", "", f"*{caption} {provenance(report)}.*", ""]
     return "\n".join(lines).rstrip("\n")
+
+
+def machine_reports(report_file: Path) -> list[tuple[str, Report]]:
+    """(machine kind, its latest run) for every kind kept beside ``report_file`` (``machines/<kind>.json``)."""
+    folder = report_file.parent / MACHINES_FOLDER
+    found = [read_report(path) for path in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return sorted(((report_machine_kind(r), r) for r in found), key=lambda item: item[0])
+
+
+def machines_section(report: Report, others: list[tuple[str, Report]]) -> list[str]:
+    """Which file wins where: the main model's fastest engine per machine kind, then every other kind's table."""
+    cells, tables = [], []
+    for kind, run in others or [(report_machine_kind(report), report)]:
+        size = headline_size(run)
+        rows = [r for r in run.rows if (r.model, r.scale, r.resolution) == (MODEL, SCALE, size) and r.measured
+                and r.backend != "pillow"]
+        if not rows:
+            continue
+        fastest = min(rows, key=lambda r: r.timing.median_ms)
+        ort = next((r for r in rows if r.label == "onnxruntime model.onnx"), None)
+        eager = next((r for r in rows if r.label == fastest.reference), None)
+        cells.append((kind, taken(run), " ".join(run.machine.isa) or "-", size, fastest.label,
+                      fmt(fastest.timing.median_ms, 2), fmt(ort.timing.median_ms if ort else None, 2),
+                      fmt(eager.timing.median_ms if eager else None, 2), fmt(fastest.speedup_paired, 2, "x")))
+        if run.created != report.created:
+            tables += [f"##### {kind}: {provenance(run)}", "", *main_table(run, size)]
+    header = ("machine kind", "measured", "ISA", "size", f"fastest {MODEL} x{SCALE} file", "median ms",
+              "ORT model.onnx ms", "PyTorch eager ms", "fastest vs eager")
+    note = ("Each kind's latest `make bench` (reports/machines/<kind>.json); a kind measured by no session yet has no "
+            "row. On a device, `dyconvsr-check ARTIFACT --tune` measures which file wins there, and "
+            "`dyconvsr-upscale` runs it.")
+    return ["#### Which file wins where (one row per machine kind)", "", *md_table(header, cells), "", note, "",
+            *tables]
 
 
 def replace_block(text: str, block: str) -> str:
@@ -156,7 +194,8 @@ def update_readme(readme: Path, report_file: Path) -> Path:
         text = readme.read_text()
     except FileNotFoundError:
         raise UserError(f"README {readme} not found") from None
-    atomic_write_bytes(readme, replace_block(text, readme_block(report, relative(report_file), figures)).encode())
+    block = readme_block(report, relative(report_file), figures, machine_reports(report_file))
+    atomic_write_bytes(readme, replace_block(text, block).encode())
     return readme
 
 

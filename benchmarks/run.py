@@ -20,6 +20,7 @@ from train.models import SUPPORTED_SCALES, model_traits
 from .complexity import ComplexityCounter
 from .config import ARTIFACT_BACKENDS, MEASURED_BACKENDS, RunConfig
 from .engines import PillowBicubic, TorchEngine, eager_label, formulations_of
+from .markdown import MACHINES_FOLDER, report_machine_kind
 from .models import BenchModel, load_bench_model
 from .peak import matmul_peaks
 from .quality import QualityResult, evaluate_engines
@@ -153,6 +154,9 @@ def write_reports(report: Report, qualities: dict[str, QualityResult], config: R
 
     config.out.mkdir(parents=True, exist_ok=True)
     written = [report.write(config.out / "benchmark.json")]
+    # This machine kind's latest run, kept beside the others' (benchmarks.readme draws one table per kind).
+    (config.out / MACHINES_FOLDER).mkdir(exist_ok=True)
+    written.append(report.write(config.out / MACHINES_FOLDER / f"{report_machine_kind(report)}.json"))
     figures: dict[str, str] = {}
     if config.figures:
         from .markdown import provenance

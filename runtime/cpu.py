@@ -92,3 +92,20 @@ def describe_isa() -> str:
     if effective != native:
         text += f" (oneDNN capped to {effective} by {CAP_VARIABLE}; ONNX Runtime and LiteRT ignore the cap)"
     return text
+
+
+_ISA_TAGS = {"AVX512_CORE_AMX": "amx", "AVX512_CORE_BF16": "avx512-vnni-bf16", "AVX512_CORE_VNNI": "avx512-vnni",
+             "AVX512_CORE": "avx512", "AVX2": "avx2"}
+_FAMILIES = ("xeon", "epyc", "core", "ryzen", "threadripper", "graviton", "neoverse", "cortex", "apple")
+
+
+def machine_kind(model: str | None = None, flags: frozenset[str] | None = None) -> str:
+    """A short stable name of this kind of CPU for per-machine reports: vendor, family, ISA level
+    ("intel-xeon-amx", "amd-epyc-avx512-vnni-bf16"); the architecture where the model says nothing."""
+    info_model, info_flags = cpu_info()
+    model = (info_model if model is None else model).lower()
+    flags = info_flags if flags is None else flags
+    vendor = next((v for v in ("intel", "amd", "arm", "apple", "ampere") if v in model), platform.machine().lower())
+    family = next((f for f in _FAMILIES if f in model), "")
+    level = native_isa(flags)
+    return "-".join(part for part in (vendor, family, _ISA_TAGS.get(level or "", "")) if part)
