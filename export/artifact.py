@@ -33,7 +33,7 @@ from .litert_variants import litert_variants
 from .lowering import STRATEGIES, is_dynamic, lower
 from .mobile_variants import MOBILE_HW, mobile_variants
 from .onnx_export import export_onnx
-from .recipe import EXPORT_PACKAGES, FOCUS_SHAPE, OPSET
+from .recipe import EXPORT_PACKAGES, FOCUS_SHAPE, OPSET, RECIPE_REVISION
 from .references import fixed_shape_reference, reference_inputs
 from .tiling import TilingMain, TilingStats, certify_tiling, geometry, main_spec, stats_spec
 from .variants import (
@@ -87,7 +87,7 @@ class ExportOptions:
 
     def record(self) -> dict:
         """The options as the manifest stores them (``notes.recipe``): JSON types, tuples as lists."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return {**json.loads(json.dumps(dataclasses.asdict(self))), "revision": RECIPE_REVISION}
 
 
 def no_progress(_: str) -> None:

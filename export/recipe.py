@@ -23,3 +23,7 @@ TENSORRT_MAX_BATCH = 4
 
 # The libraries whose versions an artifact's manifest records (runtime.bench.machine.library_versions).
 EXPORT_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxsim", "numpy", "openvino", "nncf")
+
+# Raised whenever what the same options write changes (2: INT8 recipes tried per file and proven at every ISA
+# level below the exporting CPU's), so an artifact of an older revision is never reused as today's.
+RECIPE_REVISION = 2

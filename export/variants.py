@@ -111,7 +111,8 @@ def reduced_precision_variant(base: Variant, folder: Path, precision: str, refs:
         else:
             notes["quantisation"] = to_int8(folder / base.file, path, weights=recipe)
         parity = check_onnx(path, inputs, outputs, fixed_batch=base.batch, precision=precision)
-        why = f"PSNR {parity.psnr_db:.1f} dB below the floor {parity.tolerance['min_psnr_db']} dB on this CPU"
+        why = None if parity else (f"PSNR {parity.psnr_db:.1f} dB below the floor {parity.tolerance['min_psnr_db']} "
+                                   "dB on this CPU")
         if parity and precision == "int8":
             notes["isa_proof"], why = isa_checked(path, "onnxruntime", inputs, outputs, base.batch, EXPORT_RUNNER,
                                                   parity)

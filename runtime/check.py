@@ -85,8 +85,8 @@ class CheckReport:
             if self.file_problems else "files: every sha256 matches the manifest"
         )
         verdict = "PASS" if self.passed else "FAIL"
-        return "\n".join([printable(f"{self.model} x{self.scale}  {self.artifact}"), printable(f"cpu: {self.cpu}"),
-                          printable(files), *text,
+        return "\n".join([printable(f"{self.model} x{self.scale}  {self.artifact}"), printable(files),
+                          printable(f"cpu: {self.cpu}"), *text,
                           f"verdict: {verdict}"])
 
 

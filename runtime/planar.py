@@ -67,7 +67,8 @@ def upscale_planar(upscaler: Upscaler, planes: np.ndarray, adjust_pooled: Pooled
     out = np.zeros((3, height * scale, width * scale), dtype=np.float32)
 
     def read(group: list[Tile]) -> np.ndarray:
-        return np.ascontiguousarray(np.stack([edge_region(source, t, channels_first=True, border=upscaler.border) for t in group]))
+        regions = [edge_region(source, t, channels_first=True, border=upscaler.border) for t in group]
+        return np.ascontiguousarray(np.stack(regions))
 
     def write(tile: Tile, core: np.ndarray) -> None:
         y, x = tile.cy0 * scale, tile.cx0 * scale

@@ -2,6 +2,7 @@
 fp32 parity and the INT8 floor on references, seamless fixed-size tiling, refusals, and the runner without torch."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -139,3 +140,34 @@ def test_litert_runner_without_torch(built, tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
     assert np.abs(np.load(tmp_path / "y.npy") - outputs[0]).max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["dyconvsr_authors", "dyconvsr_plus"])
+def test_imported_and_plus_networks_reach_litert_with_seamless_fixed_tiles(name: str, tmp_path) -> None:
+    """The authors' function (reflect-padded blur, interleaved skip, temperature 30) and DyConvSR+ (head GELU):
+    fp32 LiteRT at parity, and fixed tiles that overhang the image filled as the blur pads (reflect or edge)."""
+    from train.models import create_model
+
+    model = create_model(name, scale=2).eval()
+    model.load_state_dict(load_checkpoint(REPO / "weights" / "dyconvsr_x2.json").model.state_dict(), strict=False)
+    geo = geometry(lower(model, "stacked"), 2)
+    base = Tiling(["tiling/stats_0.onnx"], "tiling/main.onnx", ["pooled_0"], geo.pooled_channels,
+                  geo.feature_scale, geo.halo, geo.align)
+    inputs = [center_crop(skimage_rgb("astronaut"), *SHAPE)[None], center_crop(skimage_rgb("chelsea"), 35, 45)[None]]
+    with torch.no_grad():
+        outputs = [model(torch.from_numpy(x)).numpy() for x in inputs]
+    variants, skipped = litert_variants(model, tmp_path, [SHAPE], ("fp32",), ReferenceSet(inputs, outputs), base)
+    assert not skipped and len(variants) == 1 and variants[0].parity
+    tiling = variants[0].tiling
+    assert tiling.border == ("reflect" if name == "dyconvsr_authors" else "edge") and tiling.parity
+    for size in ((83, 101), (31, 41)):  # several tiles; one tile that overhangs the image at the bottom and right
+        image = np.ascontiguousarray(center_crop(skimage_rgb("coffee"), *size).transpose(1, 2, 0))
+        with make_runner(tmp_path / tiling.stats[0], CONFIG) as stats, \
+                make_runner(tmp_path / tiling.main, CONFIG) as main:
+            tiled = upscale_fixed_tiled(image, tiling, [stats], main, 2)
+            edged = upscale_fixed_tiled(image, dataclasses.replace(tiling, border="edge"), [stats], main, 2)
+        with torch.no_grad():
+            whole = model(torch.from_numpy(image.transpose(2, 0, 1)[None]))[0].numpy().transpose(1, 2, 0)
+        assert np.abs(tiled - whole).max() <= 1e-4, size
+        if name == "dyconvsr_authors" and size == (31, 41):  # the fill matters: edge where the blur reflects is wrong
+            assert np.abs(edged - whole).max() > 1e-4  # outside the fp32 tolerance
