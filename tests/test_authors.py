@@ -273,3 +273,29 @@ def test_reflect_blur_refuses_images_too_small_to_mirror() -> None:
         assert model(torch.rand(1, 3, 3, 5)).shape == (1, 3, 6, 10)  # padded to 4x6: mirrors
         with pytest.raises(ValueError, match="more than 2 pixels"):
             model(torch.rand(1, 3, 2, 8))
+
+
+def test_the_readme_import_export_check_commands_reach_phones_and_pass(tmp_path) -> None:
+    """import-checkpoint -> export -> check, as the README gives them, on a Lightning .ckpt written the authors' way:
+    the export exits 0 and writes the mobile files (LiteRT with its reflect-filled tiles, the mobile .ort), and the
+    check passes."""
+    import json
+    import subprocess
+    import sys
+
+    source = tmp_path / "epoch=99.ckpt"
+    torch.save({"epoch": 99, "state_dict": collections.OrderedDict(
+        (f"model.{k}", v) for k, v in authors_state_dict(3).items())}, source)
+    steps = (["train", "import-checkpoint", str(source), str(tmp_path / "weights" / "authors_x2")],
+             ["export", str(tmp_path / "weights" / "authors_x2"), "-o", str(tmp_path / "artifacts"), "--strategy",
+              "branches", "--only-default", "--precision", "int8", "--no-tensorrt", "--openvino", "int8",
+              "--mobile-shape", "36", "48", "--no-coreml", "-q"],
+             ["runtime.check", str(tmp_path / "artifacts" / "authors_x2")])
+    for step in steps:
+        done = subprocess.run([sys.executable, "-m", *step], capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, (step[0], done.stdout + done.stderr)
+    assert "verdict: PASS" in done.stdout
+    manifest = json.loads((tmp_path / "artifacts" / "authors_x2" / "manifest.json").read_text())
+    files = {v["file"]: v for v in manifest["variants"]}
+    assert {"model.mobile.36x48.tflite", "model.mobile.1x36x48.ort"} <= set(files), manifest["notes"].get("skipped")
+    assert files["model.mobile.36x48.tflite"]["tiling"]["border"] == "reflect"
