@@ -48,7 +48,7 @@ def median_ms(path: Path, backend: str, shape: list[int], cap: str | None) -> fl
         return None
 
 
-def rows_of(folder: Path) -> list[tuple[str, ...]]:
+def rows_of(folder: Path, timing: bool = True) -> list[tuple[str, ...]]:
     manifest = read_manifest(folder)
     rows = []
     native = cpu.native_isa()
@@ -63,7 +63,7 @@ def rows_of(folder: Path) -> list[tuple[str, ...]]:
             entry = proof["levels"].get(level)
             if entry is None:
                 continue
-            timed = backend == "openvino" or level == native
+            timed = timing and (backend == "openvino" or level == native)
             ms = median_ms(folder / variant.file, backend, shape, level if backend == "openvino" else None) \
                 if timed else None
             verdict = {True: "pass", False: "FAIL", None: entry.get("reason", "not proven")}[entry["passed"]]
@@ -78,10 +78,11 @@ def rows_of(folder: Path) -> list[tuple[str, ...]]:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--no-timing", is_flag=True, help="Only what export recorded: no latency column figures.")
 @cli_errors
-def main(artifacts: tuple[Path, ...]) -> None:
+def main(artifacts: tuple[Path, ...], no_timing: bool) -> None:
     """Print the INT8 x ISA table (model, file, recipe, level, how reached, PSNR dB, verdict, median ms)."""
-    rows = [row for folder in artifacts for row in rows_of(folder)]
+    rows = [row for folder in artifacts for row in rows_of(folder, not no_timing)]
     click.echo(f"Measured on {cpu.describe_isa()}, 2 threads, input {SHAPE[3]}x{SHAPE[2]} (LiteRT: its fixed shape).")
     click.echo("")
     header = ("model", "file", "weights", "ISA level", "reached by", "PSNR dB", "verdict", "median ms")

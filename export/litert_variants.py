@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime import catalogue
+from runtime import catalogue, isa_proof
 from runtime.fixed_tiling import spans, upscale_fixed_tiled
 from runtime.manifest import Parity, Tiling, Variant
 from runtime.parity import compare_all
@@ -153,6 +153,8 @@ def _build(model: nn.Module, folder: Path, shape: tuple[int, int], precision: st
     lower_isa = None  # why a reduced-precision file fails at a lower x86 level (XNNPACK under qemu), if it does
     if parity and precision == "int8":
         notes["isa_proof"], lower_isa = isa_checked(path, "litert", inputs, outputs, 1, LITERT_RUNNER, parity)
+    elif parity and precision == "fp16":
+        notes["isa_proof"] = isa_proof.record(parity, [], "litert")  # this CPU's level only
     tiling = None
     if mobile.dynamic and base is not None:
         tiling = Tiling(stats=[stats_file], main=main_file, pooled_inputs=["pooled_0"],

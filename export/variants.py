@@ -5,6 +5,7 @@ Every builder writes one file into the (staging) artifact folder and returns its
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,8 @@ def reduced_precision_variant(base: Variant, folder: Path, precision: str, refs:
         if parity and precision == "int8":
             notes["isa_proof"], why = isa_checked(path, "onnxruntime", inputs, outputs, base.batch, EXPORT_RUNNER,
                                                   parity)
+        elif parity:
+            notes["isa_proof"] = isa_proof.record(parity, [], "onnxruntime")  # fp16: this CPU's level only
         variant = Variant(
             file=path.name, kind="onnx", strategy=base.strategy, precision=precision,
             dynamic_batch=base.dynamic_batch, dynamic_spatial=base.dynamic_spatial,
@@ -196,9 +199,10 @@ def openvino_variants(
     """OpenVINO IR of ``base`` (``runtime.catalogue.openvino_file``): fp32, bf16 (the same graph with bf16
     inference stored in it), int8 by NNCF; each run on the references by runtime's OpenVINO runner on
     this CPU (fp32 and int8 with float parts in f32, bf16 strictly in bf16) for its parity; the modules
-    ``keep_float`` stay float in the int8 IR, whose weight grid is the first of ``WEIGHT_RECIPES`` that holds at
-    every ISA level below this CPU's too. Skipped, with the reason, where openvino (and nncf for int8) is not
-    installed, this CPU cannot run bf16, or no INT8 recipe holds its floor everywhere."""
+    ``keep_float`` stay float in the int8 IR. INT8 tries every weight grid of ``WEIGHT_RECIPES`` at every ISA level
+    from AVX2 up to this CPU's and keeps the one whose worst level is best (8-bit weights that pass only by a margin
+    where products saturate lose to 7-bit ones that hold everywhere). Skipped, with the reason, where openvino
+    (and nncf for int8) is not installed, this CPU cannot run bf16, or no INT8 recipe holds its floor everywhere."""
     from .openvino_ir import WEIGHT_RECIPES, openvino_unavailable, to_openvino_fp32, to_openvino_int8
 
     variants, skipped = [], {}
@@ -213,39 +217,60 @@ def openvino_variants(
         # The bf16 IR is proven strictly in bf16 (a CPU without it skips it), the others as the runtime runs them.
         hint = catalogue.OPENVINO_HINTS["bf16"] if precision == "bf16" else catalogue.openvino_hint(precision)
         config = RunnerConfig(backend="openvino", provider="CPU", precision=hint, strict=True)
-        rejected: dict[str, str] = {}
+        candidates, rejected = [], {}
         for recipe in WEIGHT_RECIPES if precision == "int8" else (precision,):
+            target = path if precision != "int8" else path.with_name(f".{recipe}.{path.name}")
             if precision == "int8":
-                converted = to_openvino_int8(folder / base.file, path, keep_float, recipe)
+                converted = to_openvino_int8(folder / base.file, target, keep_float, recipe)
             else:
-                converted = to_openvino_fp32(folder / base.file, path, precision)
+                converted = to_openvino_fp32(folder / base.file, target, precision)
             notes = {**base.notes, **converted, "weights_file": catalogue.weights_file(path.name)}
             try:
-                parity = engine_parity(path, inputs, outputs, tolerance, base.batch, config)
+                parity = engine_parity(target, inputs, outputs, tolerance, base.batch, config)
             except BackendUnavailable as exc:  # strict: this CPU has no bf16, so the variant cannot be proven here
                 rejected[recipe] = first_line(exc)
-                break
-            why = None
-            if precision == "int8":
-                why = None if parity else f"PSNR {parity.psnr_db:.1f} dB below {tolerance['min_psnr_db']} dB here"
-                if parity:
-                    notes["isa_proof"], why = isa_checked(path, "openvino", inputs, outputs, base.batch, config,
-                                                          parity)
+                _remove_ir(target)
+                continue
+            if precision != "int8":
+                notes["isa_proof"] = isa_proof.record(parity, [], "openvino")  # proven at this CPU's level only
+                candidates.append((parity.psnr_db, recipe, target, notes, parity))
+                continue
+            why = None if parity else f"PSNR {parity.psnr_db:.1f} dB below {tolerance['min_psnr_db']} dB here"
+            if parity:
+                notes["isa_proof"], why = isa_checked(target, "openvino", inputs, outputs, base.batch, config, parity)
             if why is None:
-                if rejected:
-                    notes["rejected_recipes"] = dict(rejected)
-                variants.append(Variant(
-                    file=path.name, kind="openvino", strategy=base.strategy, precision=precision,
-                    dynamic_batch=base.dynamic_batch, dynamic_spatial=base.dynamic_spatial,
-                    fixed_input_shape=base.fixed_input_shape, opset=base.opset, batch=base.batch, notes=notes,
-                    parity=parity, source=base.file,
-                ))
-                rejected = {}
-                break
-            rejected[recipe] = why
-        if rejected:
-            for file in (path, folder / catalogue.weights_file(path.name)):
-                file.unlink(missing_ok=True)
+                candidates.append((worst_psnr(notes["isa_proof"]), recipe, target, notes, parity))
+            else:
+                rejected[recipe] = why
+                _remove_ir(target)
+        if not candidates:
             skipped[path.name] = "; ".join(f"{r} weights: {w}" if precision == "int8" else w
                                            for r, w in rejected.items())
+            continue
+        _, recipe, target, notes, parity = max(candidates, key=lambda c: c[0])
+        for _, _, other, _, _ in candidates:
+            if other != target:
+                _remove_ir(other)
+        if target != path:
+            os.replace(target, path)
+            os.replace(folder / catalogue.weights_file(target.name), folder / catalogue.weights_file(path.name))
+        if precision == "int8":
+            notes["recipes_tried"] = {**rejected, **{c[1]: f"passes; worst level {c[0]:.1f} dB" for c in candidates}}
+        variants.append(Variant(
+            file=path.name, kind="openvino", strategy=base.strategy, precision=precision,
+            dynamic_batch=base.dynamic_batch, dynamic_spatial=base.dynamic_spatial,
+            fixed_input_shape=base.fixed_input_shape, opset=base.opset, batch=base.batch, notes=notes,
+            parity=parity, source=base.file,
+        ))
     return variants, skipped
+
+
+def worst_psnr(proof: dict) -> float:
+    """The lowest PSNR over the ISA levels an ``isa_proof`` record proved (identical outputs count as infinite)."""
+    values = [level.get("psnr_db") for level in proof["levels"].values() if level.get("passed")]
+    return min((float("inf") if v is None else v for v in values), default=float("-inf"))
+
+
+def _remove_ir(xml: Path) -> None:
+    for file in (xml, xml.with_name(catalogue.weights_file(xml.name))):
+        file.unlink(missing_ok=True)
