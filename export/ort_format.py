@@ -27,9 +27,10 @@ def to_ort(source: str | Path, target: str | Path, config_target: str | Path | N
         model = Path(tmp) / "model.onnx"
         shutil.copyfile(source, model)
         result = subprocess.run(
-            [sys.executable, "-m", TOOL, str(model), "--output_dir", tmp,
+            # Isolated (-I): neither the working folder nor PYTHONPATH may put a foreign "onnxruntime" first.
+            [sys.executable, "-I", "-m", TOOL, str(model), "--output_dir", tmp,
              "--optimization_style", "Fixed", "--target_platform", "amd64"],
-            capture_output=True, text=True,
+            capture_output=True, text=True, cwd=tmp,
             env={**os.environ, "ORT_CONVERT_ONNX_MODELS_TO_ORT_OPTIMIZATION_LEVEL": "basic"},
         )
         # The converter names its files after the optimisation level.

@@ -114,3 +114,19 @@ def test_the_ort_int8_recipe_holds_on_an_emulated_avx2_cpu_where_full_range_weig
                                           [y for _, y in pairs], {"min_psnr_db": 40.0}, None, config)
         results[weights] = proof.parity["psnr_db"]
     assert results["s8"] < 30 < 40 < results["s8_7bit"], results
+
+
+def test_export_runs_no_foreign_package_from_the_working_folder(tmp_path: Path) -> None:
+    """A folder holding an ``onnxruntime/`` package of its own: the export (and its ORT-format child) never runs it."""
+    hostile = tmp_path / "hostile"
+    (hostile / "onnxruntime").mkdir(parents=True)
+    marker = tmp_path / "foreign-code-ran"
+    (hostile / "onnxruntime" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    script = Path(sys.executable).parent / "dyconvsr-export"
+    if not script.is_file():
+        pytest.skip("the console script is not installed in this environment")
+    done = subprocess.run([str(script), "srcnn_x2", "-o", str(tmp_path / "out"), "--only-default", "--no-reduced",
+                           "--no-openvino", "--no-mobile", "--no-tiling", "--no-tensorrt", "-q"],
+                          cwd=hostile, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "srcnn_x2" / "model.ort").is_file() and not marker.exists()
