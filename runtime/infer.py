@@ -28,6 +28,7 @@ from .tuning import tuned_variant
 from .upscaler import DEFAULT_TILE, Upscaler
 from .video.cli import VideoSettings, video_options
 from .video.decode import is_video_path
+from .video.encode import foreign_entries
 
 
 class _OwnInputs:
@@ -188,6 +189,13 @@ class _Batch:
                             "written over; choose another -o folder")
         if os.path.lexists(target) and not self.overwrite:
             raise UserError(f"{display(target)} exists; pass --overwrite to replace it")
+        if is_video and not self.video.suffix and os.path.lexists(target):
+            foreign = foreign_entries(target)
+            foreign += [n for n in os.listdir(target) if target / n in self.own_inputs] if not foreign else []
+            if foreign:  # --overwrite replaces a frames folder this tool wrote, never one holding anything else
+                raise UserError(f"{display(target)} holds {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} "
+                                f"that are not frames this tool wrote, or are inputs (e.g. {display(foreign[0])}); "
+                                "it is not replaced: move them away or choose another -o folder")
         if target.parent not in self.swept:  # temp files of runs that were killed mid-write
             remove_stale_temps(target.parent)
             self.swept.add(target.parent)

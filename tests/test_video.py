@@ -235,3 +235,32 @@ def test_video_rows_time_the_engine_and_the_pipeline_and_skip_files_of_another_s
     assert whole.status == MEASURED and whole.frames == 4 and whole.output_hw == [60, 80]
     assert whole.engine_fps > 0 and whole.end_to_end_fps > 0 and whole.decode_ms > 0 and whole.encode_ms > 0
     assert rows[fixed].status == "not measured: fixed input shape 32x24"
+
+
+def test_overwrite_of_a_frames_folder_never_deletes_inputs_or_foreign_files(dy_artifact: Path, clip_pair,
+                                                                            tmp_path: Path) -> None:
+    """runtime.infer DIR -o DIR --overwrite --video-format frames, where DIR/<clip>_x2/ holds the user's files or
+    this run's own inputs: refused in one line, everything kept; a folder of our own frames is replaced."""
+    import shutil
+
+    clip, _ = clip_pair
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    shutil.copy(clip, folder / "pan.mp4")
+    frames = folder / "pan_x2"
+    frames.mkdir()
+    (frames / "frame_000001.png").write_bytes(b"old frame")
+    (frames / "notes.txt").write_text("mine")
+    code, err = run_infer(dy_artifact, folder, "-o", folder, "--overwrite", "--video-format", "frames", "-q")
+    assert code == 1 and "not frames this tool wrote" in err and "notes.txt" in err
+    assert (frames / "notes.txt").read_text() == "mine" and (folder / "pan.mp4").is_file()
+    # The frame files are this run's inputs too (DIR is searched recursively): refused, kept.
+    (frames / "notes.txt").unlink()
+    Image.new("RGB", (16, 16)).save(frames / "frame_000001.png")
+    code, err = run_infer(dy_artifact, folder, "-o", folder, "--overwrite", "--video-format", "frames", "-q")
+    assert code == 1 and "or are inputs" in err and (frames / "frame_000001.png").is_file()
+    (frames / "frame_000001_x2.png").unlink()  # that run's upscaled image input, beside it
+    # A folder of our own frames alone (not inputs: the run names the clip only) is replaced.
+    code, _ = run_infer(dy_artifact, folder / "pan.mp4", "-o", folder, "--overwrite", "--video-format", "frames", "-q")
+    assert code == 0 and len(list(frames.glob("frame_*.png"))) == 12, _
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -194,6 +195,18 @@ class FrameSequenceWriter:
         pass
 
 
+FRAME_NAME = re.compile(r"frame_\d{6,}\.[A-Za-z0-9]+")  # what FrameSequenceWriter writes, and all it may replace
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """What in an existing frames folder ``folder`` this tool did not write: anything but regular files named
+    like its frames (sub-folders, links, other files). A folder with any of it is never replaced."""
+    if os.path.islink(folder) or not folder.is_dir():
+        return [folder.name]
+    return sorted(entry.name for entry in os.scandir(folder)
+                  if not (FRAME_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)))
+
+
 @contextlib.contextmanager
 def atomic_folder(target: Path, replace: bool = False) -> Iterator[Path]:
     """Yield an empty temp folder beside ``target``; on success it is renamed onto ``target`` (an existing
@@ -211,7 +224,12 @@ def atomic_folder(target: Path, replace: bool = False) -> Iterator[Path]:
             os.rename(target, old)
         os.rename(temp, target)
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+            # Only our frames go: a file that appeared since the caller's check keeps the old folder (hidden).
+            for entry in os.scandir(old):
+                if FRAME_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+            with contextlib.suppress(OSError):
+                old.rmdir()
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
