@@ -299,3 +299,22 @@ def test_the_readme_import_export_check_commands_reach_phones_and_pass(tmp_path)
     files = {v["file"]: v for v in manifest["variants"]}
     assert {"model.mobile.36x48.tflite", "model.mobile.1x36x48.ort"} <= set(files), manifest["notes"].get("skipped")
     assert files["model.mobile.36x48.tflite"]["tiling"]["border"] == "reflect"
+
+
+def test_import_never_replaces_without_overwrite_nor_its_own_source(tmp_path) -> None:
+    """``OUT/`` names OUT.json and OUT.safetensors as save_checkpoint writes them: an existing pair is kept without
+    --overwrite, and a source that is one of the outputs is refused even with it."""
+    source = tmp_path / "theirs.pth"
+    torch.save(authors_state_dict(1), source)
+    out = tmp_path / "w" / "x2"
+    assert CliRunner().invoke(train_cli, ["import-checkpoint", str(source), str(out)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    other = tmp_path / "other.pth"
+    torch.save(authors_state_dict(2), other)
+    result = CliRunner().invoke(train_cli, ["import-checkpoint", str(other), f"{out}/"])
+    assert result.exit_code != 0 and "already exist; pass --overwrite" in result.output
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+    own_output = out.with_suffix(".json")
+    result = CliRunner().invoke(train_cli, ["import-checkpoint", str(own_output), str(out), "--overwrite"])
+    assert result.exit_code != 0 and "the import's own output" in result.output
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before

@@ -27,7 +27,7 @@ import torch
 from runtime.errors import UserError, first_line
 from runtime.files import sha256_file
 
-from .checkpoint import save_checkpoint
+from .checkpoint import checkpoint_paths, save_checkpoint
 from .models import SUPPORTED_SCALES, create_model
 
 MODEL = "dyconvsr_authors"
@@ -128,9 +128,12 @@ def import_authors_checkpoint(
 ) -> ImportResult:
     """Convert the authors' ``.ckpt`` / ``.pth`` at ``source`` to ``out.safetensors`` + ``out.json``."""
     source = Path(source)
-    out_json = Path(f"{out}.json")
-    if not overwrite and (out_json.exists() or Path(f"{out}.safetensors").exists()):
-        raise UserError(f"{out_json} or its weights already exist; pass --overwrite to replace them")
+    # The very paths save_checkpoint writes (``OUT/`` and ``OUT.json`` name OUT.safetensors + OUT.json too).
+    targets = checkpoint_paths(out)
+    if any(os.path.lexists(t) and os.path.realpath(t) == os.path.realpath(source) for t in targets):
+        raise UserError(f"{source} is the import's own output ({targets[1].name}); choose another OUT")
+    if not overwrite and any(os.path.lexists(t) for t in targets):
+        raise UserError(f"{targets[1]} or its weights already exist; pass --overwrite to replace them")
     state, kind, info = authors_state_dict(read_torch_file(source), str(source))
     kwargs = infer_kwargs(state, str(source))
     model = create_model(MODEL, **kwargs)
