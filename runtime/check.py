@@ -232,6 +232,36 @@ def check_tiled(folder: Path, manifest: Manifest, config: RunnerConfig, tile: in
     return CheckRow(name, engine, PASS if merged else FAIL, asdict(merged))
 
 
+def check_fixed_tiled(folder: Path, manifest: Manifest, variant: Variant, config: RunnerConfig,
+                      pairs: list[tuple[np.ndarray, np.ndarray]]) -> CheckRow:
+    """A fixed-shape variant's own tiling graphs (LiteRT) as the upscaler runs them on every reference of another
+    size than the file's (fixed tiles, whole-image statistics), against the untiled reference, judged at the
+    variant's own tolerance: a tiling graph swapped or of another precision fails here."""
+    assert variant.tiling is not None
+    name = f"tiled ({variant.tiling.main})"
+    fixed = tuple(variant.fixed_input_shape[-2:]) if variant.fixed_input_shape else None
+    judged = tolerance_for(variant)
+    config = _variant_config(variant, config)
+    try:
+        with Upscaler(folder, variant=variant.file, config=config) as upscaler:
+            results = []
+            for x, y in pairs:
+                if tuple(x.shape[-2:]) == fixed:
+                    continue
+                for sample, expected in zip(x, y, strict=True):
+                    out = upscaler.upscale_array(np.ascontiguousarray(sample.transpose(1, 2, 0), dtype=np.float32))
+                    results.append(compare(out.transpose(2, 0, 1), expected, judged, _peak(manifest)))
+            engine = upscaler.tiling_description.split(" on ", 1)[-1]
+    except BackendUnavailable as exc:
+        return CheckRow(name, backend_for(variant.file, config), SKIP, note=_short(exc))
+    except Exception as exc:  # an engine failing is a verdict, not a crash
+        return CheckRow(name, backend_for(variant.file, config), FAIL, note=_short(exc))
+    if not results:
+        return CheckRow(name, engine, SKIP, note="every reference has the file's own shape")
+    merged = merge(results)
+    return CheckRow(name, engine, PASS if merged else FAIL, asdict(merged))
+
+
 def _short(exc: Exception, limit: int = 300) -> str:
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     text = text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
@@ -255,6 +285,8 @@ def check_artifact(folder: str | Path, config: RunnerConfig = RunnerConfig(), ti
         return report
     for variant in chosen:
         report.rows.append(check_variant(folder, manifest, variant, config, pairs))
+        if variant.tiling is not None:
+            report.rows.append(check_fixed_tiled(folder, manifest, variant, config, pairs))
     if manifest.tiling is not None and not variants:
         report.rows.append(check_tiled(folder, manifest, config, tile, pairs))
     return report

@@ -12,8 +12,6 @@ import pytest
 
 from test_runtime_fixtures import SAMPLE
 
-SHAPE = (36, 48)  # the LiteRT files' fixed LR shape: more than twice the halo a side
-
 
 def device_venv(root: Path, wheel: Path, extras: str) -> Path:
     """A venv with the wheel and ``extras`` only (no torch), built once per session."""
@@ -28,25 +26,6 @@ def device_venv(root: Path, wheel: Path, extras: str) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def device_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny DyConvSR x2 with OpenVINO IR, INT8 and LiteRT files beside model.onnx."""
-    import torch
-
-    from export.artifact import ExportOptions, export_artifact
-    from train.models import create_model
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("device") / "dyconvsr_tiny_x2"
-    options = ExportOptions(strategy="branches", extra_strategies=(), precisions=("int8",), openvino=("fp32", "int8"),
-                            tensorrt=(), mobile_shape=SHAPE, coreml=False, litert=("fp32", "int8"))
-    manifest = export_artifact(create_model("dyconvsr_tiny", scale=2), folder, options)
-    kinds = {v.kind for v in manifest.variants}
-    if not {"litert", "openvino"} <= kinds:
-        pytest.skip(f"this environment wrote no LiteRT or OpenVINO file ({manifest.notes.get('skipped')})")
-    return folder
-
-
 def run(venv: Path, script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return subprocess.run([str(venv / "bin" / script), *args], capture_output=True, text=True, timeout=600, cwd=cwd,
@@ -56,12 +35,12 @@ def run(venv: Path, script: str, *args: str, cwd: Path) -> subprocess.CompletedP
 @pytest.mark.slow
 @pytest.mark.parametrize("extras", ["cpu", "cpu,litert-runtime"])
 def test_a_device_install_proves_the_artifact_and_names_what_it_skips(
-        extras: str, wheel: Path, device_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+        extras: str, wheel: Path, litert_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     venv = device_venv(tmp_path_factory.getbasetemp(), wheel, extras)
     work = tmp_path_factory.mktemp("elsewhere")
     torch = run(venv, "python", "-c", "import torch", cwd=work)
     assert torch.returncode != 0 and "No module named 'torch'" in torch.stderr
-    check = run(venv, "dyconvsr-check", str(device_artifact), cwd=work)
+    check = run(venv, "dyconvsr-check", str(litert_artifact), cwd=work)
     assert check.returncode == 0 and "verdict: PASS" in check.stdout, check.stdout + check.stderr
     rows = {line.split()[0]: line for line in check.stdout.splitlines() if line.startswith(("model.", "tiled"))}
     assert rows["model.onnx"].rstrip().endswith("pass")
@@ -72,7 +51,7 @@ def test_a_device_install_proves_the_artifact_and_names_what_it_skips(
         if name.endswith(".xml"):  # neither install has OpenVINO
             assert "skip: the OpenVINO backend needs the optional extra" in row, row
     tflite = next(name for name in rows if name.endswith(".int8.tflite"))
-    infer = run(venv, "dyconvsr-upscale", str(device_artifact), str(SAMPLE), "-o", str(work / "out"),
+    infer = run(venv, "dyconvsr-upscale", str(litert_artifact), str(SAMPLE), "-o", str(work / "out"),
                 "--variant", tflite, cwd=work)
     if "litert" in extras:
         assert infer.returncode == 0, infer.stderr

@@ -128,3 +128,38 @@ def test_infinite_psnr_is_null_in_json_and_infinite_again_when_read() -> None:
         written = json.loads(json_bytes(asdict(compare(output, reference, {"max_abs_diff": 1e-4}))))
         assert written["psnr_db"] is None  # strict JSON: no Infinity token
         assert Parity(**written).psnr_db == psnr
+
+
+def test_check_runs_every_litert_tiling_graph_and_catches_a_swapped_one(litert_artifact, tmp_path) -> None:
+    """A fixed-shape file's own tiling graphs are proven on every reference of another size, at its tolerance:
+    the fp32 main graph replaced by the INT8 one, or by the stats graph (hashes updated), fails the check."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from runtime.check import main as check_main
+    from runtime.files import sha256_file
+
+    def run(folder: Path) -> tuple[int, dict[str, str]]:
+        result = CliRunner().invoke(check_main, [str(folder)], catch_exceptions=False)
+        lines = result.stdout.splitlines()
+        rows = {line.split("  ")[0]: line for line in lines if line.startswith("tiled (") and ".tflite)" in line}
+        return result.exit_code, rows
+
+    code, rows = run(litert_artifact)
+    manifest = json.loads((litert_artifact / "manifest.json").read_text())
+    mains = [v["tiling"]["main"] for v in manifest["variants"] if v.get("tiling")]
+    assert code == 0 and sorted(rows) == sorted(f"tiled ({m})" for m in mains) and len(mains) == 2
+    assert all(row.rstrip().endswith("pass") for row in rows.values())
+    fp32 = next(v["tiling"] for v in manifest["variants"] if v.get("tiling") and v["precision"] == "fp32")
+    int8_main = next(m for m in mains if m != fp32["main"])
+    for replacement in (int8_main, fp32["stats"][0]):
+        folder = tmp_path / Path(replacement).name
+        shutil.copytree(litert_artifact, folder)
+        shutil.copyfile(folder / replacement, folder / fp32["main"])
+        data = json.loads((folder / "manifest.json").read_text())
+        data["files"][fp32["main"]] = sha256_file(folder / fp32["main"])
+        (folder / "manifest.json").write_text(json.dumps(data))
+        code, rows = run(folder)
+        assert code == 1 and "FAIL" in rows[f"tiled ({fp32['main']})"], (replacement, rows)

@@ -18,6 +18,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "assets" / "astronaut_crop.png"
 WHEEL_PACKAGES = ("runtime", "train", "export", "benchmarks")
+LITERT_SHAPE = (36, 48)  # litert_artifact's fixed LR shape: more than twice the halo a side
 # Run first in a subprocess: torch and the torch-side packages cannot be imported after it.
 BLOCK_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['train'] = None; sys.modules['export'] = None"
 
@@ -75,3 +76,22 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert build.returncode == 0, build.stdout + build.stderr
     (found,) = out.glob("*.whl")
     return found
+
+
+@pytest.fixture(scope="session")
+def litert_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny DyConvSR x2 with OpenVINO IR, INT8 and LiteRT files beside model.onnx."""
+    import torch
+
+    from export.artifact import ExportOptions, export_artifact
+    from train.models import create_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("litert_artifact") / "dyconvsr_tiny_x2"
+    options = ExportOptions(strategy="branches", extra_strategies=(), precisions=("int8",), openvino=("fp32", "int8"),
+                            tensorrt=(), mobile_shape=LITERT_SHAPE, coreml=False, litert=("fp32", "int8"))
+    manifest = export_artifact(create_model("dyconvsr_tiny", scale=2), folder, options)
+    kinds = {v.kind for v in manifest.variants}
+    if not {"litert", "openvino"} <= kinds:
+        pytest.skip(f"this environment wrote no LiteRT or OpenVINO file ({manifest.notes.get('skipped')})")
+    return folder
