@@ -58,7 +58,8 @@ def rows_of(folder: Path, timing: bool = True) -> list[tuple[str, ...]]:
             continue
         backend = {"openvino": "openvino", "litert": "litert"}.get(variant.kind, "onnxruntime")
         shape = variant.fixed_input_shape or SHAPE
-        recipe = (variant.notes.get("quantisation") or variant.notes).get("weight_recipe", "-")
+        quantisation = variant.notes.get("quantisation")
+        recipe = (quantisation if isinstance(quantisation, dict) else variant.notes).get("weight_recipe", "-")
         for level in cpu.ISA_LEVELS:
             entry = proof["levels"].get(level)
             if entry is None:
