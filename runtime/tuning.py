@@ -75,17 +75,16 @@ def record_path(folder: Path) -> Path:
 
 def tune(folder: Path, candidates: list[str], config, rounds: int = 5) -> Tuning:  # config: RunnerConfig
     """Time each variant file in ``candidates`` (proven here) through the Upscaler; store and return the choice."""
-    from .manifest import read_manifest
-    from .upscaler import DEFAULT_TILE, Upscaler
+    from .upscaler import Upscaler
 
     if not candidates:
         raise UserError(f"{folder}: no variant passed here, nothing to tune")
     image = np.random.default_rng(0).random((*TUNE_HW, 3), dtype=np.float32)
     medians = {}
-    tiled = read_manifest(folder).tiling is not None
     for name in candidates:
-        # As runtime.infer runs it: tiled at its default tile where the artifact has tiling graphs.
-        with Upscaler(folder, variant=name, config=config, tile=DEFAULT_TILE if tiled else 0) as upscaler:
+        # The engine itself: whole at 640x360 (a fixed-shape file through its own fixed tiles). Under runtime.infer an
+        # image larger than --tile is tiled by the artifact's fp32 tiling graphs whatever the variant.
+        with Upscaler(folder, variant=name, config=config, tile=0) as upscaler:
             upscaler.upscale_array(image)  # warm-up (first-run allocation and compilation)
             samples = []
             for _ in range(rounds):
