@@ -36,15 +36,21 @@ SHAPE = (36, 48)  # more than twice the halo (14) a side; small, so conversion t
 CONFIG = RunnerConfig(backend="litert", threads=2)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    model = load_checkpoint(REPO / "weights" / "dyconvsr_x2.json").model.eval()
+def tiling_and_references(model) -> tuple[Tiling, list[np.ndarray], list[np.ndarray]]:
+    """The dynamic tiling split's geometry (what LiteRT's fixed tiles copy), and two reference crops with outputs."""
     geo = geometry(lower(model, "stacked"), 2)
     base = Tiling(["tiling/stats_0.onnx"], "tiling/main.onnx", ["pooled_0"], geo.pooled_channels,
                   geo.feature_scale, geo.halo, geo.align)
     inputs = [center_crop(skimage_rgb("astronaut"), *SHAPE)[None], center_crop(skimage_rgb("chelsea"), 35, 45)[None]]
     with torch.no_grad():
         outputs = [model(torch.from_numpy(x)).numpy() for x in inputs]
+    return base, inputs, outputs
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    model = load_checkpoint(REPO / "weights" / "dyconvsr_x2.json").model.eval()
+    base, inputs, outputs = tiling_and_references(model)
     folder = tmp_path_factory.mktemp("litert")
     variants, skipped = litert_variants(model, folder, [SHAPE, (35, 45)], ("fp32", "int8"),
                                         ReferenceSet(inputs, outputs), base)
@@ -150,12 +156,7 @@ def test_imported_and_plus_networks_reach_litert_with_seamless_fixed_tiles(name:
 
     model = create_model(name, scale=2).eval()
     model.load_state_dict(load_checkpoint(REPO / "weights" / "dyconvsr_x2.json").model.state_dict(), strict=False)
-    geo = geometry(lower(model, "stacked"), 2)
-    base = Tiling(["tiling/stats_0.onnx"], "tiling/main.onnx", ["pooled_0"], geo.pooled_channels,
-                  geo.feature_scale, geo.halo, geo.align)
-    inputs = [center_crop(skimage_rgb("astronaut"), *SHAPE)[None], center_crop(skimage_rgb("chelsea"), 35, 45)[None]]
-    with torch.no_grad():
-        outputs = [model(torch.from_numpy(x)).numpy() for x in inputs]
+    base, inputs, outputs = tiling_and_references(model)
     variants, skipped = litert_variants(model, tmp_path, [SHAPE], ("fp32",), ReferenceSet(inputs, outputs), base)
     assert not skipped and len(variants) == 1 and variants[0].parity
     tiling = variants[0].tiling
