@@ -264,3 +264,22 @@ def test_overwrite_of_a_frames_folder_never_deletes_inputs_or_foreign_files(dy_a
     code, _ = run_infer(dy_artifact, folder / "pan.mp4", "-o", folder, "--overwrite", "--video-format", "frames", "-q")
     assert code == 0 and len(list(frames.glob("frame_*.png"))) == 12, _
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("name", ["concat:pan.mp4", "file:pan.mp4", "a:b.mp4", "subfile,,start,0,end,0,,:pan.mp4"])
+def test_a_video_file_named_like_an_ffmpeg_protocol_is_that_file(dy_artifact: Path, clip_pair, tmp_path: Path,
+                                                                  name: str, monkeypatch) -> None:
+    """A real file whose bare name FFmpeg would read as a protocol or URL is read as itself, and written as named."""
+    import shutil
+
+    clip, pan = clip_pair
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(clip, folder / name)
+    (folder / "pan.mp4").write_bytes(b"not the input")  # what concat:/file: would read instead
+    monkeypatch.chdir(folder)
+    code, err = run_infer(dy_artifact, name, "-o", name.replace(":", "_") + ".out", "-q")
+    assert code == 0, err
+    (written,) = (folder / (name.replace(":", "_") + ".out")).iterdir()
+    assert written.name == f"{Path(name).stem}_x2.mp4"
+    assert streams(written)["size"] == (128, 96) and len(streams(written)["pts"]) == 12

@@ -13,6 +13,7 @@ before its container says (a truncated file) or whose packets fail to decode rai
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -32,6 +33,12 @@ RGB_OF_PLANE = (1, 2, 0)  # plane k of a gbrp frame holds RGB channel RGB_OF_PLA
 # FFmpeg's colour-matrix and range names; unspecified streams are read as BT.601 limited range, as swscale does.
 COLORSPACES = {1: "ITU709", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020"}
 DEFAULT_COLORSPACE = "ITU601"
+
+
+def ffmpeg_file_url(path: str | os.PathLike[str]) -> str:
+    """``path`` as FFmpeg must take a local file: through its ``file:`` protocol with an absolute path, so that a
+    name such as ``concat:a.mp4``, ``subfile,,start,...`` or ``a:b.mp4`` is that file, never a protocol or URL."""
+    return "file:" + os.path.abspath(os.fspath(path))
 
 
 def planar_format(bits: int) -> tuple[str, type[np.unsignedinteger], float]:
@@ -113,7 +120,7 @@ class VideoReader:
         self.streams: list[Any] = []  # input streams offered for copying
         self.decoded = 0
         try:
-            self.container = self.av.open(str(self.path), mode="r", metadata_errors="ignore")
+            self.container = self.av.open(ffmpeg_file_url(self.path), mode="r", metadata_errors="ignore")
         except self.av.FFmpegError as exc:
             raise UserError(f"not a readable video: corrupt, truncated or no video at all ({_reason(exc)})") from None
         except OSError as exc:

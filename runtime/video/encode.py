@@ -29,7 +29,7 @@ import numpy as np
 from ..bench.machine import usable_cpus
 from ..errors import UserError, first_line
 from ..images import Picture, save_picture
-from .decode import RGB_OF_PLANE, VideoInfo, import_av, planar_format
+from .decode import RGB_OF_PLANE, VideoInfo, ffmpeg_file_url, import_av, planar_format
 
 # --video-format -> (FFmpeg muxer, file suffix)
 CONTAINERS = {"mp4": ("mp4", "mp4"), "mov": ("mov", "mov"), "mkv": ("matroska", "mkv"), "webm": ("webm", "webm")}
@@ -99,7 +99,7 @@ class VideoWriter:
         av = import_av()
         self.config, self.info = config, info
         self.width, self.height = info.width * scale, info.height * scale
-        self.container = av.open(str(path), mode="w", format=CONTAINERS[config.container][0])
+        self.container = av.open(ffmpeg_file_url(path), mode="w", format=CONTAINERS[config.container][0])
         try:
             self.stream = self._video_stream(av)
             self.copies: dict[int, Any] = {}
