@@ -31,6 +31,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 # lets a later run tell a dead writer's leftovers (SIGKILL, power loss) from a live one's.
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"^\..*\.pid(\d+)\.[0-9a-f]{8}\.tmp$", re.DOTALL)
+# The temp folders runtime.video.encode.atomic_folder fills before renaming them onto a frames folder.
+_TEMP_FOLDER_NAME = re.compile(r"^\..*\.pid(\d+)\.[0-9a-f]{8}\.tmpdir$", re.DOTALL)
 _DEFAULT_NAME_MAX = 255
 
 
@@ -193,8 +195,9 @@ def _writer_gone(pid: int, written: float) -> bool:
 
 
 def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
-    """Remove the temp files :func:`atomic_path` left in ``folder`` (not below) when its writer
-    was killed: those whose writer is not running, or whose PID now names a newer process."""
+    """Remove the temp files :func:`atomic_path` (and the temp frame folders of ``atomic_folder``) left in
+    ``folder`` (not below) when their writer was killed: those whose writer is not running, or whose PID now names
+    a newer process. A temp folder holding anything but regular files is left alone."""
     removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
@@ -202,12 +205,21 @@ def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
         return removed
     for entry in entries:
         match = _TEMP_NAME.match(entry.name)
+        folder_match = _TEMP_FOLDER_NAME.match(entry.name)
         try:
-            if not match or not entry.is_file(follow_symlinks=False):
-                continue
-            if _writer_gone(int(match[1]), entry.stat(follow_symlinks=False).st_mtime):
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
+            if match and entry.is_file(follow_symlinks=False):
+                if _writer_gone(int(match[1]), entry.stat(follow_symlinks=False).st_mtime):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            elif folder_match and entry.is_dir(follow_symlinks=False) and _writer_gone(
+                    int(folder_match[1]), entry.stat(follow_symlinks=False).st_mtime):
+                inside = list(os.scandir(entry.path))
+                # Only what a writer of ours leaves: regular files, no folder or link (anything else stays).
+                if all(item.is_file(follow_symlinks=False) for item in inside):
+                    for item in inside:
+                        os.unlink(item.path)
+                    os.rmdir(entry.path)
+                    removed.append(Path(entry.path))
         except OSError:
             continue  # gone meanwhile, or not ours to remove
     return removed

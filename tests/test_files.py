@@ -66,3 +66,27 @@ def test_a_group_must_write_every_file(tmp_path: Path) -> None:
         with file_group(paths) as pending:
             atomic_write_bytes(pending[0], b"new")
     assert os.listdir(tmp_path) == []
+
+
+def test_stale_temp_frame_folders_of_killed_writers_are_swept_and_nothing_else(tmp_path: Path) -> None:
+    """What atomic_folder leaves after a SIGKILL (.NAME.pid<N>.<hex>.tmpdir) goes when its writer is gone; a live
+    writer's, one holding a folder, and look-alikes of other tools stay."""
+    import os
+    import subprocess
+    import sys
+
+    from runtime.files import remove_stale_temps
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    stale = tmp_path / f".clip_x2.pid{dead}.0123abcd.tmpdir"
+    stale.mkdir()
+    (stale / "frame_000001.png").write_bytes(b"partial")
+    live = tmp_path / f".clip_x2.pid{os.getpid()}.89abcdef.tmpdir"
+    live.mkdir()
+    holding = tmp_path / f".other_x2.pid{dead}.fedcba98.tmpdir"
+    (holding / "sub").mkdir(parents=True)
+    lookalike = tmp_path / f".notes.pid{dead}.tmpdir"
+    lookalike.mkdir()
+    assert remove_stale_temps(tmp_path) == [stale]
+    assert not stale.exists() and live.is_dir() and (holding / "sub").is_dir() and lookalike.is_dir()
