@@ -75,6 +75,11 @@ class Picture:
         return self.rgb.shape[1], self.rgb.shape[0]
 
 
+def max_image_pixels() -> int:
+    """The default decompression-bomb limit of images and video frames: Pillow's (read, never changed)."""
+    return int(Image.MAX_IMAGE_PIXELS or 178_956_970)
+
+
 def read_picture(path: str | os.PathLike[str], max_pixels: int | None = None) -> Picture:
     """Decode one file robustly; raises :class:`UserError` naming the reason on any bad input.
 
@@ -87,7 +92,7 @@ def read_picture(path: str | os.PathLike[str], max_pixels: int | None = None) ->
         raise UserError("not a file" if path.exists() else "no such file")
     if path.stat().st_size == 0:
         raise UserError("empty file (0 bytes)")
-    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    limit = max_image_pixels() if max_pixels is None else max_pixels
     try:
         with _pixel_limit(limit), Image.open(path) as image:
             _check_pixels(image.size, limit)

@@ -201,7 +201,7 @@ class _Batch:
             self.swept.add(target.parent)
         if is_video:
             self.video.write(self.upscaler, item.path, target, self.overwrite, self.suffix, self.pil_format,
-                             self.progress)
+                             self.progress, self.max_pixels)
             return target
         picture = read_picture(item.path, self.max_pixels)
         check_savable(picture, self.pil_format)

@@ -283,3 +283,22 @@ def test_a_video_file_named_like_an_ffmpeg_protocol_is_that_file(dy_artifact: Pa
     (written,) = (folder / (name.replace(":", "_") + ".out")).iterdir()
     assert written.name == f"{Path(name).stem}_x2.mp4"
     assert streams(written)["size"] == (128, 96) and len(streams(written)["pts"]) == 12
+
+
+def test_a_frame_size_change_or_a_frame_above_max_pixels_is_refused_leaving_nothing(dy_artifact: Path,
+                                                                                   tmp_path: Path) -> None:
+    """A stream whose frames change size (64x64, then 64x96) is refused instead of cropped; --max-pixels holds for
+    video frames, checked on the header before anything is decoded."""
+    first = write_clip(tmp_path / "a.h264", iter([np.full((64, 64, 3), 20 * i, np.uint8) for i in range(5)]),
+                       tone_hz=None, container="h264")
+    second = write_clip(tmp_path / "b.h264", iter([np.full((96, 64, 3), 20 * i, np.uint8) for i in range(5)]),
+                        tone_hz=None, container="h264")
+    changing = tmp_path / "changing.mkv"  # raw H.264 inside: FFmpeg probes the content
+    changing.write_bytes(first.read_bytes() + second.read_bytes())
+    code, err = run_infer(dy_artifact, changing, "-o", tmp_path / "out", "-q")
+    assert code == 1 and "frame size changes mid-stream (64x64 at frame 0, 64x96 at frame 5)" in err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    small = first.rename(tmp_path / "small.mkv")
+    code, err = run_infer(dy_artifact, small, "-o", tmp_path / "out2", "-q", "--max-pixels", "4000")
+    assert code == 1 and "64x64 = 4,096 pixels, above the limit 4,000 (--max-pixels)" in err
+    assert run_infer(dy_artifact, small, "-o", tmp_path / "out3", "-q", "--max-pixels", "4096")[0] == 0

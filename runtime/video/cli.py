@@ -38,12 +38,13 @@ class VideoSettings:
     scene_cut: float = SmoothingConfig().scene_cut
     tile: int | None = None  # None: VIDEO_TILE
 
-    def options(self, image_suffix: str, pil_format: str, progress: bool) -> VideoOptions:
+    def options(self, image_suffix: str, pil_format: str, progress: bool, max_pixels: int | None = None
+                ) -> VideoOptions:
         frames = (image_suffix, pil_format) if self.container == FRAMES else None
         encode = EncodeConfig(container="mp4" if frames else self.container, codec=self.codec, crf=self.crf,
                               preset=self.preset)
         return VideoOptions(encode=encode, smoothing=SmoothingConfig(self.smooth, self.scene_cut), frames=frames,
-                            progress=progress)
+                            progress=progress, max_pixels=max_pixels)
 
     @property
     def suffix(self) -> str:
@@ -51,11 +52,12 @@ class VideoSettings:
         return "" if self.container == FRAMES else CONTAINERS[self.container][1]
 
     def write(self, upscaler: Upscaler, source: Path, target: Path, overwrite: bool, image_suffix: str,
-              pil_format: str, progress: bool) -> VideoResult:
+              pil_format: str, progress: bool, max_pixels: int | None = None) -> VideoResult:
         saved = upscaler.tile
         upscaler.tile = VIDEO_TILE if self.tile is None else self.tile
         try:
-            return upscale_video(upscaler, source, target, self.options(image_suffix, pil_format, progress),
+            return upscale_video(upscaler, source, target,
+                                 self.options(image_suffix, pil_format, progress, max_pixels),
                                  overwrite=overwrite)
         except FileExistsError:
             raise UserError(f"{display(target)} exists: another process wrote it meanwhile, and it is kept; "

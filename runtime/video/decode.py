@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable, UserError, display, first_line
+from ..images import max_image_pixels
 
 # Names a folder or glob picks as videos; a file named explicitly is probed whatever its name.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
@@ -113,8 +114,10 @@ def planes_of(frame: Any, matrix: str, color_range: int) -> np.ndarray:
 class VideoReader:
     """``with VideoReader(path) as reader: reader.info; for item in reader.items(): ...``"""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, max_pixels: int | None = None) -> None:
         self.path = Path(path)
+        # Pillow's image limit unless given: a 283 KB file may declare one 16000x16000 frame (4 GB decoded).
+        self.max_pixels = max_image_pixels() if max_pixels is None else max_pixels
         self.av = import_av()
         self.container: Any = None
         self.streams: list[Any] = []  # input streams offered for copying
@@ -135,6 +138,8 @@ class VideoReader:
         if not self.container.streams.video:
             raise UserError("holds no video stream")
         self.video = self.container.streams.video[0]
+        ctx = self.video.codec_context
+        self._check_size(int(ctx.width or 0), int(ctx.height or 0), "its header declares")
         self.video.thread_type = "AUTO"
         self.streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
         self._pending = self._demux()
@@ -169,6 +174,12 @@ class VideoReader:
                 for frame in packet.decode():
                     if frame.is_corrupt:
                         raise UserError(f"video frame {self.decoded} is corrupt")
+                    self._check_size(frame.width, frame.height, f"frame {self.decoded} is")
+                    if self.decoded and (frame.width, frame.height) != self._first_size:
+                        raise UserError(f"the frame size changes mid-stream ({self._first_size[0]}x"
+                                        f"{self._first_size[1]} at frame 0, {frame.width}x{frame.height} at frame "
+                                        f"{self.decoded}): one output size per video, so nothing is written")
+                    self._first_size = (frame.width, frame.height) if not self.decoded else self._first_size
                     if matrix is None:
                         ctx = self.video.codec_context
                         matrix = colour_matrix(int(ctx.colorspace or 2))
@@ -179,6 +190,11 @@ class VideoReader:
         except self.av.FFmpegError as exc:
             raise UserError(f"corrupt video: decoding stopped after {self.decoded} frame(s) ({_reason(exc)})"
                             ) from None
+
+    def _check_size(self, width: int, height: int, what: str) -> None:
+        if width * height > self.max_pixels:
+            raise UserError(f"{what} {width}x{height} = {width * height:,} pixels, above the limit "
+                            f"{self.max_pixels:,} (--max-pixels); refused before decoding")
 
     def items(self) -> Iterator[DecodedFrame | CopiedPacket]:
         """Every video frame and copied packet in file order; the end checked against the declared length."""

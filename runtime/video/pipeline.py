@@ -46,6 +46,7 @@ class VideoOptions:
     frames: tuple[str, str] | None = None
     queue: int = 2
     progress: bool = False
+    max_pixels: int | None = None  # frames above it are refused before decoding (None: Pillow's image limit)
 
     def __post_init__(self) -> None:
         if self.queue < 1:
@@ -126,7 +127,7 @@ def upscale_video(upscaler: Upscaler, source: str | Path, target: str | Path, op
     """Upscale every frame of ``source`` into ``target`` (a video file, or a folder of frames with
     ``options.frames``); see the module docstring. Raises UserError (one line) and leaves nothing."""
     source, target = Path(source), Path(target)
-    with VideoReader(source) as reader:
+    with VideoReader(source, options.max_pixels) as reader:
         publish = (atomic_folder(target, replace=overwrite) if options.frames
                    else atomic_path(target, replace=overwrite))
         with publish as temp:
