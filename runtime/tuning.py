@@ -65,12 +65,14 @@ def machine_key(threads: int) -> dict:
             "gpus": gpu_names(), "libraries": library_versions(ENGINE_LIBRARIES), "threads": threads}
 
 
-def artifact_digest(folder: Path) -> str:
-    return hashlib.sha256((folder / MANIFEST_NAME).read_bytes()).hexdigest()
+def tuning_key(folder: Path, threads: int) -> dict:
+    """Everything a stored choice holds for: the artifact's manifest (hashed once) and :func:`machine_key`."""
+    return {"artifact_manifest_sha256": hashlib.sha256((folder / MANIFEST_NAME).read_bytes()).hexdigest(),
+            **machine_key(threads)}
 
 
-def record_path(folder: Path) -> Path:
-    return cache_folder() / f"tuning-{artifact_digest(folder)[:32]}.json"
+def record_path(key: dict) -> Path:
+    return cache_folder() / f"tuning-{key['artifact_manifest_sha256'][:32]}.json"
 
 
 def tune(folder: Path, candidates: list[str], config, rounds: int = 5) -> Tuning:  # config: RunnerConfig
@@ -93,9 +95,9 @@ def tune(folder: Path, candidates: list[str], config, rounds: int = 5) -> Tuning
                 samples.append((time.perf_counter() - start) * 1e3)
         medians[name] = float(np.median(samples))
     chosen = min(medians, key=medians.__getitem__)
-    key = {"artifact_manifest_sha256": artifact_digest(folder), **machine_key(config.threads)}
+    key = tuning_key(folder, config.threads)
     tuning = Tuning(chosen, medians, list(TUNE_HW), rounds, key)
-    path = record_path(folder)
+    path = record_path(key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, json_bytes({"format": FORMAT, **asdict(tuning)}))
@@ -107,13 +109,12 @@ def tune(folder: Path, candidates: list[str], config, rounds: int = 5) -> Tuning
 def tuned_variant(folder: Path, threads: int) -> tuple[str | None, str]:
     """(the variant ``--tune`` chose for this artifact on this machine, why) or (None, why not)."""
     try:
-        path = record_path(folder)
-        data = read_json_document(path, FORMAT, "tuning record")
+        key = tuning_key(folder, threads)
+        data = read_json_document(record_path(key), FORMAT, "tuning record")
     except FileNotFoundError:
         return None, "not tuned on this machine (dyconvsr-check ARTIFACT --tune measures it)"
     except (UserError, OSError) as exc:
         return None, f"tuning record unusable ({exc}); run dyconvsr-check ARTIFACT --tune"
-    key = {"artifact_manifest_sha256": artifact_digest(folder), **machine_key(threads)}
     stored = data.get("key")
     if stored != key:
         changed = sorted(k for k in key if not isinstance(stored, dict) or stored.get(k) != key[k])

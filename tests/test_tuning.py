@@ -50,7 +50,7 @@ def test_tune_stores_the_fastest_passing_variant_and_infer_runs_it_while_the_key
 def test_a_record_for_another_artifact_or_a_tampered_one_is_not_trusted(dy_artifact, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("DYCONVSR_CACHE", str(tmp_path))
     assert tuning.tuned_variant(dy_artifact, 0)[0] is None
-    record = tuning.record_path(dy_artifact)
+    record = tuning.record_path(tuning.tuning_key(dy_artifact, 0))
     record.write_text("{not json")
     chosen, why = tuning.tuned_variant(dy_artifact, 0)
     assert chosen is None and "tuning record unusable" in why
