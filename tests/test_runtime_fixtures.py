@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,31 @@ def litert_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not {"litert", "openvino"} <= kinds:
         pytest.skip(f"this environment wrote no LiteRT or OpenVINO file ({manifest.notes.get('skipped')})")
     return folder
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real, nearly full file system: a 2 MiB tmpfs mounted for the test (root only), so writes
+    meet a real ENOSPC in whichever process makes them. Skipped with the reason where mounting is
+    not permitted."""
+    mount_point = tmp_path / "full_disk"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs for a real full disk: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill_disk(mount_point: Path, leave: int = 0) -> None:
+    """Fill the file system at mount_point but `leave` bytes (a file named .filler)."""
+    stat = shutil.disk_usage(mount_point)
+    size = max(stat.free - leave, 0)
+    with open(mount_point / ".filler", "wb") as filler:
+        try:
+            filler.write(b"\0" * size)
+        except OSError:
+            pass
