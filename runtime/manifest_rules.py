@@ -27,6 +27,7 @@ KINDS = tuple(dict.fromkeys(entry.kind for entry in CATALOGUE))  # onnx, ort, te
 # One artifact file (engine, weights, reference): far above any engine this toolchain writes, and
 # compared with st_size before a byte is hashed or loaded, so a sparse 1 TB file costs nothing.
 MAX_FILE_BYTES = 4 << 30
+MAX_ARTIFACT_BYTES = 8 << 30  # every listed file together (a real artifact is about 20 MB)
 MAX_MANIFEST_BYTES = MAX_JSON_BYTES
 _HEX = frozenset("0123456789abcdef")
 

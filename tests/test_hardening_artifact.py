@@ -331,6 +331,25 @@ def test_nothing_outside_the_artifact_folder_is_read(artifact, tmp_path, inputs,
     assert leftovers(tmp_path) == []
 
 
+def test_check_bounds_the_total_of_the_listed_files_before_hashing_any(artifact, tmp_path, deadline) -> None:
+    """50 sparse files of 3 GiB, each under the one-file limit, listed with made-up digests: check sizes them
+    all first and hashes none (hashing 150 GiB would take minutes); the engines still run and pass."""
+    folder = copy_artifact(artifact, tmp_path)
+    listed = {}
+    for i in range(50):
+        with open(folder / f"pad_{i}.bin", "wb") as handle:
+            handle.truncate(3 << 30)
+        listed[f"pad_{i}.bin"] = f"{i:064x}"
+    edit_manifest(folder, lambda m: m["files"].update(listed))
+    code, table, errors = check(folder)
+    assert code == 1 and errors == [], (table, errors)
+    lines = table.splitlines()
+    total = sum((folder / rel).stat().st_size for rel in json.loads((folder / "manifest.json").read_text())["files"])
+    assert lines[1] == (f"files: 1 problem(s): the files listed add up to {total} bytes, above the limit of "
+                        "8589934592 bytes for one artifact; none was hashed"), table
+    assert failed_rows(table) == [] and lines[-1] == "verdict: FAIL", table
+
+
 # ---- 3. one line, never a traceback -----------------------------------------------------------
 def _manifest_text(text: Callable[[str], bytes]) -> Callable[[Path], None]:
     def setup(folder: Path) -> None:
