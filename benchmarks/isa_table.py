@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from runtime import cpu
+from runtime.cli_options import NamedPath
 from runtime.errors import cli_errors
 from runtime.manifest import read_manifest
 
@@ -78,7 +79,7 @@ def rows_of(folder: Path, timing: bool = True) -> list[tuple[str, ...]]:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("artifacts", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("artifacts", nargs=-1, required=True, type=NamedPath(file_okay=False, exists=True, path_type=Path))
 @click.option("--no-timing", is_flag=True, help="Only what export recorded: no latency column figures.")
 @cli_errors
 def main(artifacts: tuple[Path, ...], no_timing: bool) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 import click
 
 from runtime.bench.schema import MEASURED, Report, Row, read_report
+from runtime.cli_options import NamedPath
 from runtime.errors import UserError, cli_errors
 from runtime.files import atomic_write_bytes
 
@@ -200,8 +201,8 @@ def update_readme(readme: Path, report_file: Path) -> Path:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("report", type=click.Path(dir_okay=False, path_type=Path), default=Path("reports/benchmark.json"))
-@click.option("--readme", type=click.Path(dir_okay=False, path_type=Path), default=Path("README.md"),
+@click.argument("report", type=NamedPath(dir_okay=False, path_type=Path), default=Path("reports/benchmark.json"))
+@click.option("--readme", type=NamedPath(dir_okay=False, path_type=Path), default=Path("README.md"),
               show_default=True, help="The file whose bench:begin/bench:end block is rewritten.")
 @cli_errors
 def main(report: Path, readme: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from runtime.bench.schema import Report, derive_figures, read_report
+from runtime.cli_options import NamedPath
 from runtime.errors import UserError, cli_errors
 from runtime.files import atomic_write_bytes
 
@@ -68,8 +69,8 @@ def combine(paths: list[Path], out: Path, figures: bool = True) -> Path:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/combined"),
+@click.argument("files", nargs=-1, type=NamedPath(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", type=NamedPath(file_okay=False, path_type=Path), default=Path("reports/combined"),
               show_default=True, help="Folder for the merged benchmark.md and the figures (every figure for one file, "
                    "a latency figure per machine for several).")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG plots.")

@@ -13,7 +13,7 @@ from runtime.bench.protocol import measure_group
 from runtime.bench.resolutions import NAMED, parse_resolution
 from runtime.bench.rows import GroupInfo, bench_input, build_rows
 from runtime.bench.schema import Report
-from runtime.cli_options import Verbosity, verbosity_options
+from runtime.cli_options import NamedPath, Verbosity, verbosity_options
 from runtime.errors import cli_errors
 from train.models import SUPPORTED_SCALES, model_traits
 
@@ -206,12 +206,12 @@ DEFAULTS = RunConfig()
 @click.option("--warmup", type=click.IntRange(min=0), default=DEFAULTS.warmup, show_default=True,
               help="Untimed runs per engine first.")
 @click.option("--batch", type=click.IntRange(min=1), default=DEFAULTS.batch, show_default=True)
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULTS.out,
+@click.option("-o", "--out", type=NamedPath(file_okay=False, path_type=Path), default=DEFAULTS.out,
               show_default=True, help="Folder for benchmark.json, benchmark.md and the PNG figures.")
-@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path), default=DEFAULTS.artifacts,
+@click.option("--artifacts", type=NamedPath(file_okay=False, path_type=Path), default=DEFAULTS.artifacts,
               show_default=True, help="Where artifact folders are found or exported to (<model>_x<scale>).")
 @click.option("--rebuild-artifacts", is_flag=True, help="Re-export even when an up-to-date artifact exists.")
-@click.option("--quality-folder", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+@click.option("--quality-folder", type=NamedPath(exists=True, file_okay=False, path_type=Path), default=None,
               help="HR images for the quality table (default: the held-out embedded images).")
 @click.option("--no-quality", is_flag=True, help="Skip the quality table.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")

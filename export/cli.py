@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from runtime.catalogue import OPENVINO_PRECISIONS, REDUCED_ONNX_PRECISIONS
-from runtime.cli_options import Verbosity, verbosity_options
+from runtime.cli_options import NamedPath, Verbosity, verbosity_options
 from runtime.errors import UserError, cli_errors, display, printable
 from runtime.manifest import Manifest
 from runtime.progress import status
@@ -67,8 +67,8 @@ def checkpoint_sources(arguments: tuple[str, ...]) -> list[Path]:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "out_root", default="artifacts", show_default=True, type=click.Path(file_okay=False),
+@click.argument("checkpoints", nargs=-1, type=NamedPath(dir_okay=False))
+@click.option("-o", "--out", "out_root", default="artifacts", show_default=True, type=NamedPath(file_okay=False),
               help="Folder that receives one artifact folder per checkpoint.")
 @click.option("--strategy", default=RECIPE.strategy, show_default=True, type=click.Choice(list(STRATEGY_CHOICES)),
               help="Lowering of the dynamic conv used for model.onnx; 'auto' times every lowering that "

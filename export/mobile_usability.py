@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import click
 import onnx
 
+from runtime.cli_options import NamedPath
 from runtime.errors import UserError, cli_errors
 from runtime.files import atomic_write_bytes
 
@@ -238,14 +239,15 @@ def read_report(json_path: str | pathlib.Path, text_path: str | pathlib.Path | N
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "prefix", default=None, metavar="PREFIX", help="Also write PREFIX.json and PREFIX.txt.")
+@click.argument("files", nargs=-1, required=True, type=NamedPath(dir_okay=False))
+@click.option("-o", "--out", "prefix", default=None, metavar="PREFIX", type=NamedPath(dir_okay=False),
+              help="Also write PREFIX.json and PREFIX.txt.")
 @cli_errors
 def main(files: tuple[str, ...], prefix: str | None) -> None:
     """Print the NNAPI / Core ML partitions of each ONNX FILE (``python -m export.mobile_usability``)."""
     report = usability_report(files)
     click.echo(report.table())
-    if prefix:
+    if prefix is not None:
         write_report(report, f"{prefix}.json", f"{prefix}.txt")
 
 

@@ -16,7 +16,7 @@ import click
 import numpy as np
 
 from .catalogue import canonical_precision, tolerance, with_openvino_hint
-from .cli_options import Verbosity, runner_options, verbosity_options
+from .cli_options import NamedPath, Verbosity, runner_options, verbosity_options
 from .cpu import describe_isa
 from .errors import BackendUnavailable, UserError, cli_errors, printable
 from .files import atomic_write_bytes, json_bytes
@@ -303,11 +303,11 @@ def write_report_json(path: Path, report: CheckReport) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("artifact_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("artifact_dir", type=NamedPath(file_okay=False, path_type=Path))
 @click.option("--variant", "variants", multiple=True, help="Check only this variant file (repeatable).")
 @click.option("--tile", type=click.IntRange(min=1), default=DEFAULT_CHECK_TILE, show_default=True,
               help="Tile size for the tiled-path check (smaller than the references, so they split).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_path", type=NamedPath(dir_okay=False, path_type=Path), default=None,
               help="Also write the report as JSON to this file.")
 @click.option("--tune", is_flag=True,
               help="Then time every variant that passed here (through the upscaler, 640x360) and store the fastest "

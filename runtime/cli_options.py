@@ -4,6 +4,7 @@
   :class:`Verbosity`, and library loggers follow it (WARNING by default, INFO with -v).
 - :func:`runner_options`: ``--backend --provider --strict/--no-strict --threads --precision``;
   the command receives the :class:`~runtime.runners.RunnerConfig` they describe.
+- :class:`NamedPath`: click.Path refusing an empty value (which would mean the current folder).
 - :func:`run_command`: a command whose optional extra is not installed answers with one line
   naming the extra instead of a ModuleNotFoundError traceback.
 
@@ -32,6 +33,16 @@ from .runners.base import MAX_THREADS
 
 F = TypeVar("F", bound=Callable[..., Any])
 PROJECT_PACKAGES = ("runtime", "train", "export", "benchmarks")
+
+
+class NamedPath(click.Path):
+    """click.Path that refuses an empty value: ``Path("")`` is the current folder, so ``-o ""`` (an unset
+    shell variable) would write there. Every path option and argument of the project uses it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"{value!r} is empty; name a file or folder (for the current folder, '.')", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 @dataclass(frozen=True)

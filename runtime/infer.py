@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .cli_options import Verbosity, runner_options, verbosity_options
+from .cli_options import NamedPath, Verbosity, runner_options, verbosity_options
 from .errors import BackendUnavailable, UserError, cli_errors, display, quiet_libraries
 from .files import remove_stale_temps
 from .images import check_savable, output_format, read_picture, save_picture
@@ -56,9 +56,9 @@ class _OwnInputs:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("engine", metavar="ARTIFACT_OR_ENGINE", type=click.Path(exists=True, path_type=Path))
+@click.argument("engine", metavar="ARTIFACT_OR_ENGINE", type=NamedPath(exists=True, path_type=Path))
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("upscaled"),
+@click.option("-o", "--output", "out_dir", type=NamedPath(file_okay=False, path_type=Path), default=Path("upscaled"),
               show_default=True, help="Folder for the results (created if missing).")
 @click.option("--format", "fmt", default="png", show_default=True, help="Output format: png, jpg, webp, tiff or bmp.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (refused by default).")

@@ -29,7 +29,9 @@ def expand_inputs(arguments: list[str]) -> tuple[list[InputFile], list[str]]:
     problems: list[str] = []
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
+        if not argument.strip():  # Path("") is the current folder: never what an empty argument meant
+            problems.append(f"{argument!r}: an empty argument is not a file, folder or pattern")
+        elif path.is_dir():
             images = find_images(path, INPUT_SUFFIXES)
             found += [InputFile(p, p.relative_to(path)) for p in images]
             if not images:

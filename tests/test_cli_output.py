@@ -116,3 +116,59 @@ def test_quiet_and_verbose_together_are_one_line_error(dy_artifact: Path) -> Non
     result = CliRunner().invoke(check_main, [str(dy_artifact), "-q", "-v"], catch_exceptions=False)
     assert result.exit_code == 2
     assert result.stderr.splitlines() == ["error: -q/--quiet and -v/--verbose exclude each other; got both"]
+
+
+def every_command() -> dict[str, click.Command]:
+    from benchmarks.isa_table import main as isa_table_main
+    from benchmarks.readme import main as readme_main
+    from benchmarks.report import main as report_main
+    from export.mobile_usability import main as usability_main
+
+    return {"runtime.infer": infer_main, "runtime.check": check_main, "runtime.bench": bench_main,
+            "export": export_main, "export.mobile_usability": usability_main, "benchmarks.run": benchmarks_main,
+            "benchmarks.report": report_main, "benchmarks.readme": readme_main, "benchmarks.isa_table": isa_table_main,
+            **{f"train {name}": command for name, command in train_main.commands.items()}}
+
+
+def test_every_path_parameter_refuses_an_empty_value() -> None:
+    """Path("") is the current folder: every path option and argument of every command is a NamedPath."""
+    from runtime.cli_options import NamedPath
+
+    paths = {f"{name} {param.name}": type(param.type).__name__ for name, command in every_command().items()
+             for param in command.params if isinstance(param.type, click.Path)}
+    assert len(paths) >= 20 and all(kind == NamedPath.__name__ for kind in paths.values()), paths
+
+
+@pytest.mark.parametrize("command, args, option", [
+    ("runtime.infer", ["ART", "IN.png", "-o", ""], "'-o' / '--output'"),
+    ("runtime.check", ["ART", "--json", ""], "'--json'"),
+    ("runtime.bench", ["ART", "-o", ""], "'-o' / '--output'"),
+    ("export", ["CKPT", "-o", ""], "'-o' / '--out'"),
+    ("train evaluate", ["CKPT", "-o", ""], "'-o' / '--out'"),
+    ("train fit", ["--config", ""], "'--config'"),
+    ("benchmarks.run", ["-o", ""], "'-o' / '--out'"),
+    ("benchmarks.report", ["-o", ""], "'-o' / '--out'"),
+    ("export.mobile_usability", ["IN.png", "-o", ""], "'-o' / '--out'"),
+])
+def test_an_empty_output_is_refused_not_the_current_folder(tmp_path, monkeypatch, command: str, args: list[str],
+                                                           option: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "IN.png").write_bytes(SAMPLE.read_bytes())
+    for name in ("ART", "CKPT"):
+        (tmp_path / name).mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(every_command()[command], args)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {option}: '' is empty; name a file or folder (for the current folder, '.')" \
+        in result.stderr, result.stderr
+    assert "Traceback" not in result.output and sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_an_empty_input_argument_is_not_the_current_folder(tmp_path, monkeypatch, dy_artifact) -> None:
+    """`runtime.infer ART ""` (an unset shell variable) used to upscale every image of the cwd."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "IN.png").write_bytes(SAMPLE.read_bytes())
+    result = CliRunner().invoke(infer_main, [str(dy_artifact), "", "-o", "out", "-q"])
+    assert result.exit_code == 1 and result.stderr.splitlines() == [
+        "error: '': an empty argument is not a file, folder or pattern"], result.stderr
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []

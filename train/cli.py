@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from runtime.cli_options import Verbosity, verbosity_options
+from runtime.cli_options import NamedPath, Verbosity, verbosity_options
 from runtime.errors import UserError, cli_errors
 
 from .checkpoint import checkpoint_paths
@@ -44,12 +44,12 @@ def models_command(size: int, scales: tuple[str, ...], include_tiny: bool, verbo
 @click.option("--profile", type=click.Choice(sorted(PROFILES)), default=None,
               help="Preset: 'quick' (minutes on a CPU), 'cpu' (the shipped weights' run), "
                    "'paper' (DyConvSR paper), 'srcnn' (dynamic-CNN paper recipe). Default: paper settings.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", "config_file", type=NamedPath(dir_okay=False), default=None,
               help="TOML file with TrainConfig keys; flags override it, it overrides the profile.")
 @click.option("--model", default=None, help="Registry name (see `python -m train models`). Default: dyconvsr.")
 @click.option("--scale", type=int, default=None, help="Upscaling factor: 2, 3 or 4. Default: 2.")
 @click.option("--train-scales", default=None, help="Comma-separated scales mixed in one stream (DCNN), e.g. 2,3,4.")
-@click.option("--data", multiple=True, type=click.Path(file_okay=False), help="HR image folder (repeatable).")
+@click.option("--data", multiple=True, type=NamedPath(file_okay=False), help="HR image folder (repeatable).")
 @click.option("--embedded/--no-embedded", default=None, help="Also train on the scikit-image photos (default on).")
 @click.option("--precrop", is_flag=True, default=None, help="Pre-crop 300x300 windows (step 150), cached on disk.")
 # Ranges are checked by TrainConfig (train/fit.py SETTINGS), the same for flags and TOML files.
@@ -61,7 +61,7 @@ def models_command(size: int, scales: tuple[str, ...], include_tiny: bool, verbo
 @click.option("--threads", type=int, default=None, help="torch threads, 0..256 (0 = default).")
 @click.option("--val-every", type=int, default=None, help="Validate every N steps (>= 1).")
 @click.option("--out", default=None, help="Run folder (last/best checkpoints, metrics.jsonl).")
-@click.option("--init-from", default=None, type=click.Path(dir_okay=False),
+@click.option("--init-from", default=None, type=NamedPath(dir_okay=False),
               help="Warm start from a checkpoint: every tensor with the same name and shape is copied "
                    "(e.g. weights/dyconvsr_x2 for an x3 run: all but the output convs). Ignored with --resume.")
 @click.option("--init-skip", multiple=True, default=None,
@@ -110,7 +110,7 @@ def promote_command(source: str, destination: str, verbosity: Verbosity) -> None
 
 
 @main.command("import-checkpoint")
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source", type=NamedPath(dir_okay=False))
 @click.argument("out")
 @click.option("--overwrite", is_flag=True, help="Replace OUT.safetensors / OUT.json if they exist.")
 @cli_errors

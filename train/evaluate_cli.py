@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from runtime.cli_options import Verbosity, verbosity_options
+from runtime.cli_options import NamedPath, Verbosity, verbosity_options
 from runtime.errors import UserError, cli_errors
 
 from .evaluate import embedded_benchmark, evaluate, evaluate_colour_spaces, load_benchmark, load_candidates
@@ -14,8 +14,8 @@ from .tables import TABLES, build_report
 
 
 @click.command("evaluate")
-@click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--data", "folders", multiple=True, type=click.Path(),
+@click.argument("checkpoints", nargs=-1, type=NamedPath(dir_okay=False))
+@click.option("--data", "folders", multiple=True, type=NamedPath(),
               help="Folder of HR images (searched recursively; repeatable). The folder name is the set's "
                    "name (set5 lines up with the paper's Set5). Default: the held-out scikit-image photos.")
 @click.option("--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]),
@@ -28,7 +28,7 @@ from .tables import TABLES, build_report
 @click.option("--embedded/--no-embedded", default=None,
               help="Also score the held-out scikit-image photos (default: only when no --data is given).")
 @click.option("--bicubic/--no-bicubic", default=True, show_default=True, help="Include the bicubic baseline row.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="reports/eval", show_default=True,
+@click.option("-o", "--out", "out_dir", type=NamedPath(file_okay=False), default="reports/eval", show_default=True,
               help="Folder for <table>.md and <table>.json.")
 @cli_errors
 @verbosity_options

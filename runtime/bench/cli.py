@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import Verbosity, threads_option, verbosity_options
+from ..cli_options import NamedPath, Verbosity, threads_option, verbosity_options
 from ..errors import UserError, cli_errors
 from ..manifest import read_manifest
 from ..runners import RunnerConfig, backend_for
@@ -107,7 +107,7 @@ def _memory_method() -> str:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("artifact_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("artifact_dir", type=NamedPath(file_okay=False, path_type=Path))
 @click.option("-r", "--resolution", "resolutions", multiple=True, default=("lr256", "720p"), show_default=True,
               help=f"Sizes to time (repeatable): {', '.join(NAMED)} (per the artifact's scale) or WxH (LR input).")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(DEVICE_BACKENDS),
@@ -123,14 +123,14 @@ def _memory_method() -> str:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per call.")
 @click.option("--no-check", is_flag=True, help="Skip the parity check against the stored PyTorch references.")
 @click.option("--machine-name", default=None, help="Name of this machine in merged reports (default: host name).")
-@click.option("--quality", "quality_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--quality", "quality_dir", type=NamedPath(file_okay=False, path_type=Path), default=None,
               help="Folder of HR images: also score every measured engine on them (LR by MATLAB bicubic at the "
                    "artifact's scale, whole images, Y-channel PSNR/SSIM with border = scale, beside bicubic).")
 @click.option("--video", "video_frames", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also measure video throughput on a clip of this many frames (needs the video extra): fps "
                    "end to end (decode, engine and H.264 encode overlapping) and of the engine alone, every "
                    "variant, at 720p and 1080p output; 0 = no video rows.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=NamedPath(dir_okay=False, path_type=Path), default=None,
               help="JSON report path (default: bench-<machine>.json in the current folder).")
 @cli_errors
 @verbosity_options
