@@ -5,6 +5,7 @@ import contextlib
 import functools
 import io
 import os
+import re
 import signal
 import sys
 import threading
@@ -118,8 +119,18 @@ def cli_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+# OpenVINO's C++ messages open with where they were raised ("Exception from src/inference/src/cpp/core.cpp:84:",
+# "Check 'res.status == pugi::status_ok' failed at src/frontends/ir/src/input_model.cpp:219:"), the reason after.
+_SOURCE_LOCATION = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)\s*")
+
+
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, for one-line errors (libraries' messages often run
-    over many lines); the exception's type name when its message is empty."""
-    text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
+    """The first line of an exception's message that says something, for one-line errors (libraries'
+    messages often run over many lines and open with a C++ source location); the exception's type name
+    when its message says nothing."""
+    for line in str(exc).splitlines():
+        while (bare := _SOURCE_LOCATION.sub("", line.strip(), count=1)) != line.strip():
+            line = bare
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__

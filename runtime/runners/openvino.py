@@ -11,6 +11,7 @@ import numpy as np
 from .. import cpu
 from ..catalogue import OPENVINO_HINTS, canonical_precision
 from ..errors import BackendUnavailable, UserError, first_line
+from ..native_output import library_output_hidden
 from .base import Runner, RunnerConfig, TensorInfo
 
 
@@ -50,15 +51,24 @@ class OpenVinoRunner(Runner):
                 raise UserError(f"OpenVINO precision must be one of {', '.join(allowed)}; "
                                 f"got {self.config.precision!r}")
             properties["INFERENCE_PRECISION_HINT"] = wanted
+        failure = None
+        # Reading a file that is no IR tries every frontend; the TensorFlow one writes absl lines to fd 2.
+        # They are hidden (shown with -v) and the reason is the one line below, not a replay of them.
+        with library_output_hidden():
+            try:
+                model = core.read_model(self.path)
+            except RuntimeError as exc:
+                failure = exc
+        if failure is not None:
+            raise UserError(f"{self.path}: OpenVINO cannot read it ({first_line(failure)})")
+        if self.device == "CPU" and (wanted or _stored_hint(model)) == "bf16" and not cpu.at_least(
+                cpu.onednn_isa(), cpu.BF16_LEVEL):
+            # oneDNN cannot build bf16 kernels below AVX512-BF16 (compiling fails outright under the cap);
+            # --precision f32 runs the bf16 IR's graph in f32 instead.
+            raise BackendUnavailable(
+                f"bf16 needs AVX512-BF16 or AMX; this CPU runs oneDNN at {cpu.onednn_isa() or 'below AVX2'}"
+                f"{' (' + cpu.CAP_VARIABLE + ')' if cpu.onednn_cap() else ''}: no bf16 here")
         try:
-            model = core.read_model(self.path)
-            if self.device == "CPU" and (wanted or _stored_hint(model)) == "bf16" and not cpu.at_least(
-                    cpu.onednn_isa(), cpu.BF16_LEVEL):
-                # oneDNN cannot build bf16 kernels below AVX512-BF16 (compiling fails outright under the cap);
-                # --precision f32 runs the bf16 IR's graph in f32 instead.
-                raise BackendUnavailable(
-                    f"bf16 needs AVX512-BF16 or AMX; this CPU runs oneDNN at {cpu.onednn_isa() or 'below AVX2'}"
-                    f"{' (' + cpu.CAP_VARIABLE + ')' if cpu.onednn_cap() else ''}: no bf16 here")
             self.compiled = core.compile_model(model, self.device, properties)
         except RuntimeError as exc:
             raise UserError(f"{self.path}: OpenVINO cannot compile it for {self.device} "
