@@ -172,3 +172,17 @@ def test_an_empty_input_argument_is_not_the_current_folder(tmp_path, monkeypatch
     assert result.exit_code == 1 and result.stderr.splitlines() == [
         "error: '': an empty argument is not a file, folder or pattern"], result.stderr
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_quiet_is_silent_on_every_backend_at_the_file_descriptor_level(litert_artifact: Path, tmp_path: Path) -> None:
+    """Real processes, so what C++ writes straight to fd 1/2 (ONNX Runtime's coloured warnings, LiteRT's
+    'INFO: Created TensorFlow Lite XNNPACK delegate', OpenVINO) would show: with -q nothing does."""
+    from runtime.manifest import read_manifest
+
+    variants = [v.file for v in read_manifest(litert_artifact).variants]
+    assert {".onnx", ".xml", ".tflite"} <= {Path(v).suffix for v in variants}, variants
+    for variant in variants:
+        done = python("-m", "runtime.infer", str(litert_artifact), str(SAMPLE), "-o", "out", "--variant", variant, "-q",
+                      "--overwrite", cwd=tmp_path)
+        assert done.returncode == 0 and (done.stdout, done.stderr) == ("", ""), (variant, done.stdout, done.stderr)
+        assert (tmp_path / "out" / "astronaut_crop_x2.png").is_file()
