@@ -5,6 +5,7 @@ the manifest is written, so an interrupted export never leaves a folder that loo
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -22,6 +23,7 @@ from torch import nn
 from runtime import catalogue
 from runtime.bench.machine import library_versions
 from runtime.catalogue import LITERT_PRECISIONS, OPENVINO_PRECISIONS, REDUCED_ONNX_PRECISIONS, TENSORRT_PRECISIONS
+from runtime.errors import STORAGE_ERRNOS, UserError, writing
 from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, Variant, hash_files
 from train.checkpoint import Checkpoint, checkpoint_label, load_checkpoint
 from train.models import dynamic_convs, model_config, model_traits
@@ -135,16 +137,35 @@ def export_artifact(
     options = options or ExportOptions()
     checkpoint = resolve_source(source)
     target = Path(out_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+    with writing(target, "artifact"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
         manifest = _build(checkpoint, staging, options, progress)
         os.chmod(staging, 0o755)  # mkdtemp makes it owner-only
         _replace_folder(staging, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        full = isinstance(exc, Exception) and _storage_full(target.parent)
+        for folder in made:  # the output folders this export created, if nothing else went in
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if full or (isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS):
+            # Libraries report a full disk in their own words (torch, OpenVINO, converters): said once, plainly.
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "No space left on device"
+            raise UserError(f"cannot write the artifact {target}: {reason}; the previous artifact there, "
+                            "if any, is untouched") from None
         raise
     return manifest
+
+
+def _storage_full(folder: Path, margin: int = 1 << 20) -> bool:
+    """Whether the file system holding ``folder`` has (nearly) no room left."""
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def _replace_folder(staging: Path, target: Path) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from .catalogue import canonical_precision, tolerance, with_openvino_hint
 from .cli_options import NamedPath, Verbosity, runner_options, verbosity_options
 from .cpu import describe_isa
-from .errors import BackendUnavailable, UserError, cli_errors, printable
+from .errors import BackendUnavailable, UserError, cli_errors, printable, writing
 from .files import atomic_write_bytes, json_bytes
 from .manifest import Manifest, Reference, Variant, artifact_file, read_manifest, verify_files
 from .parity import compare, merge, run_in_chunks, tolerance_for
@@ -295,11 +295,8 @@ def check_artifact(folder: str | Path, config: RunnerConfig = RunnerConfig(), ti
 def write_report_json(path: Path, report: CheckReport) -> None:
     """``report`` as JSON at ``path``: atomically for a file, written through for a device or pipe
     (never renamed onto ``/dev/stdout``); a failing write (a full disk) is a UserError."""
-    data = json_bytes(asdict(report), default=str)
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as exc:
-        raise UserError(f"cannot write the JSON report to {path}: {exc.strerror or exc}") from None
+    with writing(path, "JSON report"):
+        atomic_write_bytes(path, json_bytes(asdict(report), default=str))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

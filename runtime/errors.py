@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import os
@@ -109,6 +110,13 @@ def cli_errors(func: F) -> F:
         except (UserError, FileNotFoundError) as exc:
             print(f"error: {printable(str(exc))}", file=sys.stderr)
             raise SystemExit(2) from None
+        except OSError as exc:
+            if exc.errno not in STORAGE_ERRNOS:  # a bug or a library fault: its traceback is the report
+                raise
+            # A writer not wrapped in writing(): still one line (the temp files are removed by atomic_path).
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"error: {printable(where)}cannot write: {exc.strerror}", file=sys.stderr)
+            raise SystemExit(2) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise SystemExit(130) from None
@@ -122,6 +130,22 @@ def cli_errors(func: F) -> F:
 # OpenVINO's C++ messages open with where they were raised ("Exception from src/inference/src/cpp/core.cpp:84:",
 # "Check 'res.status == pugi::status_ok' failed at src/frontends/ir/src/input_model.cpp:219:"), the reason after.
 _SOURCE_LOCATION = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)\s*")
+
+
+# What the storage, not the program, refuses: a full disk or quota, a read-only file system, a file-size limit.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Turn an OSError inside the block (a full disk, a read-only folder, no permission) into the
+    one line ``cannot write the WHAT PATH: REASON``, for every command that writes a named output."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, IsADirectoryError | PermissionError | NotADirectoryError) or exc.errno in STORAGE_ERRNOS:
+            raise UserError(f"cannot write the {what} {path}: {exc.strerror or exc}") from None
+        raise
 
 
 def first_line(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from .cli_options import NamedPath, Verbosity, runner_options, verbosity_options
-from .errors import BackendUnavailable, UserError, cli_errors, display, quiet_libraries
+from .errors import BackendUnavailable, UserError, cli_errors, display, quiet_libraries, writing
 from .files import remove_stale_temps
 from .images import check_savable, output_format, read_picture, save_picture
 from .inputs import InputFile, expand_inputs, output_path
@@ -207,7 +207,8 @@ class _Batch:
         check_savable(picture, self.pil_format)
         upscaled = self.upscaler.upscale_picture(picture)
         try:
-            save_picture(upscaled, target, self.pil_format, replace=self.overwrite)
+            with writing(display(target), "output"):
+                save_picture(upscaled, target, self.pil_format, replace=self.overwrite)
         except FileExistsError:
             raise UserError(f"{display(target)} exists: another process wrote it meanwhile, and it is kept; "
                             "pass --overwrite to replace it") from None

@@ -412,7 +412,7 @@ BROKEN = {
     "reference missing": Broken(_break_reference("input_2.npy", "missing"), 0, 1, r"^missing$",
                                 ("reference/input_2.npy",)),
     "check --json on a full disk": Broken(None, 0, 2,
-                                          r"^error: cannot write the JSON report to /dev/full: "
+                                          r"^error: cannot write the JSON report /dev/full: "
                                           r"No space left on device$",
                                           check_args=("--json", "/dev/full")),
 }

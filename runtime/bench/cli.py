@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..cli_options import NamedPath, Verbosity, threads_option, verbosity_options
-from ..errors import UserError, cli_errors
+from ..errors import UserError, cli_errors, writing
 from ..manifest import read_manifest
 from ..runners import RunnerConfig, backend_for
 from .engines import EngineInfo, artifact_engines, check_engine_labels
@@ -152,7 +152,9 @@ def main(artifact_dir: Path, resolutions: tuple[str, ...], backends: tuple[str, 
     RunnerConfig(threads=threads)
     report = bench_artifact(artifact_dir, list(resolutions), threads, Protocol(rounds, warmup), set(backends),
                             batch, not no_check, machine_name, verbosity.quiet, quality_dir, video_frames)
-    path = report.write(output or Path(f"bench-{report.machine.name}.json"))
+    path = output or Path(f"bench-{report.machine.name}.json")
+    with writing(path, "benchmark report"):
+        report.write(path)
     verbosity.echo(summary(report))
     verbosity.echo(f"wrote {path}")
     failed = [c for c in report.checks if c.get("status") == "FAIL"]
