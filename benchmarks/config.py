@@ -5,15 +5,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.backends import BENCH_BACKENDS
 from runtime.bench.protocol import Protocol
 from runtime.errors import UserError
 
 from .models import DEFAULT_MODELS
 
 # What a benchmark run can measure (not runtime.runners.BACKENDS, the engines a runner can load).
-MEASURED_BACKENDS = ("pytorch", "torch.compile", "onnxruntime", "openvino", "litert", "gpu", "bicubic")
+# The artifact's engines run through runtime.bench (runtime.backends.BENCH_BACKENDS); the others in PyTorch/Pillow.
+ARTIFACT_BACKENDS = set(BENCH_BACKENDS)
+MEASURED_BACKENDS = ("pytorch", "torch.compile", *BENCH_BACKENDS, "bicubic")
 DEFAULT_BACKENDS = MEASURED_BACKENDS
-ARTIFACT_BACKENDS = {"onnxruntime", "openvino", "litert", "gpu"}  # litert: the .tflite files (runtime.bench)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from runtime import cpu
+from runtime.backends import for_kind
 from runtime.cli_options import NamedPath
 from runtime.errors import cli_errors
 from runtime.manifest import read_manifest
@@ -57,7 +58,7 @@ def rows_of(folder: Path, timing: bool = True) -> list[tuple[str, ...]]:
         proof = variant.notes.get("isa_proof")
         if variant.precision != "int8" or not isinstance(proof, dict):
             continue
-        backend = {"openvino": "openvino", "litert": "litert"}.get(variant.kind, "onnxruntime")
+        backend = for_kind(variant.kind).name
         shape = variant.fixed_input_shape or SHAPE
         quantisation = variant.notes.get("quantisation")
         recipe = (quantisation if isinstance(quantisation, dict) else variant.notes).get("weight_recipe", "-")

@@ -10,6 +10,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.backends import TITLES
 from runtime.bench.schema import Report, Row
 
 from .markdown import busy, provenance
@@ -18,9 +19,8 @@ from .published import SOURCE, TABLE1_X2
 DPI = 100
 PUBLISHED_SET = "Set5"
 # Small multiples: one panel per model and backend family, so no panel holds more than a handful of lines.
-FAMILIES = {"pytorch": "PyTorch", "torch.compile": "PyTorch", "onnxruntime": "ONNX Runtime",
-            "onnxruntime-cuda": "ONNX Runtime", "onnxruntime-tensorrt": "ONNX Runtime", "openvino": "OpenVINO",
-            "tensorrt": "TensorRT", "litert": "LiteRT", "pillow": "bicubic"}
+FAMILIES = {**TITLES, "pytorch": "PyTorch", "torch.compile": "PyTorch", "onnxruntime-cuda": TITLES["onnxruntime"],
+            "onnxruntime-tensorrt": TITLES["onnxruntime"], "pillow": "bicubic"}
 BASELINE = "pillow"
 FAMILY_MARKERS = {"PyTorch": "o", "ONNX Runtime": "s", "OpenVINO": "D", "TensorRT": "^", "bicubic": "v"}
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from runtime import catalogue
 from runtime.bench.schema import QualityRow, Report, Row
 from runtime.bench.timing import paired_ratio
+from runtime.parity import within
 
 MODEL, TWIN, SCALE, RESOLUTION = "dyconvsr", "dyconvsr_static", 2, "720p"
 MAX_PSNR_LOSS_DB = 0.1
@@ -39,11 +40,12 @@ def _ratio(slow: Row, fast: Row) -> float:
 
 
 def parity_ok(row: Row) -> bool:
-    """The row against the PyTorch reference row within runtime.catalogue's tolerance for its precision."""
+    """The row against the PyTorch reference row, judged as runtime.check judges: by runtime.parity.within
+    against the tolerance the row records (its variant's), else the catalogue's for its precision."""
     if row.label == row.reference or row.backend == "pillow":
         return True
-    return catalogue.passes(catalogue.canonical_precision(row.precision), row.parity_max_abs_diff,
-                            row.parity_psnr_db)
+    rule = row.tolerance or catalogue.tolerance(catalogue.canonical_precision(row.precision))
+    return within(rule, row.parity_max_abs_diff, row.parity_psnr_db)
 
 
 def _precision_setting(row: Row, rows: list[Row]) -> bool:

@@ -187,7 +187,7 @@ def print_summary(folder: Path, manifest: Manifest) -> None:
     click.echo(f"  {'file':<{width}}{'strategy':<18}{'prec':<6}{'batch':<7}{'size':>10}  {'max|diff|':>10}  "
                f"{'PSNR':>8}  ok")
     for v in manifest.variants:
-        files = [folder / v.file, *([(folder / v.file).with_suffix(".bin")] if v.kind == "openvino" else [])]
+        files = [folder / rel for rel in v.engine_files()]
         size = sum(f.stat().st_size for f in files)
         p = v.parity
         batch = "N" if v.dynamic_batch else str(v.batch)

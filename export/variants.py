@@ -15,9 +15,11 @@ import torch
 from torch import nn
 
 from runtime import catalogue, isa_proof
+from runtime.backends import openvino_weights
 from runtime.errors import BackendUnavailable, first_line
 from runtime.manifest import Parity, Variant
-from runtime.runners import PlanOrigin, RunnerConfig
+from runtime.runners import RunnerConfig
+from runtime.runners.tensorrt import PlanOrigin
 
 from .lowering import get_strategy, is_dynamic, lower
 from .onnx_export import TRACE_HW, GraphSpec, export_onnx, opset_of
@@ -224,7 +226,7 @@ def openvino_variants(
                 converted = to_openvino_int8(folder / base.file, target, keep_float, recipe)
             else:
                 converted = to_openvino_fp32(folder / base.file, target, precision)
-            notes = {**base.notes, **converted, "weights_file": catalogue.weights_file(path.name)}
+            notes = {**base.notes, **converted, "weights_file": openvino_weights(path.name)}
             try:
                 parity = engine_parity(target, inputs, outputs, tolerance, base.batch, config)
             except BackendUnavailable as exc:  # strict: this CPU has no bf16, so the variant cannot be proven here
@@ -253,7 +255,7 @@ def openvino_variants(
                 _remove_ir(other)
         if target != path:
             os.replace(target, path)
-            os.replace(folder / catalogue.weights_file(target.name), folder / catalogue.weights_file(path.name))
+            os.replace(folder / openvino_weights(target.name), folder / openvino_weights(path.name))
         if precision == "int8":
             notes["recipes_tried"] = {**rejected, **{c[1]: f"passes; worst level {c[0]:.1f} dB" for c in candidates}}
         variants.append(Variant(
@@ -272,5 +274,5 @@ def worst_psnr(proof: dict) -> float:
 
 
 def _remove_ir(xml: Path) -> None:
-    for file in (xml, xml.with_name(catalogue.weights_file(xml.name))):
+    for file in (xml, xml.with_name(openvino_weights(xml.name))):
         file.unlink(missing_ok=True)

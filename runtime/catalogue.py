@@ -35,6 +35,8 @@ LITERT_PRECISIONS = ("fp32", "fp16", "int8")  # model.mobile.<H>x<W>[.fp16|.int8
 
 FP32_MAX_ABS_DIFF = 1e-4
 MIN_PSNR_DB = {"fp16": 50.0, "int8": 40.0, "bf16": 40.0}
+# Tiled vs whole through tiling graphs computed in bf16/f16 (OpenVINO told so): rounding, not seams.
+REDUCED_SEAM_MAX_ABS_DIFF = 1e-2
 
 # A precision (as the manifest spells it) -> OpenVINO's INFERENCE_PRECISION_HINT value.
 OPENVINO_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
@@ -110,13 +112,14 @@ def tolerance(precision: str) -> dict[str, float]:
     return {"min_psnr_db": MIN_PSNR_DB[precision]}
 
 
-def passes(precision: str, max_abs_diff: float | None, psnr_db: float | None) -> bool:
-    """:func:`tolerance` applied to measured figures; a missing figure fails an fp32 check, and a missing
-    PSNR (identical outputs, written as null in JSON) passes a reduced-precision one."""
-    rule = tolerance(precision)
-    if "max_abs_diff" in rule:
-        return max_abs_diff is not None and max_abs_diff <= rule["max_abs_diff"]
-    return psnr_db is None or psnr_db >= rule["min_psnr_db"]
+def seam_tolerance(computed_in: str | None) -> float:
+    """Largest |tiled - whole| the seam probe allows for tiling graphs computed in ``computed_in`` (None: fp32)."""
+    return FP32_MAX_ABS_DIFF if computed_in in (None, "fp32") else REDUCED_SEAM_MAX_ABS_DIFF
+
+
+def hinted_precision(config: RunnerConfig) -> str | None:
+    """The precision OpenVINO is told by ``config`` (as the catalogue spells it); None on other backends."""
+    return canonical_precision(config.precision) if config.backend == "openvino" and config.precision else None
 
 
 def canonical_precision(name: str) -> str:
@@ -178,11 +181,6 @@ def plan_file(precision: str) -> str:
 
 def openvino_file(precision: str) -> str:
     return f"{STEM}.openvino.xml" if precision == "fp32" else f"{STEM}.openvino.{precision}.xml"
-
-
-def weights_file(xml: str) -> str:
-    """The weights file beside an OpenVINO IR."""
-    return xml.removesuffix(".xml") + ".bin"
 
 
 def litert_file(height: int, width: int, precision: str = "fp32") -> str:

@@ -15,14 +15,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .catalogue import canonical_precision, tolerance, with_openvino_hint
+from .catalogue import hinted_precision, tolerance, with_openvino_hint
 from .cli_options import NamedPath, Verbosity, runner_options, verbosity_options
 from .cpu import describe_isa
 from .errors import BackendUnavailable, UserError, cli_errors, printable, writing
 from .files import atomic_write_bytes, json_bytes
 from .manifest import Manifest, Reference, Variant, artifact_file, read_manifest, verify_files
 from .parity import compare, merge, run_in_chunks, tolerance_for
-from .runners import Runner, RunnerConfig, backend_for, make_runner
+from .runners import RunnerConfig, backend_for, make_runner
 from .runners.tensorrt import PlanOrigin
 from .upscaler import Upscaler
 
@@ -161,15 +161,6 @@ def is_required(manifest: Manifest, variant: Variant) -> bool:
     return variant.file == manifest.default_variant
 
 
-def _computed_in(backend: str, config: RunnerConfig, runner: Runner | None = None) -> str | None:
-    """The precision OpenVINO computes in (what the loaded runner reports, else the hint asked), as the
-    catalogue spells it; None on other backends, which compute in the file's precision."""
-    if backend != "openvino":
-        return None
-    hint = getattr(runner, "precision", None) or config.precision
-    return canonical_precision(hint) if hint else None
-
-
 def check_variant(folder: Path, manifest: Manifest, variant: Variant, config: RunnerConfig,
                   pairs: list[tuple[np.ndarray, np.ndarray]]) -> CheckRow:
     config = _variant_config(variant, config)
@@ -178,7 +169,7 @@ def check_variant(folder: Path, manifest: Manifest, variant: Variant, config: Ru
             artifact_file(folder, rel)
         runner = make_runner(folder / variant.file, config, PlanOrigin.from_notes(variant.notes))
         with runner:
-            judged = tolerance_for(variant, _computed_in(backend_for(variant.file, config), config, runner))
+            judged = tolerance_for(variant, runner.computed_in)
             results, skipped = [], []
             fixed = runner.inputs[0].shape[-2:]
             chunk = variant.batch or runner.inputs[0].shape[0]
@@ -216,7 +207,7 @@ def check_tiled(folder: Path, manifest: Manifest, config: RunnerConfig, tile: in
     assert manifest.tiling is not None
     name = f"tiled ({manifest.tiling.main}, tile {tile})"
     config = with_openvino_hint(config, "fp32", config.backend)  # the tiling graphs are fp32
-    judged = tolerance(_computed_in(config.backend, config) or "fp32")
+    judged = tolerance(hinted_precision(config) or "fp32")
     try:
         with Upscaler(folder, config=config, tile=tile) as upscaler:
             results = []

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .backends import auto_help
 from .errors import UserError, printable
 from .progress import status
 from .runners import BACKENDS, RunnerConfig
@@ -134,9 +135,7 @@ def threads_option(default: int = 0) -> Callable[[F], F]:
 
 
 RUNNER_OPTIONS = (
-    click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-                 help="auto: .plan -> TensorRT, .onnx/.ort -> ONNX Runtime, .xml (OpenVINO IR) -> OpenVINO; "
-                      "onnxruntime or openvino run the ONNX engines there (openvino needs its optional extra)."),
+    click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=auto_help()),
     click.option("--provider", default="auto", show_default=True,
                  help="ONNX Runtime execution providers in priority order, e.g. 'tensorrt,cuda,cpu', "
                       "or an OpenVINO device (CPU, GPU, NPU)."),

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalogue import recorded_source, weights_file
+from .backends import companion_files
+from .catalogue import recorded_source
 from .errors import UserError
 from .files import atomic_write_bytes, json_bytes, read_json_document, sha256_file
 from .manifest_rules import (
@@ -111,10 +112,8 @@ class Variant:
     tiling: Tiling | None = None
 
     def engine_files(self) -> list[str]:
-        """The files running this variant reads: the engine, and for OpenVINO IR its weights."""
-        if self.kind == "openvino" or self.file.endswith(".xml"):
-            return [self.file, weights_file(self.file)]
-        return [self.file]
+        """The files running this variant reads: the engine and its companions (an OpenVINO IR's weights)."""
+        return companion_files(self.file)
 
 
 @dataclass

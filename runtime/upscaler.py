@@ -16,7 +16,7 @@ from types import TracebackType
 import numpy as np
 from PIL import Image
 
-from .catalogue import FP32_MAX_ABS_DIFF, canonical_precision, with_openvino_hint
+from .catalogue import hinted_precision, seam_tolerance, with_openvino_hint
 from .engine_choice import resolve_engine
 from .errors import UserError
 from .fixed_tiling import edge_region, run_fixed_tiles
@@ -39,8 +39,6 @@ from .tiling import (
 
 # LR pixels per tile side. About 200 MB of activations for DyConvSR x2 at 512; 0 disables tiling.
 DEFAULT_TILE = 512
-# Tiled vs whole through tiling graphs that OpenVINO runs in bf16/f16: rounding, not seams.
-REDUCED_SEAM_TOLERANCE = 1e-2
 
 
 class Upscaler:
@@ -293,5 +291,4 @@ class Upscaler:
         return self._tiling_runners
 
     def _seam_tolerance(self, main: Runner) -> float:
-        precision = getattr(main, "precision", None) or self.config.precision or "f32"
-        return FP32_MAX_ABS_DIFF if canonical_precision(precision) == "fp32" else REDUCED_SEAM_TOLERANCE
+        return seam_tolerance(main.computed_in or hinted_precision(self.config))

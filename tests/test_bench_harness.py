@@ -26,7 +26,7 @@ REPORT_KEYS = {"tool", "machine", "versions", "settings", "memory_method", "matm
 ROW_KEYS = {"group", "model", "scale", "resolution", "input_hw", "output_hw", "batch", "label", "backend", "variant",
             "precision", "strategy", "device", "threads", "status", "engine", "timing", "throughput_mp_s", "memory",
             "params", "macs", "flops", "gflops_per_s", "peak_fraction", "reference", "speedup_paired",
-            "speedup_of_medians", "parity_psnr_db", "parity_max_abs_diff", "notes"}
+            "speedup_of_medians", "parity_psnr_db", "parity_max_abs_diff", "tolerance", "notes"}
 TIMING_KEYS = {"samples_ms", "warmup", "first_run_ms", "median_ms", "p90_ms", "p95_ms", "min_ms", "mean_ms", "runs"}
 QUALITY_KEYS = {"model", "scale", "label", "backend", "variant", "precision", "dataset", "images", "psnr_y", "ssim_y",
                 "psnr_rgb", "params", "psnr_vs_reference_db", "per_image"}

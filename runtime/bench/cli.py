@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ..backends import BENCH_BACKENDS
 from ..cli_options import NamedPath, Verbosity, threads_option, verbosity_options
 from ..errors import UserError, cli_errors, writing
 from ..manifest import read_manifest
@@ -24,7 +25,7 @@ from .resolutions import NAMED, parse_resolution
 from .rows import GroupInfo, bench_input, build_rows
 from .schema import Report
 
-DEVICE_BACKENDS = ("onnxruntime", "openvino", "litert", "gpu")
+DEVICE_BACKENDS = BENCH_BACKENDS
 
 
 def bench_artifact(

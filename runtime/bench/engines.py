@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import catalogue
+from ..backends import BY_NAME
 from ..errors import UserError
 from ..manifest import Manifest, Variant, artifact_file
 from ..parity import run_in_chunks
@@ -115,18 +116,6 @@ class RunnerEngine(Engine):
         return self.runner.description if self.runner else self.info.backend
 
 
-def openvino_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("openvino") is not None
-
-
-def litert_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("ai_edge_litert") is not None
-
-
 def onnxruntime_providers() -> list[str]:
     import onnxruntime
 
@@ -166,11 +155,12 @@ def artifact_engines(
             engines += _openvino_engines(base, path, variant, threads, (catalogue.openvino_hint(variant.precision),))
         if variant.kind == "litert" and "litert" in backends:
             info = replace(base, label=f"litert {variant.file}", backend="litert")
-            if litert_available():
+            missing = BY_NAME["litert"].missing()
+            if missing is None:
                 config = RunnerConfig(backend="litert", threads=threads)
                 engines.append(RunnerEngine(info, path, config, variant))
             else:
-                engines.append(NotMeasured(info, "ai-edge-litert not installed (the litert-runtime extra)"))
+                engines.append(NotMeasured(info, f"not measured: {missing}"))
         if variant.kind == "tensorrt" and "gpu" in backends:
             info = replace(base, label=f"tensorrt {variant.file}", backend="tensorrt", device="gpu")
             engines.append(_gpu_engine(info, path, RunnerConfig(backend="tensorrt"), variant))
@@ -193,8 +183,9 @@ def _openvino_engines(base: EngineInfo, path: Path, variant: Variant, threads: i
         name = variant.precision if precision is None or variant.precision == "int8" else precision
         info = replace(base, label=f"openvino {name} {variant.file}", backend="openvino",
                        precision=variant.precision if precision in (None, "f32") else name)
-        if not openvino_available():
-            out.append(NotMeasured(info, "not measured: openvino not installed (pip install '.[openvino]')"))
+        missing = BY_NAME["openvino"].missing()
+        if missing is not None:
+            out.append(NotMeasured(info, f"not measured: {missing}"))
             continue
         config = RunnerConfig(backend="openvino", provider="CPU", threads=threads, strict=True, precision=precision)
         out.append(RunnerEngine(info, path, config, variant))

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..parity import compare
+from ..catalogue import canonical_precision
+from ..parity import compare, tolerance_for
 from ..quality import MATLAB_BICUBIC, SetQuality
 from .engines import EngineInfo
 from .machine import MatmulPeak
@@ -74,6 +75,9 @@ def build_rows(
             parity = compare(outcome.output, reference.output, {})
             # Infinite where they are (identical outputs: PSNR inf); Report.write writes them as null.
             row.parity_psnr_db, row.parity_max_abs_diff = parity.psnr_db, parity.max_abs_diff
+            variant = getattr(outcome.engine, "variant", None)
+            if variant is not None:
+                row.tolerance = tolerance_for(variant, canonical_precision(info.precision))
         derive_figures(row, peaks)
         rows.append(row)
     ref_row = next((r for r in rows if r.label == reference_label and r.status == MEASURED), None)

@@ -21,8 +21,8 @@ from .memory import MemoryUse
 from .timing import Timing, paired_ratio
 
 SCHEMA = "dyconvsr-toolchain/benchmark"
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, SCHEMA_VERSION)
+SCHEMA_VERSION = 3  # 3: rows record the tolerance their parity is judged against
+READABLE_VERSIONS = (1, 2, SCHEMA_VERSION)
 MEASURED = "measured"
 NOT_MEASURED = "not measured"
 FAILED = "failed"
@@ -61,6 +61,9 @@ class Row:
     speedup_of_medians: float | None = None  # reference median / this median
     parity_psnr_db: float | None = None  # output vs the reference output on the same input
     parity_max_abs_diff: float | None = None
+    # What that parity is judged against (runtime.parity.tolerance_for of the row's variant, in the precision it
+    # computes in); None for rows without a variant (PyTorch, bicubic): the catalogue's for their precision.
+    tolerance: dict[str, float] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property

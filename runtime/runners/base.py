@@ -17,9 +17,10 @@ from types import TracebackType
 
 import numpy as np
 
+from ..backends import RUNNABLE
 from ..errors import UserError
 
-BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt", "litert")
+BACKENDS = ("auto", *(backend.name for backend in RUNNABLE))  # the --backend choices
 # More intra-op threads than this only slow a run down, and a typo (30000) would spawn threads
 # until the machine stalls; every CLI's --threads goes through RunnerConfig, so this is the bound.
 MAX_THREADS = 4 * (os.cpu_count() or 1)
@@ -125,6 +126,12 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def description(self) -> str:
         """Where the engine actually runs, e.g. ``onnxruntime CPUExecutionProvider, 2 threads``."""
+
+    @property
+    def computed_in(self) -> str | None:
+        """The precision the engine computes in when that is not the file's own (OpenVINO told bf16 on an fp32
+        graph), as runtime.catalogue spells it; None when it computes in the file's precision."""
+        return None
 
     # ---- the interface ------------------------------------------------------------------
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backends import BY_NAME
 from ..errors import BackendUnavailable, UserError, first_line
 from ..native_output import library_output_hidden
 from .base import Runner, RunnerConfig, TensorInfo
@@ -23,9 +24,7 @@ def import_litert():  # returns ai_edge_litert.interpreter (its type is only kno
     try:
         from ai_edge_litert import interpreter
     except ImportError:
-        raise BackendUnavailable(
-            "the LiteRT backend needs the optional extra: pip install 'dyconvsr-toolchain[litert-runtime]'"
-        ) from None
+        raise BackendUnavailable(BY_NAME["litert"].install_hint()) from None
     return interpreter
 
 

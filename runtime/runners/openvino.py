@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import cpu
+from ..backends import BY_NAME
 from ..catalogue import OPENVINO_HINTS, canonical_precision
 from ..errors import BackendUnavailable, UserError, first_line
 from ..native_output import library_output_hidden
@@ -19,9 +20,7 @@ def import_openvino():  # returns the openvino module (its type is only known on
     try:
         import openvino
     except ImportError:
-        raise BackendUnavailable(
-            "the OpenVINO backend needs the optional extra: pip install 'dyconvsr-toolchain[openvino]'"
-        ) from None
+        raise BackendUnavailable(BY_NAME["openvino"].install_hint()) from None
     return openvino
 
 
@@ -95,6 +94,12 @@ class OpenVinoRunner(Runner):
         results = self.request.infer(feeds)
         # Copies: the request reuses its output buffers on the next call.
         return [np.array(results[port]) for port in self.compiled.outputs]
+
+    @property
+    def computed_in(self) -> str | None:
+        """What the compiled model reports (f32, bf16, f16), else the hint asked, as the catalogue spells it."""
+        hint = self.precision or self.config.precision
+        return canonical_precision(hint) if hint else None
 
     @property
     def description(self) -> str:
