@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import UserError, display
+from ..progress import status
 from ..upscaler import Upscaler
-from .encode import CONTAINERS, DEFAULT_PRESET, EncodeConfig
+from .encode import CONTAINERS, DEFAULT_PRESET, PRESETS, EncodeConfig
 from .pipeline import VideoOptions, VideoResult, upscale_video
 from .smoothing import SmoothingConfig
 
@@ -37,6 +38,15 @@ class VideoSettings:
     smooth: float = 0.0
     scene_cut: float = SmoothingConfig().scene_cut
     tile: int | None = None  # None: VIDEO_TILE
+    verbose: bool = False  # -v: say what became of each track and of the pixels
+
+    def check(self) -> None:
+        """Refuse a bad --preset, --crf (the encoder's own range) or --codec once, before the engine loads."""
+        if self.container == FRAMES:
+            return
+        config = self.options("png", "PNG", False).encode
+        if self.codec is not None:
+            config.check_encoder()
 
     def options(self, image_suffix: str, pil_format: str, progress: bool, max_pixels: int | None = None
                 ) -> VideoOptions:
@@ -56,14 +66,18 @@ class VideoSettings:
         saved = upscaler.tile
         upscaler.tile = VIDEO_TILE if self.tile is None else self.tile
         try:
-            return upscale_video(upscaler, source, target,
-                                 self.options(image_suffix, pil_format, progress, max_pixels),
-                                 overwrite=overwrite)
+            result = upscale_video(upscaler, source, target,
+                                   self.options(image_suffix, pil_format, progress, max_pixels),
+                                   overwrite=overwrite)
         except FileExistsError:
             raise UserError(f"{display(target)} exists: another process wrote it meanwhile, and it is kept; "
                             "pass --overwrite to replace it") from None
         finally:
             upscaler.tile = saved
+        if self.verbose:
+            for note in result.notes:
+                status(f"{display(source)}: {note}")
+        return result
 
 
 VIDEO_OPTIONS = (
@@ -72,10 +86,11 @@ VIDEO_OPTIONS = (
     click.option("--codec", default=None,
                  help="Video encoder (FFmpeg name: libx264, libx265, libvpx-vp9, ...); "
                       "default H.264 (VP9 in webm)."),
-    click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
-                 help="Constant-quality factor of the video encoder (lower = better, 0 = lossless for x264)."),
+    click.option("--crf", type=int, default=18, show_default=True,
+                 help="Constant-quality factor of the video encoder (lower = better, 0 = lossless for x264): "
+                      "0..51 for x264/x265, 0..63 for VP9/AV1."),
     click.option("--preset", default=DEFAULT_PRESET, show_default=True,
-                 help="x264/x265 speed preset (ultrafast ... veryslow): ultrafast leaves the engine the most CPU "
+                 help=f"x264/x265 speed preset ({', '.join(PRESETS)}): ultrafast leaves the engine the most CPU "
                       "(same quality at a given --crf, about twice the bitrate of veryfast)."),
     click.option("--smooth", type=float, default=0.0, show_default=True,
                  help="Temporal smoothing of the attention statistics in [0, 1): the weight of the past frames "
@@ -92,8 +107,10 @@ def video_options(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, video_format: str, codec: str | None, crf: int, preset: str, smooth: float,
                 scene_cut: float, **kwargs: Any) -> Any:
-        settings = VideoSettings(video_format, codec, crf, preset or None, smooth, scene_cut, kwargs.get("tile"))
+        settings = VideoSettings(video_format, codec, crf, preset or None, smooth, scene_cut, kwargs.get("tile"),
+                                 verbose=bool(kwargs.get("verbose")))
         SmoothingConfig(smooth, scene_cut)  # refuse bad values before the engine loads
+        settings.check()
         return func(*args, video=settings, **kwargs)
 
     for option in reversed(VIDEO_OPTIONS):

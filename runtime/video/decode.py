@@ -6,9 +6,12 @@ as :class:`DecodedFrame` (float32 3xHxW RGB in [0, 1]: FFmpeg's swscale converts
 YUV with its colour matrix and range to planar integer RGB, 8 or 16 bits as the stream has, which
 numpy scales; swscale's float output is both slower and less exact on fine chroma, measured in
 runtime/README.md "Video"), interleaved with the packets of the
-streams that are copied unchanged (audio, subtitles) as :class:`CopiedPacket`. A video that ends
-before its container says (a truncated file) or whose packets fail to decode raises
-:class:`~runtime.errors.UserError` with one line.
+streams that are carried over (audio, subtitles, cover art) as :class:`CopiedPacket`. The video
+stream is the real one: cover art (an attached picture) is never taken for it, whatever its place.
+Frames are counted by decoding them: a video whose last decoded frame ends well before the end its
+container declares for it (a truncated file), or whose packets fail to decode, raises
+:class:`~runtime.errors.UserError` with one line; variable frame rates, gaps and edit lists are not
+truncation.
 """
 from __future__ import annotations
 
@@ -23,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailable, UserError, display, first_line
+from ..errors import BackendUnavailable, UserError, display
 from ..images import max_image_pixels
+from .ffmpeg_log import ffmpeg_reason
 
 # Names a folder or glob picks as videos; a file named explicitly is probed whatever its name.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
@@ -80,6 +84,9 @@ class VideoInfo:
     colorspace: int
     color_range: int
     copied: tuple[str, ...]  # "audio aac", "subtitle mov_text", ... streams offered for copying
+    pix_fmt: str = "yuv420p"
+    color_primaries: int = 2  # AVColorPrimaries (2: unspecified)
+    color_trc: int = 2  # AVColorTransferCharacteristic (2: unspecified)
 
     @property
     def matrix(self) -> str:
@@ -125,7 +132,8 @@ class VideoReader:
         try:
             self.container = self.av.open(ffmpeg_file_url(self.path), mode="r", metadata_errors="ignore")
         except self.av.FFmpegError as exc:
-            raise UserError(f"not a readable video: corrupt, truncated or no video at all ({_reason(exc)})") from None
+            raise UserError(f"not a readable video: corrupt, truncated or no video at all ({ffmpeg_reason(exc)})"
+                            ) from None
         except OSError as exc:
             raise UserError(f"cannot be read: {exc.strerror or exc}") from None
         try:
@@ -135,13 +143,12 @@ class VideoReader:
             raise
 
     def _setup(self) -> None:
-        if not self.container.streams.video:
-            raise UserError("holds no video stream")
-        self.video = self.container.streams.video[0]
+        self.video = main_video_stream(self.av, self.container)
         ctx = self.video.codec_context
         self._check_size(int(ctx.width or 0), int(ctx.height or 0), "its header declares")
         self.video.thread_type = "AUTO"
-        self.streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
+        self.streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")
+                        or (s.type == "video" and s.index != self.video.index and is_cover_art(self.av, s))]
         self._pending = self._demux()
         first = next(self._pending, None)
         head: list[DecodedFrame | CopiedPacket] = []
@@ -159,15 +166,22 @@ class VideoReader:
             time_base=Fraction(self.video.time_base), frames=self.video.frames or None, duration=duration,
             codec=ctx.name, rotation=int(self._rotation or 0), colorspace=int(ctx.colorspace or 2),
             color_range=int(ctx.color_range or 0),
-            copied=tuple(f"{s.type} {s.codec_context.name}" for s in self.streams))
+            copied=tuple(f"{s.type} {s.codec_context.name}" for s in self.streams),
+            pix_fmt=self._pix_fmt or "yuv420p", color_primaries=int(ctx.color_primaries or 2),
+            color_trc=int(ctx.color_trc or 2))
 
     def _demux(self) -> Iterator[DecodedFrame | CopiedPacket]:
         copied = {s.index for s in self.streams}
+        covers = {s.index for s in self.streams if s.type == "video"}
         matrix, color_range = None, None
         self._rotation: int | None = None
+        self._pix_fmt: str | None = None
+        self.end = 0.0  # seconds: where the last decoded frame ends
         try:
             for packet in self.container.demux([self.video, *self.streams]):
                 if packet.stream.index != self.video.index:
+                    if packet.stream.index in covers and packet.size and packet.dts is None:
+                        packet.pts = packet.dts = 0  # cover art's one picture carries no timestamp
                     if packet.dts is not None and packet.stream.index in copied:
                         yield CopiedPacket(packet.stream.index, packet)
                     continue
@@ -185,11 +199,22 @@ class VideoReader:
                         matrix = colour_matrix(int(ctx.colorspace or 2))
                         color_range = int(ctx.color_range or 0)
                         self._rotation = frame.rotation
+                        self._pix_fmt = frame.format.name
+                    self._note_end(frame)
                     yield DecodedFrame(self.decoded, frame.pts, planes_of(frame, matrix, color_range))
                     self.decoded += 1
         except self.av.FFmpegError as exc:
-            raise UserError(f"corrupt video: decoding stopped after {self.decoded} frame(s) ({_reason(exc)})"
+            raise UserError(f"corrupt video: decoding stopped after {self.decoded} frame(s) ({ffmpeg_reason(exc)})"
                             ) from None
+
+    def _note_end(self, frame: Any) -> None:
+        if frame.pts is None or frame.time_base is None:
+            return
+        last = float(frame.pts * frame.time_base)
+        step = float(frame.duration * frame.time_base) if frame.duration else 0.0
+        if not step and self.video.average_rate:
+            step = 1.0 / float(self.video.average_rate)
+        self.end = max(self.end, last + step)
 
     def _check_size(self, width: int, height: int, what: str) -> None:
         if width * height > self.max_pixels:
@@ -202,15 +227,17 @@ class VideoReader:
         self._check_complete()
 
     def _check_complete(self) -> None:
-        declared = self.info.frames
-        if declared and self.decoded < declared:
-            raise UserError(f"truncated video: {self.decoded} of the {declared} frames it declares could be decoded")
-        if not declared and self.info.duration and self.info.rate:
-            expected = self.info.duration * float(self.info.rate)
-            if self.decoded < expected - max(2.0, 0.02 * expected):
-                raise UserError(f"truncated video: {self.decoded} frames decoded, its duration "
-                                f"{self.info.duration:.2f} s at {float(self.info.rate):g} fps needs about "
-                                f"{expected:.0f}")
+        """The frames decoded reach the end the container declares for the video stream (its own duration, else
+        the file's), within a few frames: a file cut short stops well before it. Timestamps, not a frame count, so
+        a variable rate, a gap, or an mp4 edit list (declared samples that are not shown) is no truncation."""
+        declared = declared_end(self.video, self.container)
+        if declared is None or not self.decoded:
+            return
+        interval = 1.0 / float(self.info.rate) if self.info.rate else 0.04
+        slack = max(3 * interval, 0.1, 0.02 * declared)
+        if self.end < declared - slack:
+            raise UserError(f"truncated video: its {self.decoded} decodable frame(s) end at {self.end:.2f} s, "
+                            f"and it declares {declared:.2f} s")
 
     def describe(self) -> str:
         info = self.info
@@ -230,6 +257,37 @@ class VideoReader:
         self.close()
 
 
-def _reason(exc: BaseException) -> str:
-    """FFmpeg's own words for an av error, without the errno and file name PyAV adds."""
-    return getattr(exc, "strerror", None) or first_line(exc)
+def is_cover_art(av: Any, stream: Any) -> bool:
+    """An attached picture (cover art, a thumbnail): one still image stored as a video stream."""
+    return bool(int(stream.disposition) & int(av.stream.Disposition.attached_pic))
+
+
+def main_video_stream(av: Any, container: Any) -> Any:
+    """The video stream to upscale: FFmpeg's best video stream that is not cover art (a still picture that
+    comes first is not the video); UserError when there is none."""
+    moving = [s for s in container.streams.video if not is_cover_art(av, s)]
+    if not moving:
+        raise UserError("holds no video stream" + (" (only cover art)" if container.streams.video else ""))
+    try:
+        best = container.streams.best("video")
+    except (av.FFmpegError, ValueError):
+        best = None
+    return best if best is not None and best in moving else moving[0]
+
+
+def declared_end(stream: Any, container: Any) -> float | None:
+    """Seconds from the file's start where the container says ``stream`` ends: its own duration (mp4's track
+    header, Matroska's DURATION tag), else the file's; None when it declares neither."""
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+    if stream.duration and stream.time_base:
+        return start + float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION") or (stream.metadata or {}).get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = str(tag).split(":")
+            return start + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass
+    if container.duration:
+        return (float(container.start_time or 0) + float(container.duration)) / 1e6
+    return None

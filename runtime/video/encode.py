@@ -1,12 +1,14 @@
 """Writing the upscaled video: an encoded stream plus the input's audio/subtitles copied, or frames.
 
 :class:`VideoWriter` encodes float32 RGB planes (the engine's output layout) with FFmpeg: the planes
-are rounded into one reused planar integer RGB frame (8 bits, 16 for a deeper ``pix_fmt``; in row
+are rounded into one reused planar integer RGB frame (8 bits, 16 for a deeper pixel format; in row
 blocks that stay in cache) and swscale converts it to the encoder's pixel format with the input's
-colour matrix and range, which it also tags. Frames keep their input
-timestamps in the input's time base, so the frame rate (constant or variable) is kept; the
-display rotation is written again. Audio and subtitle packets are muxed unchanged where the
-output container accepts their codec, else left out with a note (``skipped``).
+colour matrix and range. The pixel format keeps the input's bit depth and chroma, and the input's
+colour tags (primaries, transfer, matrix, range) are written, or the file is refused
+(:mod:`.pixels`). Frames keep their input timestamps in the input's time base, so the frame rate
+(constant or variable, gaps included) is kept; the display rotation is written again. Audio,
+subtitles and cover art are copied, or re-encoded where the container cannot hold them, or the
+file is refused (:mod:`.tracks`); ``notes`` says which, for -v.
 
 :class:`FrameSequenceWriter` writes frame_000001.<format>... into a folder instead. Either way the
 result appears only when complete: the video is written to a temp file published by
@@ -27,14 +29,22 @@ from typing import Any
 import numpy as np
 
 from ..bench.machine import usable_cpus
-from ..errors import UserError, first_line
+from ..errors import UserError
 from ..images import Picture, save_picture
 from .decode import RGB_OF_PLANE, VideoInfo, ffmpeg_file_url, import_av, planar_format
+from .ffmpeg_log import ffmpeg_reason
+from .pixels import RGB_TAGS, UNSPECIFIED, frames_refusal, output_pixels, source_pixels
+from .tracks import TrackPlan, Transcoder, add_output_track, plan_tracks, track_name
 
 # --video-format -> (FFmpeg muxer, file suffix)
 CONTAINERS = {"mp4": ("mp4", "mp4"), "mov": ("mov", "mov"), "mkv": ("matroska", "mkv"), "webm": ("webm", "webm")}
 DEFAULT_CODEC = {"mp4": "libx264", "mov": "libx264", "mkv": "libx264", "webm": "libvpx-vp9"}
 DEFAULT_PRESET = "ultrafast"
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+PRESET_CODECS = ("libx264", "libx265")
+# --crf range of each encoder (FFmpeg would pass an out-of-range value on, and x264 clamps it silently).
+CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libvpx": (4, 63), "libaom-av1": (0, 63),
+             "libsvtav1": (0, 63)}
 
 
 @dataclass(frozen=True)
@@ -50,14 +60,27 @@ class EncodeConfig:
     codec: str | None = None
     crf: int | None = 18
     preset: str | None = DEFAULT_PRESET
-    pix_fmt: str = "yuv420p"
     threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.container not in CONTAINERS:
             raise UserError(f"video format must be one of {', '.join(CONTAINERS)}; got {self.container!r}")
-        if self.crf is not None and not 0 <= self.crf <= 63:
-            raise UserError(f"--crf must be 0..63; got {self.crf}")
+        low, high = CRF_RANGE.get(self.codec_name, (0, 63))
+        if self.crf is not None and not low <= self.crf <= high:
+            raise UserError(f"--crf must be {low}..{high} for {self.codec_name}; got {self.crf}")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise UserError(f"--preset must be one of {', '.join(PRESETS)}; got {self.preset!r}")
+
+    def check_encoder(self) -> None:
+        """UserError unless this FFmpeg has the encoder (one line, before any file is read)."""
+        av = import_av()
+        try:
+            kind = av.Codec(self.codec_name, "w").type
+        except (av.FFmpegError, ValueError):
+            kind = None
+        if kind != "video":
+            raise UserError(f"--codec {self.codec_name!r} is not a video encoder this FFmpeg has (e.g. "
+                            f"{', '.join(sorted(set(DEFAULT_CODEC.values()) | {'libx265', 'ffv1'}))})")
 
     @property
     def suffix(self) -> str:
@@ -97,48 +120,60 @@ class VideoWriter:
 
     def __init__(self, path: Path, config: EncodeConfig, info: VideoInfo, scale: int, copy_from: list[Any]) -> None:
         av = import_av()
-        self.config, self.info = config, info
+        self.av, self.config, self.info = av, config, info
         self.width, self.height = info.width * scale, info.height * scale
+        config.check_encoder()
+        source = source_pixels(av, info.pix_fmt)
+        pixels = output_pixels(av, source, config.codec_name, (self.width, self.height))
+        self.pix_fmt = pixels.pix_fmt
+        self.matrix, self.tags = info.matrix, (info.color_primaries, info.color_trc, info.colorspace, info.color_range)
+        if source.rgb and not source_pixels(av, self.pix_fmt).rgb:  # RGB in, YUV out: tag the matrix it is made with
+            self.matrix, self.tags = "ITU601", (UNSPECIFIED, UNSPECIFIED, *RGB_TAGS)
         self.container = av.open(ffmpeg_file_url(path), mode="w", format=CONTAINERS[config.container][0])
         try:
+            plans = plan_tracks(av, copy_from, config.container, set(self.container.supported_codecs))
+            self.notes: list[str] = [pixels.note] if pixels.note else []
             self.stream = self._video_stream(av)
             self.copies: dict[int, Any] = {}
-            self.skipped: list[str] = []
-            supported = self.container.supported_codecs
-            for source in copy_from:
-                name = source.codec_context.name
-                if name not in supported:
-                    self.skipped.append(f"{source.type} stream {source.index} "
-                                        f"({name}: {config.container} cannot hold it)")
-                    continue
-                self.copies[source.index] = self.container.add_stream_from_template(source)
+            self.transcoders: dict[int, Transcoder] = {}
+            for plan in plans:
+                self._add_track(av, plan)
         except BaseException:
             self.container.close()
             raise
-        name, _, self._peak = planar_format(max(c.bits for c in av.VideoFormat(config.pix_fmt).components))
+        name, _, self._peak = planar_format(max(c.bits for c in av.VideoFormat(self.pix_fmt).components))
         self._planar = av.VideoFrame(self.width, self.height, name)
         self.frames = 0
 
+    def _add_track(self, av: Any, plan: TrackPlan) -> None:
+        try:
+            stream = add_output_track(self.container, plan)
+        except (av.FFmpegError, ValueError) as exc:
+            raise UserError(f"{track_name(av, plan.source)} cannot be carried into {self.config.container} "
+                            f"({ffmpeg_reason(exc)}); nothing is written. Use --video-format mkv") from None
+        self.copies[plan.source.index] = stream
+        if plan.encoder is not None:
+            self.transcoders[plan.source.index] = Transcoder(av, plan.source, stream)
+        self.notes.append(plan.note)
+
     def _video_stream(self, av: Any) -> Any:
         config, info = self.config, self.info
-        try:
-            stream = self.container.add_stream(config.codec_name, rate=info.rate or None)
-        except (av.FFmpegError, ValueError) as exc:
-            raise UserError(f"--codec {config.codec_name!r} is not an encoder this FFmpeg has ({first_line(exc)})"
-                            ) from None
+        stream = self.container.add_stream(config.codec_name, rate=info.rate or None)
         stream.width, stream.height = self.width, self.height
-        stream.pix_fmt = config.pix_fmt
+        stream.pix_fmt = self.pix_fmt
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
         ctx = stream.codec_context
-        ctx.colorspace, ctx.color_range = info.colorspace, info.color_range
+        ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = self.tags
         if config.thread_count:
             ctx.thread_count = config.thread_count
         options = {}
         if config.crf is not None:
             options["crf"] = str(config.crf)
-        if config.preset and config.codec_name in ("libx264", "libx265"):
+        if config.preset and config.codec_name in PRESET_CODECS:
             options["preset"] = config.preset
+        if config.codec_name == "libx265":  # x265 prints its banner and errors itself, past -q
+            options["x265-params"] = "log-level=none"
         if config.codec_name == "libvpx-vp9":
             options.update({"b": "0", "deadline": "realtime", "cpu-used": "8"})
         stream.options = options
@@ -148,14 +183,20 @@ class VideoWriter:
 
     def write(self, planes: np.ndarray, pts: int | None) -> None:
         fill_planar(self._planar, planes, self._peak)
-        frame = self._planar.reformat(format=self.config.pix_fmt, dst_colorspace=self.info.matrix,
-                                      dst_color_range=self.info.color_range or None)
+        primaries, transfer, colorspace, color_range = self.tags
+        frame = self._planar.reformat(format=self.pix_fmt, dst_colorspace=self.matrix,
+                                      dst_color_range=color_range or None)
+        frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range = self.tags
         frame.pts = pts if pts is not None else self.frames
         frame.time_base = self.info.time_base
         self.container.mux(self.stream.encode(frame))
         self.frames += 1
 
     def copy(self, stream_index: int, packet: Any) -> None:
+        transcoder = self.transcoders.get(stream_index)
+        if transcoder is not None:
+            self.container.mux(transcoder.packets(packet))
+            return
         target = self.copies.get(stream_index)
         if target is not None:
             packet.stream = target
@@ -163,6 +204,8 @@ class VideoWriter:
 
     def finish(self) -> None:
         self.container.mux(self.stream.encode(None))
+        for transcoder in self.transcoders.values():
+            self.container.mux(transcoder.packets(None))
         self.container.close()
 
     def close(self) -> None:
@@ -171,13 +214,24 @@ class VideoWriter:
 
 
 class FrameSequenceWriter:
-    """frame_000001.<suffix> ... in ``folder``, 8-bit RGB, the planes rounded as images are."""
+    """frame_000001.<suffix> ... in ``folder``, 8-bit RGB, the planes rounded as images are. A video these
+    would lose bits, alpha or its HDR/wide-gamut colours in is refused (UserError); its other tracks are not
+    written (the user asked for images), which ``notes`` says."""
 
-    def __init__(self, folder: Path, suffix: str, pil_format: str) -> None:
+    def __init__(self, folder: Path, suffix: str, pil_format: str, info: VideoInfo | None = None,
+                 others: list[Any] | None = None) -> None:
         self.folder, self.suffix, self.pil_format = folder, suffix, pil_format
         self.frames = 0
         self.copies: dict[int, Any] = {}  # an image sequence holds no audio
-        self.skipped: list[str] = []
+        self.notes: list[str] = []
+        if info is not None:
+            av = import_av()
+            loss = frames_refusal(source_pixels(av, info.pix_fmt), info.color_primaries, info.color_trc)
+            if loss:
+                raise UserError(f"--video-format frames writes 8-bit RGB images: {loss}; nothing is written. "
+                                "Write a video instead (--video-format mkv)")
+            self.notes = [f"{track_name(av, s)}: not written (an image sequence holds only the frames)"
+                          for s in others or []]
 
     def write(self, planes: np.ndarray, pts: int | None) -> None:
         rgb = (np.clip(planes.transpose(1, 2, 0), 0.0, 1.0) * np.float32(255) + np.float32(0.5)).astype(np.uint8)

@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError, display, first_line
+from ..errors import UserError, display
 from ..files import atomic_path
 from ..progress import progress_bar
 from ..upscaler import Upscaler
-from .decode import CopiedPacket, DecodedFrame, VideoReader
+from .decode import CopiedPacket, DecodedFrame, VideoReader, import_av
 from .encode import EncodeConfig, FrameSequenceWriter, VideoWriter, atomic_folder
+from .ffmpeg_log import ffmpeg_messages, ffmpeg_reason
 from .flicker import StepMeter
 from .smoothing import PooledSmoother, SmoothingConfig, statistics_vector
 
@@ -66,7 +67,7 @@ class VideoResult:
     decode_seconds: float
     encode_seconds: float
     copied: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what became of each track and the pixels, for -v
     scene_cuts: list[int] = field(default_factory=list)
     statistics_step: float | None = None  # mean relative step of the pooled statistics (smoothing on)
 
@@ -127,7 +128,7 @@ def upscale_video(upscaler: Upscaler, source: str | Path, target: str | Path, op
     """Upscale every frame of ``source`` into ``target`` (a video file, or a folder of frames with
     ``options.frames``); see the module docstring. Raises UserError (one line) and leaves nothing."""
     source, target = Path(source), Path(target)
-    with VideoReader(source, options.max_pixels) as reader:
+    with ffmpeg_messages(import_av()), VideoReader(source, options.max_pixels) as reader:
         publish = (atomic_folder(target, replace=overwrite) if options.frames
                    else atomic_path(target, replace=overwrite))
         with publish as temp:
@@ -139,7 +140,7 @@ def _run(upscaler: Upscaler, reader: VideoReader, temp: Path, target: Path, opti
     info, scale = reader.info, upscaler.scale
     writer: VideoWriter | FrameSequenceWriter
     if options.frames:
-        writer = FrameSequenceWriter(temp, *options.frames)
+        writer = FrameSequenceWriter(temp, *options.frames, info=info, others=reader.streams)
     else:
         writer = VideoWriter(temp, options.encode, info, scale, reader.streams)
     stop = threading.Event()
@@ -207,7 +208,7 @@ def _run(upscaler: Upscaler, reader: VideoReader, temp: Path, target: Path, opti
         if stage.error is not None:
             if isinstance(stage.error, UserError | KeyboardInterrupt):
                 raise stage.error
-            raise UserError(f"{what} failed: {first_line(stage.error)}") from None
+            raise UserError(f"{what} failed: {ffmpeg_reason(stage.error)}") from None
     if frames == 0:
         raise UserError(f"{display(reader.path)}: no frame was decoded")
     return VideoResult(
@@ -216,7 +217,7 @@ def _run(upscaler: Upscaler, reader: VideoReader, temp: Path, target: Path, opti
         seconds=time.perf_counter() - started, engine_seconds=engine_seconds, decode_seconds=decoder.seconds,
         encode_seconds=encoder.seconds,
         copied=[f"{s.type} {s.codec_context.name}" for s in reader.streams if s.index in writer.copies],
-        skipped=list(writer.skipped), scene_cuts=list(smoother.cuts) if smoother else [],
+        notes=list(writer.notes), scene_cuts=list(smoother.cuts) if smoother else [],
         statistics_step=motion.mean)
 
 
