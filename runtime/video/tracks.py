@@ -5,7 +5,10 @@ Each is kept: copied unchanged where the container holds its codec, else re-enco
 subtitles: mov_text in mp4/mov, WebVTT in WebM, ASS in Matroska). What cannot be kept either way
 (picture subtitles or cover art in WebM, say) refuses the file before any frame is upscaled, in one
 line naming the track, the container and what to do: a track never vanishes silently. -v says what
-was done with each (:attr:`TrackPlan.note`). Streams of other kinds (data, timecode) are not carried.
+was done with each (:attr:`TrackPlan.note`). Limits: streams of other kinds (data, timecode) are not
+carried; in Matroska, cover art is kept as a one-picture video track (PyAV writes no attachment, so the
+attached-picture mark is lost there; mp4 and mov keep it); text subtitles keep their text and times,
+ASS styling only where the target is ASS.
 """
 from __future__ import annotations
 
@@ -28,10 +31,6 @@ class TrackPlan:
     source: Any  # the input stream
     encoder: str | None  # None: copied unchanged
     note: str  # what -v says
-
-    @property
-    def kind(self) -> str:
-        return "cover art" if self.source.type == "video" else self.source.type
 
 
 def track_name(av: Any, stream: Any) -> str:
