@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from runtime.bench.engines import Engine, NotMeasured, artifact_engines, check_engine_labels
-from runtime.bench.machine import OtherCpuUse, describe_machine, library_versions, load_average
+from runtime.bench.machine import OtherCpuUse, describe_machine, load_average
 from runtime.bench.memory import PeakMemory
 from runtime.bench.protocol import measure_group
 from runtime.bench.resolutions import NAMED, parse_resolution
@@ -15,6 +15,7 @@ from runtime.bench.rows import GroupInfo, bench_input, build_rows
 from runtime.bench.schema import Report
 from runtime.cli_options import NamedPath, Verbosity, verbosity_options
 from runtime.errors import cli_errors
+from runtime.host import library_versions
 from train.models import SUPPORTED_SCALES, model_traits
 
 from .complexity import ComplexityCounter

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from runtime import catalogue
-from runtime.bench.machine import library_versions
 from runtime.catalogue import LITERT_PRECISIONS, OPENVINO_PRECISIONS, REDUCED_ONNX_PRECISIONS, TENSORRT_PRECISIONS
 from runtime.errors import STORAGE_ERRNOS, UserError, writing
+from runtime.host import library_versions
 from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, Variant, hash_files
 from train.checkpoint import Checkpoint, checkpoint_label, load_checkpoint
 from train.models import dynamic_convs, model_config, model_traits

@@ -19,7 +19,7 @@ from runtime.backends import openvino_weights
 from runtime.errors import BackendUnavailable, first_line
 from runtime.manifest import Parity, Variant
 from runtime.runners import RunnerConfig
-from runtime.runners.tensorrt import PlanOrigin
+from runtime.runners.plan_origin import PlanOrigin
 
 from .lowering import get_strategy, is_dynamic, lower
 from .onnx_export import TRACE_HW, GraphSpec, export_onnx, opset_of

@@ -23,7 +23,7 @@ from .files import atomic_write_bytes, json_bytes
 from .manifest import Manifest, Reference, Variant, artifact_file, read_manifest, verify_files
 from .parity import compare, merge, run_in_chunks, tolerance_for
 from .runners import RunnerConfig, backend_for, make_runner
-from .runners.tensorrt import PlanOrigin
+from .runners.plan_origin import PlanOrigin
 from .upscaler import Upscaler
 
 PASS, FAIL, SKIP = "pass", "FAIL", "skip"

@@ -11,7 +11,7 @@ from . import catalogue
 from .manifest import Parity, Variant
 from .metrics import psnr as psnr_db
 from .runners import RunnerConfig, make_runner
-from .runners.tensorrt import PlanOrigin
+from .runners.plan_origin import PlanOrigin
 
 
 def tolerance_for(variant: Variant, computed_in: str | None = None) -> dict[str, float]:

@@ -58,7 +58,7 @@ def cache_folder() -> Path:
 
 def machine_key(threads: int) -> dict:
     """What a measured choice depends on besides the artifact: CPU, ISA cap, GPUs, engine libraries, threads."""
-    from .bench.machine import gpu_names, library_versions
+    from .host import gpu_names, library_versions
 
     model, flags = cpu.cpu_info()
     return {"cpu": model, "isa": cpu.native_isa(), "flags": sorted(flags), "onednn_cap": cpu.onednn_cap(),

@@ -22,9 +22,8 @@ from .errors import UserError
 from .fixed_tiling import edge_region, run_fixed_tiles
 from .images import Picture, luma, picture_from_pil, picture_to_pil
 from .manifest import verify_used
-from .planar import run_regions, upscale_planar
 from .runners import Runner, RunnerConfig, backend_for, make_runner
-from .runners.tensorrt import PlanOrigin
+from .runners.plan_origin import PlanOrigin
 from .tiling import (
     PooledHook,
     Tile,
@@ -167,8 +166,7 @@ class Upscaler:
         if array.dtype not in (np.uint8, np.uint16, np.float32):
             raise UserError(f"image array must be uint8, uint16 or float32 in [0, 1]; got {array.dtype}")
         height, width = array.shape[:2]
-        if height < self.min_size or width < self.min_size:
-            raise UserError(f"image is {width}x{height}; this model needs at least {self.min_size}x{self.min_size}")
+        self._check_min_size(height, width, "image")
         scale = self.scale
         peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(array.dtype, 1.0)
         source = pad_to_align(array, self.align)
@@ -189,21 +187,77 @@ class Upscaler:
                 core = np.clip(core, 0.0, 1.0) * np.float32(peak) + np.float32(0.5)
             out[y : y + core.shape[0], x : x + core.shape[1]] = core
 
-        run_regions(self, read, write, source.shape[0], source.shape[1], (height, width))
+        self._run_regions(read, write, source.shape[0], source.shape[1], (height, width))
         return out
 
     def upscale_planar(self, planes: np.ndarray, *, adjust_pooled: PooledHook | None = None) -> np.ndarray:
         """float32 3xHxW RGB planes in [0, 1] -> float32 3x(s*H)x(s*W), the engine's output unclipped.
 
         The video path's layout (runtime/video/decode.py's frames): no HWC copies, and an untiled
-        frame's output is the engine's own array; tiled and fixed-shape tiled as images are
-        (:func:`runtime.planar.run_regions`). ``adjust_pooled(i, pooled)`` replaces dynamic layer
-        i's whole-image statistics (temporal smoothing); it needs the artifact's tiling graphs,
-        which then run the frame (as one tile when it fits --tile).
+        frame's output is the engine's own array; tiled and fixed-shape tiled as images are.
+        ``adjust_pooled(i, pooled)`` replaces dynamic layer i's whole-image statistics (temporal
+        smoothing); it needs the artifact's tiling graphs, which then run the frame (as one tile
+        when it fits --tile).
         """
-        return upscale_planar(self, planes, adjust_pooled)
+        if planes.ndim != 3 or planes.shape[0] != 3 or planes.dtype != np.float32:
+            raise UserError(f"planes must be float32 3xHxW; got {planes.dtype} {planes.shape}")
+        _, height, width = planes.shape
+        self._check_min_size(height, width, "frame")
+        scale = self.scale
+        source = pad_to_align(planes, self.align, channels_first=True)
+        padded_h, padded_w = source.shape[1:]
+        if adjust_pooled is None and self.plan(padded_h, padded_w) is None:
+            # Whole on the engine: the output is the engine's own array, cropped (no copy).
+            return self.run_whole(source[None])[0, :, : height * scale, : width * scale]
+        out = np.zeros((3, height * scale, width * scale), dtype=np.float32)
+
+        def read(group: list[Tile]) -> np.ndarray:
+            regions = [edge_region(source, t, channels_first=True, border=self.border) for t in group]
+            return np.ascontiguousarray(np.stack(regions))
+
+        def write(tile: Tile, core: np.ndarray) -> None:
+            y, x = tile.cy0 * scale, tile.cx0 * scale
+            core = core[:, : out.shape[1] - y, : out.shape[2] - x]
+            out[:, y : y + core.shape[1], x : x + core.shape[2]] = core
+
+        self._run_regions(read, write, padded_h, padded_w, (height, width), adjust_pooled, "frame")
+        return out
 
     # ---- internals ----------------------------------------------------------------------
+    def _check_min_size(self, height: int, width: int, what: str) -> None:
+        if height < self.min_size or width < self.min_size:
+            raise UserError(f"{what} is {width}x{height}; this model needs at least {self.min_size}x{self.min_size}")
+
+    def _run_regions(self, read: TileReader, write: TileWriter, height: int, width: int, covered: tuple[int, int],
+                     adjust: PooledHook | None = None, what: str = "picture") -> None:
+        """The one run of an image, whatever its layout (HxWxC images, the video path's 3xHxW frames), given as
+        a tile reader and writer: whole on the engine, tiled through the tiling graphs with whole-image
+        attention statistics (runtime/tiling.py), or tiled through fixed-shape graphs with a ``valid`` mask
+        (runtime/fixed_tiling.py, the LiteRT files). The image is align-padded ``height`` x ``width``; each
+        core ``write`` gets is CHW, up to ``scale`` x its tile's core; every LR pixel of the ``covered``
+        (H, W) top-left region must get output, or UserError. ``adjust`` (temporal smoothing) replaces the
+        statistics on either tiled path; with it, an image that would run whole runs as one tile."""
+        if adjust is not None and self.tiling is None:
+            raise UserError("smoothing the attention statistics needs the artifact's tiling graphs "
+                            "(pass the artifact folder, not a bare engine)")
+        scale = self.scale
+        seen = np.zeros(covered, dtype=bool)  # LR pixels whose output has been written
+
+        def tracked(tile: Tile, core: np.ndarray) -> None:
+            write(tile, core)
+            rows, cols = core.shape[1] // scale, core.shape[2] // scale
+            seen[tile.cy0 : tile.cy0 + rows, tile.cx0 : tile.cx0 + cols] = True
+
+        tiles = self.plan(height, width)
+        whole = Tile(0, height, 0, width, 0, height, 0, width)
+        if tiles is None and adjust is None:
+            tracked(whole, self.run_whole(read([whole]))[0])
+        else:
+            self.run_tiled(read, tracked, tiles or [whole], height, width, adjust)
+        if not seen.all():
+            raise UserError(f"{np.count_nonzero(~seen)} of {seen.size} pixels got no engine output: "
+                            f"refusing a partial {what}")
+
     def _fixed_shape(self) -> tuple[int, int] | None:
         dims = self.engine.inputs[0].shape[-2:]
         return (dims[0], dims[1]) if None not in dims else None

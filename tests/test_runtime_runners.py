@@ -11,7 +11,8 @@ from runtime.errors import BackendUnavailable, UserError
 from runtime.runners import RunnerConfig, make_runner
 from runtime.runners.gpu import nvidia_gpus
 from runtime.runners.ort import resolve_providers
-from runtime.runners.tensorrt import PlanOrigin, check_plan_origin, first_gpu
+from runtime.runners.plan_origin import PlanOrigin, check_plan_origin
+from runtime.runners.tensorrt import first_gpu
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 

@@ -15,8 +15,8 @@ from benchmarks.artifacts import export_options
 from export.artifact import ExportOptions
 from export.recipe import FOCUS_HW
 from export.tensorrt_build import Profile
-from runtime.bench.machine import library_versions
 from runtime.errors import first_line
+from runtime.host import library_versions
 from train.checkpoint import save_checkpoint
 from train.models import create_model
 

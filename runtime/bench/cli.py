@@ -14,10 +14,11 @@ import click
 from ..backends import BENCH_BACKENDS
 from ..cli_options import NamedPath, Verbosity, threads_option, verbosity_options
 from ..errors import UserError, cli_errors, writing
+from ..host import library_versions
 from ..manifest import read_manifest
 from ..runners import RunnerConfig, backend_for
 from .engines import EngineInfo, artifact_engines, check_engine_labels
-from .machine import OtherCpuUse, describe_machine, library_versions, load_average, torch_free_peaks
+from .machine import OtherCpuUse, describe_machine, load_average, torch_free_peaks
 from .memory import METHOD_HWM, PeakMemory
 from .protocol import Protocol, measure_group
 from .quality import quality_rows, quality_set, quality_summary

@@ -16,11 +16,11 @@ import numpy as np
 from .. import catalogue
 from ..backends import BY_NAME
 from ..errors import UserError
+from ..host import gpu_names
 from ..manifest import Manifest, Variant, artifact_file
 from ..parity import run_in_chunks
 from ..runners import Runner, RunnerConfig, make_runner
-from ..runners.tensorrt import PlanOrigin
-from .machine import gpu_names
+from ..runners.plan_origin import PlanOrigin
 
 NO_GPU = "not measured: no GPU"
 

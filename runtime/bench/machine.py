@@ -6,19 +6,17 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..cpu import cpu_info
-from ..runners.gpu import nvidia_gpus
+from ..host import gpu_names, usable_cpus
 
 # Instruction-set extensions that decide which kernels fp32/bf16/int8 engines can use.
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
              "avx512_fp16", "amx_fp16", "neon", "asimd", "asimddp", "sve")
-PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "torch", "onnx", "pillow")
 
 
 @dataclass
@@ -54,16 +52,6 @@ def _memory_gb() -> float | None:
     except (ValueError, OSError, AttributeError):
         return None
     return round(pages * size / 1e9, 1)
-
-
-def gpu_names() -> list[str]:
-    """NVIDIA GPUs CUDA can use here (empty without a driver or GPU), by the runtime's one GPU probe."""
-    return [gpu.name for gpu in nvidia_gpus()]
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask on Linux, else every logical CPU)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def describe_machine(name: str | None = None) -> Machine:
@@ -120,17 +108,6 @@ def load_average() -> float | None:
         return round(os.getloadavg()[0], 2)
     except (OSError, AttributeError):
         return None
-
-
-def library_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
-    """Installed versions, read from package metadata (nothing is imported)."""
-    versions = {}
-    for package in packages:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 @dataclass

@@ -13,7 +13,7 @@ from ..errors import UserError
 from .base import BACKENDS, Runner, RunnerConfig, TensorInfo, check_feed
 
 if TYPE_CHECKING:
-    from .tensorrt import PlanOrigin
+    from .plan_origin import PlanOrigin
 
 ENGINE_SUFFIXES = tuple(suffix for backend in RUNNABLE for suffix in backend.suffixes)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,45 +19,7 @@ import numpy as np
 from ..errors import BackendUnavailable, UserError
 from .base import Runner, RunnerConfig, TensorInfo
 from .gpu import Gpu, nvidia_gpus
-
-# Manifest ``Variant.notes`` keys export may use for the build environment of a plan.
-VERSION_KEYS = ("tensorrt_version", "tensorrt", "trt_version")
-GPU_KEYS = ("gpu_name", "gpu", "device_name")
-CAPABILITY_KEYS = ("compute_capability", "sm")
-
-
-@dataclass(frozen=True)
-class PlanOrigin:
-    """Where a plan was built, as recorded by export (any field may be unknown)."""
-
-    tensorrt_version: str | None = None
-    gpu_name: str | None = None
-    compute_capability: str | None = None
-
-    @classmethod
-    def from_notes(cls, notes: dict[str, Any]) -> PlanOrigin:
-        def first(keys: tuple[str, ...]) -> str | None:
-            return next((str(notes[k]) for k in keys if notes.get(k) not in (None, "", "unknown")), None)
-
-        return cls(first(VERSION_KEYS), first(GPU_KEYS), first(CAPABILITY_KEYS))
-
-
-def check_plan_origin(origin: PlanOrigin, trt_version: str, gpu_name: str | None, capability: str | None) -> None:
-    """Refuse a plan built for another TensorRT version or GPU (raises :class:`UserError`)."""
-    if origin.tensorrt_version and origin.tensorrt_version != trt_version:
-        raise UserError(
-            f"plan built with TensorRT {origin.tensorrt_version}, this machine has TensorRT {trt_version}: "
-            "plans are not portable across versions; rebuild it here (python -m export --tensorrt) or use model.onnx"
-        )
-    if origin.compute_capability and capability and origin.compute_capability != capability:
-        raise UserError(
-            f"plan built for compute capability {origin.compute_capability} ({origin.gpu_name or 'unknown GPU'}), "
-            f"this GPU is {gpu_name} with {capability}; rebuild the plan on this GPU or use model.onnx"
-        )
-    if origin.gpu_name and gpu_name and origin.gpu_name != gpu_name and not origin.compute_capability:
-        raise UserError(
-            f"plan built on {origin.gpu_name}, this GPU is {gpu_name}; rebuild the plan here or use model.onnx"
-        )
+from .plan_origin import PlanOrigin, check_plan_origin
 
 
 class _Cuda:
@@ -128,9 +89,9 @@ def import_tensorrt():
 
 
 class TensorRTRunner(Runner):
-    def __init__(self, path: str, config: RunnerConfig = RunnerConfig(), origin: PlanOrigin = PlanOrigin()) -> None:
+    def __init__(self, path: str, config: RunnerConfig = RunnerConfig(), origin: PlanOrigin | None = None) -> None:
         super().__init__(path, config)
-        self.origin = origin
+        self.origin = origin or PlanOrigin()
         self.gpu = "?"
         self._trt: Any = None
         self._cuda: _Cuda | None = None
