@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ..bench.machine import usable_cpus
 from ..errors import UserError
+from ..host import usable_cpus
 from ..images import Picture, save_picture
 from .decode import RGB_OF_PLANE, VideoInfo, ffmpeg_file_url, import_av, planar_format
 from .ffmpeg_log import ffmpeg_reason
