@@ -76,3 +76,23 @@ def test_infer_on_a_full_disk_names_the_input_and_leaves_nothing(dy_artifact: Pa
     assert done.returncode == 1 and done.stderr.splitlines() == [
         f"error: {SAMPLE}: cannot write the output {full_disk / 'up' / 'astronaut_crop_x2.png'}: {FULL}"], done.stderr
     assert [p for p in entries(full_disk) if not (full_disk / p).is_dir()] == []
+
+
+def test_video_on_a_full_disk_names_the_input_and_leaves_nothing(dy_artifact: Path, tmp_path: Path,
+                                                                 full_disk: Path) -> None:
+    av = pytest.importorskip("av", reason="PyAV not installed (the video extra)")
+    import numpy as np
+
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    fill_disk(full_disk)
+    done = run("runtime.infer", dy_artifact, clip, "-o", full_disk / "up", "-q")
+    assert done.returncode == 1 and done.stderr.splitlines() == [
+        f"error: {clip}: encoding failed: {FULL}"], done.stderr
+    assert [p for p in entries(full_disk) if not (full_disk / p).is_dir()] == []
