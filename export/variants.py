@@ -19,6 +19,7 @@ from runtime.backends import openvino_weights
 from runtime.errors import BackendUnavailable, first_line
 from runtime.manifest import Parity, Variant
 from runtime.runners import RunnerConfig
+from runtime.runners.openvino import openvino_hint
 from runtime.runners.plan_origin import PlanOrigin
 
 from .lowering import get_strategy, is_dynamic, lower
@@ -217,7 +218,7 @@ def openvino_variants(
             continue
         tolerance = catalogue.tolerance(precision)
         # The bf16 IR is proven strictly in bf16 (a CPU without it skips it), the others as the runtime runs them.
-        hint = catalogue.OPENVINO_HINTS["bf16"] if precision == "bf16" else catalogue.openvino_hint(precision)
+        hint = catalogue.OPENVINO_HINTS["bf16"] if precision == "bf16" else openvino_hint(precision)
         config = RunnerConfig(backend="openvino", provider="CPU", precision=hint, strict=True)
         candidates, rejected = [], {}
         for recipe in WEIGHT_RECIPES if precision == "int8" else (precision,):

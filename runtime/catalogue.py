@@ -19,13 +19,8 @@ An fp32 graph that OpenVINO is told to compute in bf16/f16 is judged at that pre
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .manifest import Variant
-    from .runners.base import RunnerConfig
 
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 REDUCED_ONNX_PRECISIONS = ("fp16", "int8")  # model[.<stem>].<precision>.onnx
@@ -117,29 +112,10 @@ def seam_tolerance(computed_in: str | None) -> float:
     return FP32_MAX_ABS_DIFF if computed_in in (None, "fp32") else REDUCED_SEAM_MAX_ABS_DIFF
 
 
-def hinted_precision(config: RunnerConfig) -> str | None:
-    """The precision OpenVINO is told by ``config`` (as the catalogue spells it); None on other backends."""
-    return canonical_precision(config.precision) if config.backend == "openvino" and config.precision else None
-
-
 def canonical_precision(name: str) -> str:
     """A precision as the manifest spells it (PRECISIONS), from that spelling or OpenVINO's (f32, f16, bf16)."""
     spelled = {value: key for key, value in OPENVINO_HINTS.items()}
     return name if name in PRECISIONS else spelled.get(name.lower(), name.lower())
-
-
-def openvino_hint(precision: str) -> str | None:
-    """The inference precision OpenVINO is told for a variant of ``precision``: f32 for fp32 and for int8
-    (its float parts are fp32), so OpenVINO never picks bf16 by itself on CPUs that have it; None
-    (as stored in the file) for bf16 IR and fp16 graphs."""
-    return "f32" if precision in ("fp32", "int8") else None
-
-
-def with_openvino_hint(config: RunnerConfig, precision: str, backend: str) -> RunnerConfig:
-    """``config`` with :func:`openvino_hint` filled in when OpenVINO runs the engine and none was asked."""
-    if backend != "openvino" or config.precision:
-        return config
-    return replace(config, precision=openvino_hint(precision))
 
 
 # ---- file names ----------------------------------------------------------------------------------
@@ -191,16 +167,3 @@ def litert_tiling_files(height: int, width: int, precision: str = "fp32") -> tup
     """(stats, main) tiling counterparts of a LiteRT file: one fp32 stats graph per shape, a main per precision."""
     main = f"tiling/mobile.{height}x{width}{'' if precision == 'fp32' else '.' + precision}.main.tflite"
     return f"tiling/mobile.{height}x{width}.stats.tflite", main
-
-
-def recorded_source(variant: Variant) -> str | None:
-    """A variant's source for manifests written before ``source`` was a field: the ``notes["source"]``
-    that ORT-format and OpenVINO variants carried, or for fp16/int8 ONNX the fp32 file their name came
-    from; None where nothing says (fp32 ONNX exported from PyTorch; old TensorRT plans)."""
-    noted = variant.notes.get("source")
-    if isinstance(noted, str):
-        return noted
-    suffix = f".{variant.precision}.onnx"
-    if variant.kind == "onnx" and variant.precision in REDUCED_ONNX_PRECISIONS and variant.file.endswith(suffix):
-        return variant.file.removesuffix(suffix) + ".onnx"
-    return None

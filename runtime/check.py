@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .catalogue import hinted_precision, tolerance, with_openvino_hint
+from .catalogue import tolerance
 from .cli_options import NamedPath, Verbosity, runner_options, verbosity_options
 from .cpu import describe_isa
 from .errors import BackendUnavailable, UserError, cli_errors, printable, writing
@@ -23,6 +23,7 @@ from .files import atomic_write_bytes, json_bytes
 from .manifest import Manifest, Reference, Variant, artifact_file, read_manifest, verify_files
 from .parity import compare, merge, run_in_chunks, tolerance_for
 from .runners import RunnerConfig, backend_for, make_runner
+from .runners.openvino import hinted_precision, with_openvino_hint
 from .runners.plan_origin import PlanOrigin
 from .upscaler import Upscaler
 

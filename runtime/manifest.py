@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import companion_files
-from .catalogue import recorded_source
+from .catalogue import REDUCED_ONNX_PRECISIONS
 from .errors import UserError
 from .files import atomic_write_bytes, json_bytes, read_json_document, sha256_file
 from .manifest_rules import (
@@ -105,7 +105,7 @@ class Variant:
     # batches in chunks of this size); None for dynamic-batch variants.
     batch: int | None = None
     # The artifact file this one was converted from (fp16/int8 ONNX, .ort, plans, OpenVINO IR);
-    # None for fp32 ONNX exported from PyTorch. Manifests from before the field: runtime.catalogue.recorded_source.
+    # None for fp32 ONNX exported from PyTorch. Manifests from before the field: recorded_source below.
     source: str | None = None
     # A fixed-shape variant's own tiling graphs (LiteRT: fixed-size tiles at its shape, whole-image
     # attention), used instead of the artifact's ``tiling`` for images that are not exactly its shape.
@@ -331,3 +331,16 @@ def verify_used(folder: str | os.PathLike[str], manifest: Manifest, used: list[s
         problem = file_problem(folder, rel, manifest.files[rel])
         if problem:
             raise UserError(problem)
+
+
+def recorded_source(variant: Variant) -> str | None:
+    """A variant's source for manifests written before ``source`` was a field: the ``notes["source"]``
+    that ORT-format and OpenVINO variants carried, or for fp16/int8 ONNX the fp32 file their name came
+    from; None where nothing says (fp32 ONNX exported from PyTorch; old TensorRT plans)."""
+    noted = variant.notes.get("source")
+    if isinstance(noted, str):
+        return noted
+    suffix = f".{variant.precision}.onnx"
+    if variant.kind == "onnx" and variant.precision in REDUCED_ONNX_PRECISIONS and variant.file.endswith(suffix):
+        return variant.file.removesuffix(suffix) + ".onnx"
+    return None

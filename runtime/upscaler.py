@@ -16,13 +16,14 @@ from types import TracebackType
 import numpy as np
 from PIL import Image
 
-from .catalogue import hinted_precision, seam_tolerance, with_openvino_hint
+from .catalogue import seam_tolerance
 from .engine_choice import resolve_engine
 from .errors import UserError
 from .fixed_tiling import edge_region, run_fixed_tiles
 from .images import Picture, luma, picture_from_pil, picture_to_pil
 from .manifest import verify_used
 from .runners import Runner, RunnerConfig, backend_for, make_runner
+from .runners.openvino import hinted_precision, with_openvino_hint
 from .runners.plan_origin import PlanOrigin
 from .tiling import (
     PooledHook,

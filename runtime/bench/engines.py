@@ -20,6 +20,7 @@ from ..host import gpu_names
 from ..manifest import Manifest, Variant, artifact_file
 from ..parity import run_in_chunks
 from ..runners import Runner, RunnerConfig, make_runner
+from ..runners.openvino import openvino_hint
 from ..runners.plan_origin import PlanOrigin
 
 NO_GPU = "not measured: no GPU"
@@ -152,7 +153,7 @@ def artifact_engines(
         if variant.kind == "openvino" and "openvino" in backends and (on_openvino or variant.precision == "bf16"):
             # IR files run as written: fp32 and the INT8 file's float parts in f32 (so INT8 pairs with
             # the fp32 graph it came from), the bf16 file in the precision stored in it.
-            engines += _openvino_engines(base, path, variant, threads, (catalogue.openvino_hint(variant.precision),))
+            engines += _openvino_engines(base, path, variant, threads, (openvino_hint(variant.precision),))
         if variant.kind == "litert" and "litert" in backends:
             info = replace(base, label=f"litert {variant.file}", backend="litert")
             missing = BY_NAME["litert"].missing()
@@ -177,7 +178,7 @@ def _openvino_engines(base: EngineInfo, path: Path, variant: Variant, threads: i
         return []
     # INT8 ONNX: its float parts in f32, as export proved it.
     wanted = precisions if variant.precision == "fp32" or variant.kind == "openvino" else (
-        catalogue.openvino_hint(variant.precision),)
+        openvino_hint(variant.precision),)
     out: list[Engine | NotMeasured] = []
     for precision in wanted:
         name = variant.precision if precision is None or variant.precision == "int8" else precision

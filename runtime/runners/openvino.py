@@ -6,6 +6,8 @@ A missing openvino, device or device precision raises :class:`BackendUnavailable
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import cpu
@@ -22,6 +24,26 @@ def import_openvino():  # returns the openvino module (its type is only known on
     except ImportError:
         raise BackendUnavailable(BY_NAME["openvino"].install_hint()) from None
     return openvino
+
+
+# ---- what OpenVINO is told, per variant (the policy every caller shares) ----------------------------
+def openvino_hint(precision: str) -> str | None:
+    """The inference precision OpenVINO is told for a variant of ``precision``: f32 for fp32 and for int8
+    (its float parts are fp32), so OpenVINO never picks bf16 by itself on CPUs that have it; None
+    (as stored in the file) for bf16 IR and fp16 graphs."""
+    return "f32" if precision in ("fp32", "int8") else None
+
+
+def with_openvino_hint(config: RunnerConfig, precision: str, backend: str) -> RunnerConfig:
+    """``config`` with :func:`openvino_hint` filled in when OpenVINO runs the engine and none was asked."""
+    if backend != "openvino" or config.precision:
+        return config
+    return replace(config, precision=openvino_hint(precision))
+
+
+def hinted_precision(config: RunnerConfig) -> str | None:
+    """The precision OpenVINO is told by ``config`` (as the catalogue spells it); None on other backends."""
+    return canonical_precision(config.precision) if config.backend == "openvino" and config.precision else None
 
 
 class OpenVinoRunner(Runner):
