@@ -229,6 +229,17 @@ RESUME_CASES = {
     "lr a string": (_groups(lambda g: g[0].update(lr="fast")),
                     r"optimizer_param_groups\[0\]\.lr must be a finite number >= 0; got 'fast'"),
     "betas too short": (_groups(lambda g: g[0].update(betas=[0.9])), r"\[0\]\.betas must be a list of 2"),
+    "betas [2, 2]": (_groups(lambda g: g[0].update(betas=[2, 2])),  # issue 26, item 8: was a traceback
+                     r"optimizer_param_groups\[0\]: AdamW refuses these settings: Invalid beta parameter at "
+                     r"index 0: 2$"),
+    "beta 1.0": (_groups(lambda g: g[0]["betas"].__setitem__(1, 1.0)),
+                 r"AdamW refuses these settings: Invalid beta parameter at index 1: 1\.0$"),
+    "scheduler step_size 0": (_state(lambda d: d["scheduler"].update(step_size=0)),  # was ZeroDivisionError
+                              r"scheduler\.step_size is 0; the run's settings give 8$"),
+    "scheduler gamma changed": (_state(lambda d: d["scheduler"].update(gamma=2.0)),
+                                r"scheduler\.gamma is 2\.0; the run's settings give 0\.5$"),
+    "scheduler base_lrs changed": (_state(lambda d: d["scheduler"].update(base_lrs=[10.0])),
+                                   r"scheduler\.base_lrs is \[10\.0\]; the run's settings give \[0\.001\]$"),
     "optimizer key renamed": (_optimizer_tensors(_renamed),
                               r"missing state\.0\.exp_avg; unexpected state\.0\.moment"),
     "optimizer tensor reshaped": (_optimizer_tensors(lambda t: t.update({"state.1.exp_avg": torch.zeros(3)})),

@@ -11,23 +11,21 @@ interleaved ``torch.cat((x,) * 4)`` skip, the reflect-padded blur, temperature f
 their ``update_temperature`` never changes).
 
 Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, never
-arbitrary unpickling; a file that needs more is refused.
+arbitrary unpickling; a file that needs more is refused (train/foreign.py: bounds, dtypes).
 """
 from __future__ import annotations
 
 import os
-import pickle
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from runtime.errors import UserError, first_line
-from runtime.files import sha256_file
+from runtime.errors import UserError
 
 from .checkpoint import checkpoint_paths, save_checkpoint
+from .foreign import check_plain_floats, read_foreign_file
 from .models import SUPPORTED_SCALES, create_model
 
 MODEL = "dyconvsr_authors"
@@ -60,25 +58,6 @@ class ImportResult:
     kind: str  # "lightning" or "state_dict"
     kwargs: dict[str, Any]
     tensors: int
-
-
-def read_torch_file(path: str | os.PathLike[str]) -> Any:
-    """``torch.load`` restricted to tensors and plain containers; anything else is refused."""
-    source = Path(path)
-    if not source.is_file():
-        raise UserError(f"{source}: no such file")
-    try:
-        return torch.load(source, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        needed = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        if needed:
-            raise UserError(f"{source} needs {needed.group(1)} to load, more than tensors and plain containers; "
-                            "refusing to unpickle arbitrary objects") from None
-        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(exc))
-        raise UserError(f"{source} is not a PyTorch checkpoint torch.load can read"
-                        + (f" ({detail.group(1).strip()})" if detail else "")) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
-        raise UserError(f"{source} is not a PyTorch checkpoint torch.load can read: {first_line(exc)}") from None
 
 
 def authors_state_dict(document: Any, source: str) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
@@ -134,7 +113,9 @@ def import_authors_checkpoint(
         raise UserError(f"{source} is the import's own output ({targets[1].name}); choose another OUT")
     if not overwrite and any(os.path.lexists(t) for t in targets):
         raise UserError(f"{targets[1]} or its weights already exist; pass --overwrite to replace them")
-    state, kind, info = authors_state_dict(read_torch_file(source), str(source))
+    read = read_foreign_file(source)
+    state, kind, info = authors_state_dict(read.document, str(source))
+    check_plain_floats(state, str(source))
     kwargs = infer_kwargs(state, str(source))
     model = create_model(MODEL, **kwargs)
     own = model.state_dict()
@@ -155,7 +136,7 @@ def import_authors_checkpoint(
         raise UserError(f"{source}: some weights are NaN or infinite")
     metadata = {
         "imported_from": {
-            "path": str(source), "sha256": sha256_file(source), "kind": kind,
+            "path": str(source), "sha256": read.sha256, "kind": kind,
             "code": "github.com/doantienthongbku/DyConvSR",
             **info,
         },

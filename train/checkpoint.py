@@ -7,6 +7,7 @@ metadata; loading needs nothing else and never unpickles anything.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load, save
 from torch import nn
 
 from runtime.errors import UserError
@@ -29,6 +30,7 @@ from runtime.files import (
 )
 
 from .models import create_model, model_config
+from .safefiles import check_regular, read_regular, writing_output
 
 FORMAT = "dyconvsr-toolchain/checkpoint-v2"
 # v1 checkpoints predate the published DyConvSR (no activation after the head conv): their DyConvSR
@@ -105,7 +107,8 @@ def save_checkpoint(
     leaves the old pair or the new one, never weights that disagree with their JSON.
     """
     weights_path, config_path = checkpoint_paths(path)
-    with file_group([weights_path, config_path]) as (weights_tmp, config_tmp):
+    with writing_output(config_path.with_suffix(""), "checkpoint"), \
+            file_group([weights_path, config_path]) as (weights_tmp, config_tmp):
         write_checkpoint_files(weights_tmp, config_tmp, model, weights_path.name, metadata)
     return config_path
 
@@ -131,14 +134,15 @@ def read_document(
     path: str | os.PathLike[str], expected_format: str | tuple[str, ...], what: str
 ) -> dict[str, Any]:
     """:func:`runtime.files.read_json_document`, with a file that cannot be opened (permissions) a
-    UserError too."""
+    UserError too, and a FIFO or device in its place refused rather than waited on."""
     with file_errors(path, what):
+        check_regular(path, f"{what} {path}")
         return read_json_document(path, expected_format, what)
 
 
 def read_checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     _, config_path = checkpoint_paths(path)
-    if not config_path.is_file():
+    if not check_regular(config_path, f"checkpoint config {config_path}"):
         raise UserError(f"checkpoint config {config_path} not found (expected <name>.json beside <name>.safetensors)")
     document = read_document(config_path, (FORMAT, FORMAT_V1), "checkpoint config")
     model = document.get("model")
@@ -163,18 +167,15 @@ def tensor_bytes(tensors: Mapping[str, torch.Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
-def check_file_size(path: Path, expected_bytes: int, what: str) -> None:
-    """Refuse, before reading a byte of it, a tensor file far larger than what it should hold."""
-    size, limit = path.stat().st_size, expected_bytes + HEADER_ALLOWANCE
-    if size > limit:
-        raise UserError(f"{what} {path} is {size:,} bytes; what it should hold fits in {limit:,}")
-
-
-def read_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
-    """A safetensors file's tensors (CPU); a bad header, offsets or dtype is a UserError."""
+def read_tensor_file(path: Path, expected_bytes: int, what: str) -> tuple[dict[str, torch.Tensor], str]:
+    """A safetensors file's tensors (CPU) and its sha256, from one read of a regular file (a FIFO
+    or folder in its place is refused without blocking, a file far larger than ``expected_bytes``
+    unread); a bad header, offsets or dtype is a UserError. Hashed and parsed from the same bytes,
+    so the file cannot change between its sha256 check and its loading."""
+    data = read_regular(path, f"{what} {path}", expected_bytes + HEADER_ALLOWANCE, "what it should hold")
     try:
-        return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
+        return load(data), hashlib.sha256(data).hexdigest()
+    except (SafetensorError, ValueError, RuntimeError, TypeError) as exc:
         raise UserError(f"{what} {path} is not a valid safetensors file: {exc}") from None
 
 
@@ -206,19 +207,16 @@ def load_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> Checkp
     weights_path, config_path = checkpoint_paths(path)
     recover_group([weights_path, config_path])
     document = read_checkpoint_config(path)
-    if not weights_path.is_file():
+    if not check_regular(weights_path, f"checkpoint weights {weights_path}"):
         raise UserError(f"checkpoint weights {weights_path} not found (named by {config_path})")
     name, kwargs = document["model"]["name"], document["model"].get("kwargs", {})
     model = create_model(name, **kwargs)
     own = model.state_dict()
-    check_file_size(weights_path, tensor_bytes(own), "checkpoint weights")
-    if verify:
-        if "weights_sha256" not in document:
-            raise UserError(f"checkpoint config {config_path} has no weights_sha256 "
-                            f"to check {weights_path} by")
-        if document["weights_sha256"] != sha256_file(weights_path):
-            raise UserError(f"checkpoint weights {weights_path} do not match the sha256 in {config_path}")
-    state = read_tensors(weights_path, "checkpoint weights")
+    if verify and "weights_sha256" not in document:
+        raise UserError(f"checkpoint config {config_path} has no weights_sha256 to check {weights_path} by")
+    state, sha256 = read_tensor_file(weights_path, tensor_bytes(own), "checkpoint weights")
+    if verify and document["weights_sha256"] != sha256:
+        raise UserError(f"checkpoint weights {weights_path} do not match the sha256 in {config_path}")
     mismatch = tensor_mismatch(own, state)
     if mismatch:
         raise UserError(f"checkpoint {weights_path} does not fit model {name!r} {kwargs}: {mismatch}")

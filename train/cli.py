@@ -102,10 +102,7 @@ def promote_command(source: str, destination: str, verbosity: Verbosity) -> None
     """Copy checkpoint SOURCE (e.g. runs/x/best) to DESTINATION (e.g. weights/dyconvsr_x2)."""
     from .checkpoint import copy_checkpoint
 
-    try:
-        path = copy_checkpoint(source, destination, metadata={"promoted_from": str(source)})
-    except OSError as exc:  # the destination cannot be written (a missing source is a UserError)
-        raise UserError(f"cannot write checkpoint {destination}: {exc.strerror or exc}") from None
+    path = copy_checkpoint(source, destination, metadata={"promoted_from": str(source)})  # write errors: UserError
     verbosity.echo(f"wrote {path} and its weights")
 
 
@@ -119,10 +116,11 @@ def import_checkpoint_command(source: str, out: str, overwrite: bool, verbosity:
     """Import SOURCE, written by the DyConvSR authors' trainer (github doantienthongbku/DyConvSR), as
     checkpoint OUT (OUT.safetensors + OUT.json).
 
-    SOURCE is a PyTorch Lightning .ckpt (state_dict keys 'model.*') or a plain state dict (.pth/.pt).
-    It is read with torch.load(weights_only=True): tensors and plain containers only; a file that
-    needs arbitrary objects is refused. The checkpoint is the 'dyconvsr_authors' network, which
-    computes the authors' function exactly; then `python -m export OUT -o DIR` and
+    SOURCE is a PyTorch Lightning .ckpt (state_dict keys 'model.*') or a plain state dict (.pth/.pt,
+    or .safetensors). It is read with torch.load(weights_only=True): tensors and plain containers
+    only; a file that needs arbitrary objects is refused, and so are files over 32 MiB (unpacked)
+    and weights that are not float32/float16/bfloat16. The checkpoint is the 'dyconvsr_authors'
+    network, which computes the authors' function exactly; then `python -m export OUT -o DIR` and
     `python -m runtime.check DIR`.
     """
     from .authors import import_authors_checkpoint

@@ -19,20 +19,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
 from runtime.files import atomic_write_bytes, file_group, recover_group, sha256_file
 
 from .checkpoint import (
-    check_file_size,
     checkpoint_paths,
     load_checkpoint,
     read_document,
-    read_tensors,
+    read_tensor_file,
     save_tensors,
     tensor_bytes,
     tensor_mismatch,
     write_checkpoint_files,
 )
+from .safefiles import check_regular, writing_output
 
 STATE_FORMAT = "dyconvsr-toolchain/train-state-v1"
 
@@ -68,7 +68,7 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: list[dict[str
     return {"state": state, "param_groups": groups}
 
 
-def _group(stem: Path) -> list[Path]:
+def state_files(stem: Path) -> list[Path]:
     """The files of one saved state, the state JSON last (it marks a complete group)."""
     weights, config = checkpoint_paths(stem)
     optim_path, state_path = _paths(stem)
@@ -86,7 +86,7 @@ def save_training_state(
     """Write model, optimizer and state as one group: a kill at any moment leaves the previous
     state or this one (see runtime.files.file_group), so ``--resume`` always finds a whole state."""
     stem = Path(stem)
-    files = _group(stem)
+    files = state_files(stem)
     tensors, groups = _flatten_optimizer(optimizer.state_dict())
     document = {
         "format": STATE_FORMAT,
@@ -97,7 +97,8 @@ def save_training_state(
         "optimizer_param_groups": groups,
         "scheduler": scheduler.state_dict(),
     }
-    with file_group(files) as (weights_tmp, config_tmp, optim_tmp, state_tmp):
+    with writing_output(stem, "training state"), \
+            file_group(files) as (weights_tmp, config_tmp, optim_tmp, state_tmp):
         write_checkpoint_files(weights_tmp, config_tmp, model, files[0].name, {**metadata, "step": state.step})
         save_tensors(optim_tmp, tensors)
         document["optimizer_sha256"] = sha256_file(optim_tmp)
@@ -105,7 +106,7 @@ def save_training_state(
 
 
 def has_training_state(stem: str | os.PathLike[str]) -> bool:
-    files = _group(Path(stem))
+    files = state_files(Path(stem))
     recover_group(files)
     return files[-1].is_file()
 
@@ -123,9 +124,9 @@ def load_training_state(
     :class:`UserError` naming what is wrong, and leaves all three as they were.
     """
     stem = Path(stem)
-    recover_group(_group(stem))
+    recover_group(state_files(stem))
     optim_path, state_path = _paths(stem)
-    if not state_path.is_file():
+    if not check_regular(state_path, f"training state {state_path}"):
         raise UserError(f"no training state at {state_path}")
     document = read_document(state_path, STATE_FORMAT, "training state")
     state = _state_fields(document, state_path)
@@ -140,6 +141,7 @@ def load_training_state(
     groups = _checked_groups(document.get("optimizer_param_groups"), optimizer, state_path)
     tensors = _optimizer_tensors(optim_path, document.get("optimizer_sha256"), optimizer, groups)
     _check_like(document.get("scheduler"), scheduler.state_dict(), f"training state {state_path}: scheduler")
+    _check_scheduler(document["scheduler"], scheduler, state_path)
     if document["scheduler"].get("last_epoch", state.step) != state.step:
         raise UserError(f"training state {state_path}: scheduler is at step "
                         f"{document['scheduler']['last_epoch']}, the state at step {state.step}")
@@ -182,7 +184,32 @@ def _checked_groups(saved: Any, optimizer: torch.optim.Optimizer, path: Path) ->
                             f"({len(own['params'])} of the model's); got {shown(params)}")
         _check_like({k: v for k, v in group.items() if k != "params"},
                     {k: v for k, v in own.items() if k != "params"}, f"{where}[{index}]")
+        _check_settings(group, optimizer, f"{where}[{index}]")
     return saved
+
+
+def _check_settings(group: dict[str, Any], optimizer: torch.optim.Optimizer, where: str) -> None:
+    """Refuse a group whose values the optimizer's own constructor refuses (betas [2, 2], a
+    negative eps): a twin is built with them, so torch's rules decide, for any optimizer."""
+    accepted = inspect.signature(type(optimizer)).parameters
+    settings = {k: v for k, v in group.items() if k in accepted and k != "params"}
+    try:
+        type(optimizer)([nn.Parameter(torch.zeros(1))], **settings)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise UserError(f"{where}: {type(optimizer).__name__} refuses these settings: {first_line(exc)}") from None
+
+
+# The scheduler's settings, fixed by the run's (lr_step, lr_gamma, lr: --resume refuses changes to
+# them); the rest of its state is progress (last_epoch, _last_lr, ...).
+SCHEDULER_SETTINGS = ("step_size", "gamma", "base_lrs")
+
+
+def _check_scheduler(saved: dict[str, Any], scheduler: torch.optim.lr_scheduler.LRScheduler, path: Path) -> None:
+    own = scheduler.state_dict()
+    for key in (k for k in SCHEDULER_SETTINGS if k in own):
+        if saved[key] != own[key]:
+            raise UserError(f"training state {path}: scheduler.{key} is {shown(saved[key])}; "
+                            f"the run's settings give {shown(own[key])}")
 
 
 def _optimizer_tensors(
@@ -190,13 +217,12 @@ def _optimizer_tensors(
 ) -> dict[str, torch.Tensor]:
     """The optimizer's saved tensors, refused unless they are exactly the names, shapes and dtypes
     this optimizer keeps for these parameters."""
-    if not path.is_file():
+    if not check_regular(path, f"optimizer state {path}"):
         raise UserError(f"optimizer state {path} not found (the training state beside it names it)")
     expected = _expected_optimizer_tensors(optimizer, groups)
-    check_file_size(path, tensor_bytes(expected), "optimizer state")
-    if sha256 is not None and sha256 != sha256_file(path):
+    tensors, digest = read_tensor_file(path, tensor_bytes(expected), "optimizer state")
+    if sha256 is not None and sha256 != digest:
         raise UserError(f"optimizer state {path} does not match the sha256 in its training state")
-    tensors = read_tensors(path, "optimizer state")
     mismatch = tensor_mismatch(expected, tensors)
     if mismatch:
         raise UserError(f"optimizer state {path} does not fit the model's {type(optimizer).__name__}: "

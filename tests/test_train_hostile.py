@@ -1,0 +1,247 @@
+"""`python -m train` against hostile inputs, second round (issue 26, items 6-9): deflate bombs and
+oversized files, sparse/meta/quantised tensors and dtypes that would be cast silently, corrupt
+safetensors, and a real full disk (a 2 MiB tmpfs) under import-checkpoint.
+
+Each case runs the command for real (a subprocess, or the click entry point as
+test_hardening_train does) and asserts the exit code, the single stderr line, that nothing was
+left or lost, and that what was written is right. Models are the tiny variants.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import struct
+import subprocess
+import sys
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+from test_authors import authors_state_dict
+from test_hardening_train import one_line_error
+from test_runtime_fixtures import REPO, fill_disk
+from train.checkpoint import load_checkpoint
+from train.cli import main as train_main
+
+FULL = "No space left on device"
+LIMIT = "any checkpoint of these networks fits in 33,554,432 bytes"
+
+
+def run(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "train", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout)
+
+
+def one_line(done: subprocess.CompletedProcess[str], expected: str) -> None:
+    """Exit 2 and exactly ``expected`` on stderr (no traceback, no progress noise)."""
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert done.returncode == 2 and done.stderr.splitlines() == [expected], (done.returncode, done.stderr)
+
+
+def entries(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.name != ".filler")
+
+
+def lightning_ckpt(path: Path, state: dict[str, torch.Tensor] | None = None) -> Path:
+    torch.save({"epoch": 3, "state_dict": {f"model.{k}": v for k, v in (state or authors_state_dict()).items()}},
+               path)
+    return path
+
+
+# ---- item 6: a deflate bomb, files over the limit, a FIFO as SOURCE -----------------------------------
+def write_zip(path: Path, entries: list[tuple[str, bytes, int, int, int]]) -> None:
+    """A zip of (name, payload, method, crc32, unpacked size) entries, the payload as given (so a
+    deflate stream made elsewhere goes in unchanged)."""
+    body, central = bytearray(), bytearray()
+    for name, payload, method, crc, size in entries:
+        offset, encoded = len(body), name.encode()
+        body += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(payload), size,
+                            len(encoded), 0) + encoded + payload
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc, len(payload),
+                               size, len(encoded), 0, 0, 0, 0, 0, offset) + encoded
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(central), len(body), 0)
+    path.write_bytes(bytes(body + central + end))
+
+
+def deflate_bomb(path: Path, unpacked_mib: int) -> int:
+    """The authors' Lightning .ckpt with its first storage replaced by ``unpacked_mib`` MiB of zeros,
+    deflated (1 MiB full-flush blocks repeated: about 1 KB each). Returns what its entries unpack to."""
+    import zipfile
+
+    with zipfile.ZipFile(lightning_ckpt(path.with_name("good.ckpt"))) as archive:
+        entries = [(i.filename, archive.read(i), 0, i.CRC, i.file_size) for i in archive.infolist()]
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = deflate.compress(bytes(1 << 20)) + deflate.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(unpacked_mib):
+        crc = zlib.crc32(bytes(1 << 20), crc)
+    index = next(n for n, e in enumerate(entries) if e[0].endswith("/data/0"))
+    entries[index] = (entries[index][0], block * unpacked_mib + b"\x03\x00", 8, crc, unpacked_mib << 20)
+    write_zip(path, entries)
+    return sum(e[4] for e in entries)
+
+
+def run_measured(tmp_path: Path, *args: object) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``python -m train ARGS`` and its peak resident memory in KiB (that process's own, from wait4)."""
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        child = subprocess.Popen([sys.executable, "-m", "train", *map(str, args)], cwd=REPO, stdout=stdout,
+                                 stderr=stderr)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    return subprocess.CompletedProcess(child.args, child.returncode, out.read_text(), err.read_text()), usage.ru_maxrss
+
+
+def test_a_deflate_bomb_is_refused_from_its_zip_directory_before_torch_reads_it(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.ckpt"
+    unpacked = deflate_bomb(bomb, 2048)  # 2 GiB of zeros in a file of about 2 MB
+    assert bomb.stat().st_size < 3 << 20 and unpacked > 2 << 30
+    done, peak = run_measured(tmp_path, "import-checkpoint", bomb, tmp_path / "o" / "m")
+    one_line(done, f"error: {bomb} unpacks to {unpacked:,} bytes (17 zip entries); {LIMIT}")
+    # torch alone is about 400 MB here; reading the entry would add 2 GiB (the issue saw 2.35 GB).
+    assert peak < 1 << 20, f"peak RSS {peak} KiB"
+    assert not (tmp_path / "o").exists()
+
+
+def _sparse(size: int) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        with path.open("wb") as handle:
+            handle.truncate(size)
+    return make
+
+
+def _legacy(path: Path) -> None:
+    torch.save(authors_state_dict(), path, _use_new_zipfile_serialization=False)
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+SOURCE_CASES = {
+    "ckpt of 40 MiB": ("big.ckpt", _sparse(40 << 20), f"is 41,943,040 bytes; {LIMIT}"),
+    "safetensors of 40 MiB": ("big.safetensors", _sparse(40 << 20), f"is 41,943,040 bytes; {LIMIT}"),
+    "legacy torch format": ("old.pth", _legacy, "is not a PyTorch checkpoint torch.load can read (not the zip "
+                                                "format torch.save writes since torch 1.6; the legacy format is "
+                                                "not read)"),
+    "a FIFO": ("pipe.ckpt", _fifo, "is a FIFO, not a regular file; remove or rename it"),
+}
+
+
+@pytest.mark.parametrize("case", SOURCE_CASES)
+def test_sources_too_large_legacy_or_not_files_are_refused_unread(tmp_path: Path, case: str) -> None:
+    name, make, message = SOURCE_CASES[case]
+    source = tmp_path / name
+    make(source)
+    done = run("import-checkpoint", source, tmp_path / "o" / "m", timeout=60)  # a FIFO read would block: timeout
+    one_line(done, f"error: {source} {message}")
+    assert not (tmp_path / "o").exists()
+
+
+# ---- items 8 and 9: tensors that are not plain float data, corrupt safetensors --------------------------
+def _retyped(make: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[dict[str, torch.Tensor]], object]:
+    return lambda state: state.update({"head.0.bias": make(state["head.0.bias"])})
+
+
+ALLOWED = "allowed: dense tensors of float32, float16, bfloat16 (cast to the network's float32)"
+TENSOR_CASES = {
+    "sparse": (_retyped(lambda t: t.to_sparse()), "is a sparse_coo tensor, not a dense one"),
+    "meta": (_retyped(lambda t: torch.empty(t.shape, device="meta")), "is a meta tensor without data"),
+    "quantised": (_retyped(lambda t: torch.quantize_per_tensor(t, 0.01, 0, torch.qint8)),
+                  r"is a quantised tensor \(torch\.qint8\)"),
+    "bool": (_retyped(lambda t: t > 0), "is bool"),
+    "int64": (_retyped(lambda t: (t * 100).long()), "is int64"),
+    "complex64": (_retyped(lambda t: t.to(torch.complex64)), "is complex64"),
+    "float8": (_retyped(lambda t: t.to(torch.float8_e4m3fn)), "is float8_e4m3fn"),
+    "float64": (_retyped(lambda t: t.double()), "is float64"),
+}
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".safetensors"])
+@pytest.mark.parametrize("case", TENSOR_CASES)
+def test_tensors_that_are_not_plain_floats_are_refused_not_cast(tmp_path: Path, case: str, suffix: str) -> None:
+    change, message = TENSOR_CASES[case]
+    if suffix == ".safetensors" and case in ("sparse", "meta", "quantised"):
+        pytest.skip("safetensors holds dense CPU tensors only")
+    state = authors_state_dict()
+    change(state)
+    source = tmp_path / f"theirs{suffix}"
+    if suffix == ".ckpt":
+        lightning_ckpt(source, state)
+    else:
+        save_file(state, str(source))
+    result = CliRunner().invoke(train_main, ["import-checkpoint", str(source), str(tmp_path / "o" / "m")])
+    one_line_error(result, rf"^error: {source}: head\.0\.bias {message}; {re.escape(ALLOWED)}$")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_half_precision_weights_import_as_their_float32_values(tmp_path: Path, dtype: torch.dtype) -> None:
+    state = {k: v.to(dtype) for k, v in authors_state_dict().items()}
+    source = lightning_ckpt(tmp_path / "theirs.ckpt", state)
+    result = CliRunner().invoke(train_main, ["import-checkpoint", str(source), str(tmp_path / "o" / "m")])
+    assert result.exit_code == 0, result.output
+    written = load_checkpoint(tmp_path / "o" / "m").model.state_dict()
+    assert torch.equal(written["head.bias"], state["head.0.bias"].float())
+    assert torch.equal(written["body.weight"], state["body.0.weight"].float())
+
+
+def _safetensors_bytes() -> bytes:
+    from safetensors.torch import save
+
+    return save(authors_state_dict())
+
+
+CORRUPT_SAFETENSORS = {
+    "truncated": (lambda data: data[: len(data) // 2], "incomplete metadata, file not fully covered"),
+    "header length 2**62": (lambda data: struct.pack("<Q", 2**62) + data[8:], "header too large"),
+    "header not JSON": (lambda data: data[:8] + b"[" + data[9:], "invalid JSON in header"),
+    "zeros": (lambda data: bytes(1000), "invalid JSON in header"),
+    "empty": (lambda data: b"", "header too small"),
+}
+
+
+@pytest.mark.parametrize("case", CORRUPT_SAFETENSORS)
+def test_corrupt_safetensors_sources_are_one_line(tmp_path: Path, case: str) -> None:
+    corrupt, reason = CORRUPT_SAFETENSORS[case]
+    source = tmp_path / "theirs.safetensors"
+    source.write_bytes(corrupt(_safetensors_bytes()))
+    result = CliRunner().invoke(train_main, ["import-checkpoint", str(source), str(tmp_path / "o" / "m")])
+    one_line_error(result, rf"^error: {source} is not a valid safetensors file: .*{re.escape(reason)}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_safetensors_source_imports_like_a_state_dict(tmp_path: Path) -> None:
+    state = authors_state_dict(5)
+    save_file(state, str(tmp_path / "theirs.safetensors"))
+    result = CliRunner().invoke(train_main, ["import-checkpoint", str(tmp_path / "theirs.safetensors"),
+                                             str(tmp_path / "o" / "m")])
+    assert result.exit_code == 0, result.output
+    written = load_checkpoint(tmp_path / "o" / "m")
+    assert torch.equal(written.model.state_dict()["tail.weight"], state["tail.0.weight"])
+    assert written.metadata["imported_from"]["sha256"] == hashlib.sha256(
+        (tmp_path / "theirs.safetensors").read_bytes()).hexdigest()
+
+
+# ---- item 8: a real full disk (2 MiB tmpfs) under import-checkpoint ----------------------------------------
+def contents(folder: Path) -> dict[str, bytes]:
+    return {rel: (folder / rel).read_bytes() for rel in entries(folder) if (folder / rel).is_file()}
+
+
+def test_import_checkpoint_on_a_full_disk_keeps_the_previous_pair(tmp_path: Path, full_disk: Path) -> None:
+    first, second = lightning_ckpt(tmp_path / "a.ckpt"), lightning_ckpt(tmp_path / "b.ckpt", authors_state_dict(7))
+    assert run("import-checkpoint", first, full_disk / "w" / "m", "-q").returncode == 0
+    before = contents(full_disk)
+    fill_disk(full_disk)
+    done = run("import-checkpoint", second, full_disk / "w" / "m", "--overwrite", "-q")
+    one_line(done, f"error: cannot write the checkpoint {full_disk / 'w' / 'm'}: {FULL}")
+    assert contents(full_disk) == before  # the old pair, whole; no temp or pending file
+    done = run("import-checkpoint", second, full_disk / "new" / "m", "-q")
+    one_line(done, f"error: cannot write the checkpoint {full_disk / 'new' / 'm'}: {FULL}")
+    assert contents(full_disk) == before and not (full_disk / "new").exists()
