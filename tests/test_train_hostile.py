@@ -1,6 +1,7 @@
 """`python -m train` against hostile inputs, second round (issue 26, items 6-9): deflate bombs and
-oversized files, sparse/meta/quantised tensors and dtypes that would be cast silently, corrupt
-safetensors, and a real full disk (a 2 MiB tmpfs) under import-checkpoint.
+oversized files, FIFOs and folders where run files belong, sparse/meta/quantised tensors and dtypes
+that would be cast silently, corrupt safetensors, and a real full disk (a 2 MiB tmpfs) under
+import-checkpoint, fit, fit --resume and evaluate -o.
 
 Each case runs the command for real (a subprocess, or the click entry point as
 test_hardening_train does) and asserts the exit code, the single stderr line, that nothing was
@@ -9,8 +10,10 @@ left or lost, and that what was written is right. Models are the tiny variants.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -23,11 +26,15 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
+from runtime.errors import UserError
 from test_authors import authors_state_dict
-from test_hardening_train import one_line_error
+from test_hardening_train import TINY_RUN, one_line_error, toml_file
 from test_runtime_fixtures import REPO, fill_disk
-from train.checkpoint import load_checkpoint
+from train.checkpoint import load_checkpoint, save_checkpoint
 from train.cli import main as train_main
+from train.config import config_from
+from train.fit import fit
+from train.models import create_model
 
 FULL = "No space left on device"
 LIMIT = "any checkpoint of these networks fits in 33,554,432 bytes"
@@ -229,7 +236,83 @@ def test_a_safetensors_source_imports_like_a_state_dict(tmp_path: Path) -> None:
         (tmp_path / "theirs.safetensors").read_bytes()).hexdigest()
 
 
-# ---- item 8: a real full disk (2 MiB tmpfs) under import-checkpoint ----------------------------------------
+# ---- item 6 (hangs), item 8: FIFOs, folders and links where run files belong ------------------------------
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    fit(config_from(None, None, {**TINY_RUN, "out": str(out)}), progress=False, stop_at=3)
+    return out
+
+
+def copied_run(stopped_run: Path, folder: Path) -> tuple[Path, Path]:
+    """A copy of the stopped run in ``folder`` and a TOML file to resume it with."""
+    run_folder = folder / "run"
+    shutil.copytree(stopped_run, run_folder)
+    return run_folder, toml_file(folder / "run.toml", {**TINY_RUN, "out": str(run_folder)})
+
+
+def _replaced(make: Callable[[Path], None]) -> Callable[[Path], None]:
+    def replace(path: Path) -> None:
+        path.unlink()
+        make(path)
+    return replace
+
+
+RUN_FILE_CASES = {
+    "metrics.jsonl a FIFO": ("metrics.jsonl", _replaced(os.mkfifo), "a FIFO"),
+    "metrics.jsonl a folder": ("metrics.jsonl", _replaced(Path.mkdir), "a folder"),
+    "metrics.jsonl a link": ("metrics.jsonl", _replaced(lambda p: p.symlink_to(p.with_name("config.json"))),
+                             "a symbolic link"),
+    "last.state.json a FIFO": ("last.state.json", _replaced(os.mkfifo), "a FIFO"),
+    "last.optim.safetensors a FIFO": ("last.optim.safetensors", _replaced(os.mkfifo), "a FIFO"),
+    "config.json a FIFO": ("config.json", _replaced(os.mkfifo), "a FIFO"),
+    "best.safetensors a FIFO": ("best.safetensors", _replaced(os.mkfifo), "a FIFO"),
+}
+
+
+def kinds(folder: Path) -> dict[str, object]:
+    """Each entry's content (regular files) or kind (anything else), to tell what a command changed."""
+    return {p.name: p.read_bytes() if p.is_file() and not p.is_symlink() else os.lstat(p).st_mode
+            for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("case", RUN_FILE_CASES)
+def test_run_files_that_are_not_regular_files_are_refused_without_blocking(stopped_run: Path, tmp_path: Path,
+                                                                           case: str) -> None:
+    name, tamper, kind = RUN_FILE_CASES[case]
+    run_folder, config = copied_run(stopped_run, tmp_path)
+    tamper(run_folder / name)
+    before = kinds(run_folder)
+    done = run("fit", "--config", config, "--resume", "--quiet", timeout=60)  # blocking on the FIFO: a timeout
+    one_line(done, f"error: run file {run_folder / name} is {kind}, not a regular file; remove or rename it")
+    assert kinds(run_folder) == before
+
+
+def test_a_new_run_into_a_folder_with_a_fifo_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    os.mkfifo(tmp_path / "run" / "metrics.jsonl")
+    done = run("fit", "--config", toml_file(tmp_path / "run.toml", {**TINY_RUN, "out": str(tmp_path / "run")}),
+               "--quiet", timeout=60)
+    one_line(done, f"error: run file {tmp_path / 'run' / 'metrics.jsonl'} is a FIFO, not a regular file; "
+                   "remove or rename it")
+    assert entries(tmp_path / "run") == ["metrics.jsonl"]
+
+
+def test_the_metrics_log_is_opened_without_blocking_even_after_the_check(tmp_path: Path) -> None:
+    # A FIFO put in place after check_run_files ran (the race): the append itself never waits for a reader.
+    from train.run_files import append_record
+
+    os.mkfifo(tmp_path / "metrics.jsonl")
+    with pytest.raises(UserError, match=r"run file .*metrics\.jsonl is a FIFO, not a regular file"):
+        append_record(tmp_path, {"step": 1})
+    (tmp_path / "metrics.jsonl").unlink()
+    (tmp_path / "metrics.jsonl").symlink_to(tmp_path / "elsewhere.jsonl")
+    with pytest.raises(UserError, match=r"metrics\.jsonl is a symbolic link"):
+        append_record(tmp_path, {"step": 1})
+    assert not (tmp_path / "elsewhere.jsonl").exists()
+
+
+# ---- items 7 and 8: a real full disk (2 MiB tmpfs) under import-checkpoint, fit, fit --resume, evaluate -o ----
 def contents(folder: Path) -> dict[str, bytes]:
     return {rel: (folder / rel).read_bytes() for rel in entries(folder) if (folder / rel).is_file()}
 
@@ -244,4 +327,67 @@ def test_import_checkpoint_on_a_full_disk_keeps_the_previous_pair(tmp_path: Path
     assert contents(full_disk) == before  # the old pair, whole; no temp or pending file
     done = run("import-checkpoint", second, full_disk / "new" / "m", "-q")
     one_line(done, f"error: cannot write the checkpoint {full_disk / 'new' / 'm'}: {FULL}")
+    assert contents(full_disk) == before and not (full_disk / "new").exists()
+
+
+@pytest.mark.parametrize("room, failing", [(0, "run settings {run}/config.json"), (16 << 10, "checkpoint {run}/best")],
+                         ids=["no room", "room for the settings, not the weights"])
+def test_a_new_run_on_a_full_disk_leaves_nothing(tmp_path: Path, full_disk: Path, room: int, failing: str) -> None:
+    run_folder = full_disk / "run"
+    config = toml_file(tmp_path / "run.toml", {**TINY_RUN, "out": str(run_folder)})
+    fill_disk(full_disk, leave=room)
+    done = run("fit", "--config", config, "--quiet")
+    one_line(done, f"error: cannot write the {failing.format(run=run_folder)}: {FULL}")
+    assert entries(full_disk) == []  # no 0-byte config.json, no half run
+
+
+@pytest.mark.parametrize("room, failing", [(0, r"run settings {run}/config\.json"),
+                                           (16 << 10, r"(checkpoint {run}/best|training state {run}/last)")],
+                         ids=["no room", "room for the settings and the log, not the state"])
+def test_a_resumed_run_on_a_full_disk_keeps_its_state_and_log(stopped_run: Path, tmp_path: Path, full_disk: Path,
+                                                              room: int, failing: str) -> None:
+    run_folder, config = copied_run(stopped_run, full_disk)
+    config = Path(shutil.move(config, tmp_path / "run.toml"))
+    before = contents(run_folder)
+    fill_disk(full_disk, leave=room)
+    done = run("fit", "--config", config, "--resume", "--quiet", "--stop-at", "6")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert re.fullmatch(rf"error: cannot write the {failing.format(run=re.escape(str(run_folder)))}: {FULL}\n",
+                        done.stderr), done.stderr
+    after = contents(run_folder)
+    # config.json records this invocation's settings (out is another folder now), written whole or not at all.
+    assert json.loads(after.pop("config.json"))["out"] == str(run_folder if room else stopped_run)
+    before.pop("config.json")
+    assert after == before  # the state at step 3, and metrics.jsonl without steps 4-6; no temp or pending file
+    (full_disk / ".filler").unlink()
+    assert run("fit", "--config", config, "--resume", "--quiet", "--stop-at", "6").returncode == 0
+    steps = [json.loads(line)["step"] for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]  # each step logged once
+
+
+@pytest.fixture(scope="module")
+def eval_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from PIL import Image
+
+    from test_runtime_fixtures import SAMPLE
+
+    root = tmp_path_factory.mktemp("eval")
+    (root / "tiny").mkdir()
+    with Image.open(SAMPLE) as image:
+        image.crop((0, 0, 48, 40)).save(root / "tiny" / "crop.png")
+    torch.manual_seed(0)
+    return root / "tiny", save_checkpoint(root / "m", create_model("dyconvsr_tiny"))
+
+
+def test_evaluate_on_a_full_disk_keeps_the_previous_report(eval_inputs: tuple[Path, Path], full_disk: Path) -> None:
+    data, checkpoint = eval_inputs
+    assert run("evaluate", checkpoint, "--data", data, "-o", full_disk / "eval", "-q").returncode == 0
+    before = contents(full_disk)
+    assert sorted(before) == ["eval/dyconvsr.json", "eval/dyconvsr.md"]
+    fill_disk(full_disk)
+    done = run("evaluate", "--data", data, "-o", full_disk / "eval", "-q")  # bicubic only: another report
+    one_line(done, f"error: cannot write the report {full_disk / 'eval' / 'dyconvsr.md'}: {FULL}")
+    assert contents(full_disk) == before
+    done = run("evaluate", "--data", data, "-o", full_disk / "new" / "eval", "-q")
+    one_line(done, f"error: cannot write the report {full_disk / 'new' / 'eval' / 'dyconvsr.md'}: {FULL}")
     assert contents(full_disk) == before and not (full_disk / "new").exists()

@@ -30,7 +30,7 @@ from torch import nn
 from runtime.errors import UserError
 from runtime.progress import progress_bar, status
 
-from .checkpoint import file_errors, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import NamedImage, PatchSampler, SubImageSampler, embedded_images, folder_images, precrop
 from .models import (
@@ -40,6 +40,14 @@ from .models import (
     set_formulation,
     set_temperature,
     temperature_schedule,
+)
+from .run_files import (
+    SETTINGS,
+    append_record,
+    check_run_files,
+    read_settings,
+    uncommitted_undone,
+    write_settings,
 )
 from .state import (
     TrainingState,
@@ -154,11 +162,6 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def _log(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
-
-
 # ---- the loop -----------------------------------------------------------------------------------
 def fit(
     config: TrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None
@@ -175,6 +178,7 @@ def fit(
         torch.set_num_threads(config.threads)
     out = Path(config.out)
     last, best = out / "last", out / "best"
+    check_run_files(out)
     if has_training_state(last) and not resume:
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not has_training_state(last):
@@ -187,7 +191,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
     state = TrainingState(0, None, None, {})
     if resume:
-        _check_same_run(out / "config.json", config)
+        _check_same_run(out / SETTINGS, config)
         state = load_training_state(last, model, optimizer, scheduler)
         if state.step > config.iterations:
             raise UserError(f"the run in {out} is at step {state.step}, beyond iterations = "
@@ -206,61 +210,65 @@ def fit(
     if world > 1:
         network = nn.parallel.DistributedDataParallel(network)
     metadata = {"train_config": asdict(config), "world_size": world}
-    # Created only now: a run refused while setting up (model, resume state, data) leaves nothing.
-    out.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-
-    start = time.perf_counter()
-    last_loss = math.nan
-    bar = progress_bar(
-        total=config.iterations, initial=state.step, quiet=not progress or rank != 0, unit="it", dynamic_ncols=True
-    )
-    pixels = 0
-    tick = time.perf_counter()
-    model.train()
-    end = config.iterations if stop_at is None else min(stop_at, config.iterations)
-    while state.step < end:
-        if has_dynamic:
-            set_temperature(
-                model,
-                temperature_schedule(
-                    state.step / config.iterations, config.anneal_fraction,
-                    config.temperature_start, config.temperature_end,
-                ),
-            )
-        inputs, targets = sampler.batch(state.step)
-        loss = loss_fn(network(inputs), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        state.step += 1
-        last_loss = float(loss.detach())
-        if not math.isfinite(last_loss):
-            raise UserError(f"loss became {last_loss} at step {state.step}; lower the learning rate (--lr)")
-        pixels += targets.numel() // targets.shape[1]
+    # Created only now: a run refused while setting up (model, resume state, data) leaves nothing; one
+    # that fails later (no space left) takes back what it wrote past its last saved state.
+    with uncommitted_undone(out, resume, active=rank == 0) as state_saved:
         if rank == 0:
-            now = time.perf_counter()
-            bar.set_postfix(loss=f"{last_loss:.4f}", mpx_s=f"{pixels / max(now - tick, 1e-9) / 1e6:.2f}")
-            bar.update(1)
-            record: dict[str, Any] = {"step": state.step, "loss": last_loss, "lr": scheduler.get_last_lr()[0]}
+            write_settings(out, asdict(config))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+
+        start = time.perf_counter()
+        last_loss = math.nan
+        bar = progress_bar(
+            total=config.iterations, initial=state.step, quiet=not progress or rank != 0, unit="it", dynamic_ncols=True
+        )
+        pixels = 0
+        tick = time.perf_counter()
+        model.train()
+        end = config.iterations if stop_at is None else min(stop_at, config.iterations)
+        while state.step < end:
             if has_dynamic:
-                record["temperature"] = float(dynamic_convs(model)[0].attention.temperature)
-            if state.step % config.val_every == 0 or state.step == config.iterations:
-                psnr = validation_psnr(model, val_data)
-                model.train()
-                record["val_psnr_y"] = psnr
-                if state.best_score is None or psnr > state.best_score:
-                    state.best_score, state.best_step = psnr, state.step
-                    save_checkpoint(best, model, metadata={**metadata, "step": state.step, "val_psnr_y": psnr})
-                bar.write(f"step {state.step}: loss {last_loss:.4f}, "
-                          f"val Y-PSNR {psnr:.3f} dB (best {state.best_score:.3f})")
-            if state.step % config.log_every == 0 or "val_psnr_y" in record:
-                _log(out / "metrics.jsonl", record)
-            if state.step % config.save_every == 0 or state.step == end:
-                save_training_state(last, model, optimizer, scheduler, state, metadata)
-    bar.close()
+                set_temperature(
+                    model,
+                    temperature_schedule(
+                        state.step / config.iterations, config.anneal_fraction,
+                        config.temperature_start, config.temperature_end,
+                    ),
+                )
+            inputs, targets = sampler.batch(state.step)
+            loss = loss_fn(network(inputs), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            state.step += 1
+            last_loss = float(loss.detach())
+            if not math.isfinite(last_loss):
+                raise UserError(f"loss became {last_loss} at step {state.step}; lower the learning rate (--lr)")
+            pixels += targets.numel() // targets.shape[1]
+            if rank == 0:
+                now = time.perf_counter()
+                bar.set_postfix(loss=f"{last_loss:.4f}", mpx_s=f"{pixels / max(now - tick, 1e-9) / 1e6:.2f}")
+                bar.update(1)
+                record: dict[str, Any] = {"step": state.step, "loss": last_loss, "lr": scheduler.get_last_lr()[0]}
+                if has_dynamic:
+                    record["temperature"] = float(dynamic_convs(model)[0].attention.temperature)
+                if state.step % config.val_every == 0 or state.step == config.iterations:
+                    psnr = validation_psnr(model, val_data)
+                    model.train()
+                    record["val_psnr_y"] = psnr
+                    if state.best_score is None or psnr > state.best_score:
+                        state.best_score, state.best_step = psnr, state.step
+                        save_checkpoint(best, model, metadata={**metadata, "step": state.step, "val_psnr_y": psnr})
+                    bar.write(f"step {state.step}: loss {last_loss:.4f}, "
+                              f"val Y-PSNR {psnr:.3f} dB (best {state.best_score:.3f})")
+                if state.step % config.log_every == 0 or "val_psnr_y" in record:
+                    append_record(out, record)
+                if state.step % config.save_every == 0 or state.step == end:
+                    save_training_state(last, model, optimizer, scheduler, state, metadata)
+                    state_saved()
+        bar.close()
     if world > 1:
         dist.barrier()
     return FitResult(out, state.step, state.best_score, state.best_step, last_loss, time.perf_counter() - start)
@@ -271,10 +279,9 @@ RESUMABLE_CHANGES = {"iterations", "val_every", "save_every", "log_every", "thre
 
 
 def _check_same_run(saved_path: Path, config: TrainConfig) -> None:
-    if not saved_path.is_file():
+    saved = read_settings(saved_path)
+    if saved is None:
         return
-    with file_errors(saved_path, "run settings"):
-        saved = json.loads(saved_path.read_text())
     if not isinstance(saved, dict):
         raise UserError(f"run settings {saved_path} must be a JSON object; got {type(saved).__name__}")
     current = json.loads(json.dumps(asdict(config)))

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import UserError
-from runtime.files import atomic_write_bytes
+from runtime.files import atomic_write_bytes, file_group
 from runtime.metrics import Scores
 
 from .evaluate import BICUBIC, COLOUR_SPACES, PRE_UPSCALE, SetResult
+from .safefiles import writing_output
 
 TABLES = ("dyconvsr", "cross-scale", "colour")
 SPACE_TITLES = {"ycbcr": "YCbCr", "hsv": "HSV", "rgb": "RGB"}
@@ -79,11 +80,13 @@ class Report:
     data: dict[str, Any]
 
     def write(self, folder: str | os.PathLike[str]) -> tuple[Path, Path]:
-        """Write ``<folder>/<kind>.md`` and ``<folder>/<kind>.json`` atomically."""
+        """Write ``<folder>/<kind>.md`` and ``<folder>/<kind>.json`` as one group (runtime.files.file_group):
+        a failed write (no space left) keeps the previous pair whole and leaves no folder it created."""
         root = Path(folder)
         md_path, json_path = root / f"{self.kind}.md", root / f"{self.kind}.json"
-        atomic_write_bytes(md_path, self.markdown.encode())
-        atomic_write_bytes(json_path, (json.dumps(self.data, indent=2, allow_nan=False) + "\n").encode())
+        with writing_output(md_path, "report"), file_group([md_path, json_path]) as (md_tmp, json_tmp):
+            atomic_write_bytes(md_tmp, self.markdown.encode())
+            atomic_write_bytes(json_tmp, (json.dumps(self.data, indent=2, allow_nan=False) + "\n").encode())
         return md_path, json_path
 
 
