@@ -136,6 +136,15 @@ _SOURCE_LOCATION = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
+def output_exists(target: str | os.PathLike[str], meanwhile: bool = False) -> UserError:
+    """The refusal of an output that exists (``meanwhile``: another process published it while this one
+    wrote), for every writer of named outputs alike."""
+    if meanwhile:
+        return UserError(f"{display(target)} exists: another process wrote it meanwhile, and it is kept; "
+                         "pass --overwrite to replace it")
+    return UserError(f"{display(target)} exists; pass --overwrite to replace it")
+
+
 @contextlib.contextmanager
 def writing(path: str | os.PathLike[str], what: str) -> Iterator[None]:
     """Turn an OSError inside the block (a full disk, a read-only folder, no permission) into the

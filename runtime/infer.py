@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from .cli_options import NamedPath, Verbosity, runner_options, verbosity_options
-from .errors import BackendUnavailable, UserError, cli_errors, display, quiet_libraries, writing
+from .errors import BackendUnavailable, UserError, cli_errors, display, output_exists, quiet_libraries, writing
 from .files import remove_stale_temps
 from .images import check_savable, output_format, read_picture, save_picture
 from .inputs import InputFile, expand_inputs, output_path
@@ -25,7 +25,7 @@ from .manifest import read_manifest
 from .progress import progress_bar, status
 from .runners import RunnerConfig
 from .tuning import tuned_variant
-from .upscaler import DEFAULT_TILE, Upscaler
+from .upscaler import DEFAULT_TILE, VIDEO_TILE, Upscaler, tile_for
 from .video.cli import VideoSettings, video_options
 from .video.decode import is_video_path
 from .video.encode import foreign_entries
@@ -67,7 +67,7 @@ class _OwnInputs:
                    "--tune` proved on this machine, else the manifest's default; -v says which and why).")
 @click.option("--tile", type=click.IntRange(min=0), default=None,
               help=f"Largest input tile side in pixels; bigger images are tiled seamlessly (0 = never tile). "
-                   f"Default {DEFAULT_TILE}, for video frames 1024.")
+                   f"Default {DEFAULT_TILE}, for video frames {VIDEO_TILE}.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per engine call.")
 @click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Refuse images with a side smaller than this.")
@@ -104,7 +104,7 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
         status(f"error: {problem}")
     failures = len(problems)
     written = 0
-    image_tile = DEFAULT_TILE if tile is None else tile
+    image_tile = tile_for(tile, video=False)
     variant = choose_variant(engine, variant, runner, verbosity)
     with quiet_libraries(), open_upscaler(engine, variant, runner, tile=image_tile, batch=batch, min_size=min_size,
                                           progress=not verbosity.quiet, verify=verify) as upscaler:
@@ -188,7 +188,7 @@ class _Batch:
             raise UserError(f"output {display(target)} is one of this run's inputs, and inputs are never "
                             "written over; choose another -o folder")
         if os.path.lexists(target) and not self.overwrite:
-            raise UserError(f"{display(target)} exists; pass --overwrite to replace it")
+            raise output_exists(target)
         if is_video and not self.video.suffix and os.path.lexists(target):
             foreign = foreign_entries(target)
             foreign += [n for n in os.listdir(target) if target / n in self.own_inputs] if not foreign else []
@@ -210,8 +210,7 @@ class _Batch:
             with writing(display(target), "output"):
                 save_picture(upscaled, target, self.pil_format, replace=self.overwrite)
         except FileExistsError:
-            raise UserError(f"{display(target)} exists: another process wrote it meanwhile, and it is kept; "
-                            "pass --overwrite to replace it") from None
+            raise output_exists(target, meanwhile=True) from None
         return target
 
 

@@ -39,6 +39,14 @@ from .tiling import (
 
 # LR pixels per tile side. About 200 MB of activations for DyConvSR x2 at 512; 0 disables tiling.
 DEFAULT_TILE = 512
+# For video frames when --tile is not given: 960x540 (-> 1080p at x2) runs whole on the chosen engine;
+# larger frames are tiled seamlessly.
+VIDEO_TILE = 1024
+
+
+def tile_for(requested: int | None, video: bool) -> int:
+    """The tile budget of a run: ``requested`` (--tile), else the default for images or video frames."""
+    return requested if requested is not None else VIDEO_TILE if video else DEFAULT_TILE
 
 
 class Upscaler:

@@ -19,8 +19,7 @@ from ..bench.schema import FAILED, MEASURED, NOT_MEASURED, VideoRow
 from ..errors import BackendUnavailable, UserError, first_line
 from ..manifest import Manifest
 from ..runners import RunnerConfig, backend_for
-from ..upscaler import Upscaler
-from .cli import VIDEO_TILE
+from ..upscaler import VIDEO_TILE, Upscaler
 from .clip import PannedClip, write_clip
 from .decode import DecodedFrame, VideoReader
 from .encode import EncodeConfig

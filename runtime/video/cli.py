@@ -15,17 +15,14 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import UserError, display
+from ..errors import display, output_exists
 from ..progress import status
-from ..upscaler import Upscaler
+from ..upscaler import Upscaler, tile_for
 from .encode import CONTAINERS, DEFAULT_PRESET, PRESETS, EncodeConfig
 from .pipeline import VideoOptions, VideoResult, upscale_video
 from .smoothing import SmoothingConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
-# LR tile budget for video frames when --tile is not given: 960x540 (-> 1080p at x2) runs whole on the
-# chosen engine; larger frames are tiled seamlessly.
-VIDEO_TILE = 1024
 FRAMES = "frames"
 
 
@@ -64,14 +61,13 @@ class VideoSettings:
     def write(self, upscaler: Upscaler, source: Path, target: Path, overwrite: bool, image_suffix: str,
               pil_format: str, progress: bool, max_pixels: int | None = None) -> VideoResult:
         saved = upscaler.tile
-        upscaler.tile = VIDEO_TILE if self.tile is None else self.tile
+        upscaler.tile = tile_for(self.tile, video=True)
         try:
             result = upscale_video(upscaler, source, target,
                                    self.options(image_suffix, pil_format, progress, max_pixels),
                                    overwrite=overwrite)
         except FileExistsError:
-            raise UserError(f"{display(target)} exists: another process wrote it meanwhile, and it is kept; "
-                            "pass --overwrite to replace it") from None
+            raise output_exists(target, meanwhile=True) from None
         finally:
             upscaler.tile = saved
         if self.verbose:
