@@ -25,6 +25,7 @@ from runtime.catalogue import LITERT_PRECISIONS, OPENVINO_PRECISIONS, REDUCED_ON
 from runtime.errors import STORAGE_ERRNOS, UserError, writing
 from runtime.host import library_versions
 from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, Variant, hash_files
+from runtime.safefiles import missing_folders
 from train.checkpoint import Checkpoint, checkpoint_label, load_checkpoint
 from train.models import dynamic_convs, model_config, model_traits
 
@@ -137,7 +138,7 @@ def export_artifact(
     options = options or ExportOptions()
     checkpoint = resolve_source(source)
     target = Path(out_dir)
-    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+    made = missing_folders(target)
     with writing(target, "artifact"):
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))

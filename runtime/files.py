@@ -334,11 +334,13 @@ def read_json_document(
     """A JSON object whose ``format`` field must equal ``expected_format`` (or one of them); ``what``
     names the file in errors ("checkpoint config", ...). Raises :class:`UserError` naming what was found."""
     allowed = (expected_format,) if isinstance(expected_format, str) else expected_format
+    from .safefiles import open_regular  # (safefiles imports nothing from here)
+
     try:
-        with open(path, "rb") as handle:
+        # Opened without blocking and judged on what was opened: a FIFO or folder (even one swapped in after a
+        # check by name) is refused, never waited on.
+        with os.fdopen(open_regular(path, f"{what} {path}"), "rb") as handle:
             raw = handle.read(MAX_JSON_BYTES + 1)
-    except IsADirectoryError:
-        raise UserError(f"{what} {path} is a folder, not a file") from None
     except FileNotFoundError:
         raise
     except OSError as exc:

@@ -21,8 +21,9 @@ import numpy as np
 
 from . import cpu
 from .errors import UserError
-from .files import atomic_write_bytes, json_bytes, read_json_document
+from .files import MAX_JSON_BYTES, atomic_write_bytes, json_bytes, read_json_document
 from .manifest import MANIFEST_NAME
+from .safefiles import read_regular
 
 FORMAT = "dyconvsr-toolchain/tuning-v1"
 TUNE_HW = (360, 640)  # the focus shape: 640x360 in, 720p out at x2
@@ -67,8 +68,8 @@ def machine_key(threads: int) -> dict:
 
 def tuning_key(folder: Path, threads: int) -> dict:
     """Everything a stored choice holds for: the artifact's manifest (hashed once) and :func:`machine_key`."""
-    return {"artifact_manifest_sha256": hashlib.sha256((folder / MANIFEST_NAME).read_bytes()).hexdigest(),
-            **machine_key(threads)}
+    manifest = read_regular(folder / MANIFEST_NAME, str(folder / MANIFEST_NAME), MAX_JSON_BYTES, "a manifest")
+    return {"artifact_manifest_sha256": hashlib.sha256(manifest).hexdigest(), **machine_key(threads)}
 
 
 def record_path(key: dict) -> Path:

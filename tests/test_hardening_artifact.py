@@ -331,6 +331,19 @@ def test_nothing_outside_the_artifact_folder_is_read(artifact, tmp_path, inputs,
     assert leftovers(tmp_path) == []
 
 
+def test_a_manifest_that_is_a_fifo_or_folder_is_refused_without_blocking(artifact, tmp_path, inputs, deadline) -> None:
+    """The manifest is read by infer (its tuning key, then the manifest itself) and check: never waited on."""
+    for kind in ("fifo", "folder"):
+        folder = copy_artifact(artifact, tmp_path / kind)
+        (folder / "manifest.json").unlink()
+        os.mkfifo(folder / "manifest.json") if kind == "fifo" else (folder / "manifest.json").mkdir()
+        code, errors = infer(folder, inputs["small"], "-o", tmp_path / kind / "out")
+        assert code == 2 and errors == [f"error: {folder / 'manifest.json'}: not a regular file"], errors
+        code, table, errors = check(folder)
+        assert code == 2 and table == "" and errors == [f"error: {folder / 'manifest.json'}: not a regular file"]
+        assert not (tmp_path / kind / "out").exists()
+
+
 def test_check_bounds_the_total_of_the_listed_files_before_hashing_any(artifact, tmp_path, deadline) -> None:
     """50 sparse files of 3 GiB, each under the one-file limit, listed with made-up digests: check sizes them
     all first and hashes none (hashing 150 GiB would take minutes); the engines still run and pass."""

@@ -28,9 +28,9 @@ from runtime.files import (
     recover_group,
     sha256_file,
 )
+from runtime.safefiles import check_regular, read_regular, writing_output
 
 from .models import create_model, model_config
-from .safefiles import check_regular, read_regular, writing_output
 
 FORMAT = "dyconvsr-toolchain/checkpoint-v2"
 # v1 checkpoints predate the published DyConvSR (no activation after the head conv): their DyConvSR

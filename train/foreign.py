@@ -28,8 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load
 
 from runtime.errors import UserError, first_line
-
-from .safefiles import read_regular
+from runtime.safefiles import read_regular
 
 MAX_FOREIGN_BYTES = 32 << 20  # 32 MiB
 ZIP_MAGIC = b"PK\x03\x04"  # what torch.load looks for to read a file as a zip (torch.save's format)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from runtime.files import MAX_JSON_BYTES, atomic_write_bytes, json_bytes
+from runtime.safefiles import check_regular, open_regular, read_regular, writing_output
 
 from .checkpoint import checkpoint_paths, file_errors
-from .safefiles import check_regular, open_regular, read_regular, writing_output
 from .state import state_files
 
 SETTINGS = "config.json"

@@ -21,6 +21,7 @@ from torch import nn
 
 from runtime.errors import UserError, first_line
 from runtime.files import atomic_write_bytes, file_group, recover_group, sha256_file
+from runtime.safefiles import check_regular, writing_output
 
 from .checkpoint import (
     checkpoint_paths,
@@ -32,7 +33,6 @@ from .checkpoint import (
     tensor_mismatch,
     write_checkpoint_files,
 )
-from .safefiles import check_regular, writing_output
 
 STATE_FORMAT = "dyconvsr-toolchain/train-state-v1"
 

@@ -23,9 +23,9 @@ from typing import Any
 from runtime.errors import UserError
 from runtime.files import atomic_write_bytes, file_group
 from runtime.metrics import Scores
+from runtime.safefiles import writing_output
 
 from .evaluate import BICUBIC, COLOUR_SPACES, PRE_UPSCALE, SetResult
-from .safefiles import writing_output
 
 TABLES = ("dyconvsr", "cross-scale", "colour")
 SPACE_TITLES = {"ycbcr": "YCbCr", "hsv": "HSV", "rgb": "RGB"}

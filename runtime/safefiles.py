@@ -7,6 +7,7 @@ read unbounded, and a failed write (a full disk) is one line that leaves nothing
   symbolic link too (``O_NOFOLLOW``).
 - :func:`read_regular` reads a whole regular file through that descriptor, refused before a
   byte is read when it is larger than its limit.
+- :func:`missing_folders` lists the folders a write would create (removed again when it fails).
 - :func:`writing_output` is :func:`runtime.errors.writing` ("cannot write the checkpoint X: No
   space left on device") that also removes the folders it created when the write fails.
 """
@@ -19,7 +20,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from runtime.errors import UserError, writing
+from .errors import UserError, writing
 
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link"))
@@ -85,7 +86,7 @@ def read_regular(path: str | os.PathLike[str], label: str, limit: int, fits: str
     return data
 
 
-def _missing_folders(path: Path) -> list[Path]:
+def missing_folders(path: Path) -> list[Path]:
     """The folders above ``path`` that do not exist yet, deepest first."""
     missing = []
     folder = path.parent
@@ -101,7 +102,7 @@ def writing_output(path: str | os.PathLike[str], what: str) -> Iterator[None]:
     REASON"), and the folders created above ``path`` removed again (when empty) if the block fails.
     The writes inside must be atomic themselves (runtime.files.atomic_path, file_group), so the
     previous files stay intact and nothing partial is left."""
-    created = _missing_folders(Path(path))
+    created = missing_folders(Path(path))
     try:
         with writing(path, what):
             yield
