@@ -186,3 +186,14 @@ def test_quiet_is_silent_on_every_backend_at_the_file_descriptor_level(litert_ar
                       "--overwrite", cwd=tmp_path)
         assert done.returncode == 0 and (done.stdout, done.stderr) == ("", ""), (variant, done.stdout, done.stderr)
         assert (tmp_path / "out" / "astronaut_crop_x2.png").is_file()
+
+
+def test_quiet_check_and_bench_are_silent_at_the_file_descriptor_level(litert_artifact: Path, tmp_path: Path) -> None:
+    """runtime.check and runtime.bench load every backend's files (ONNX Runtime, OpenVINO, LiteRT) in one process:
+    with -q and a passing verdict, nothing reaches fd 1 or 2."""
+    check = python("-m", "runtime.check", str(litert_artifact), "-q", cwd=tmp_path)
+    assert check.returncode == 0 and (check.stdout, check.stderr) == ("", ""), (check.stdout, check.stderr)
+    bench = python("-m", "runtime.bench", str(litert_artifact), "-q", "-r", "36x48", "--rounds", "1",
+                   "-o", str(tmp_path / "bench.json"), cwd=tmp_path)
+    assert bench.returncode == 0 and (bench.stdout, bench.stderr) == ("", ""), (bench.stdout, bench.stderr)
+    assert (tmp_path / "bench.json").is_file()

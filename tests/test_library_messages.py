@@ -3,6 +3,7 @@ and nothing the library writes past Python (absl, frontends) on the way. Real fi
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,10 @@ def test_a_truncated_openvino_ir_says_why_in_one_line(tmp_path, dy_artifact) -> 
     done = infer(tmp_path, tmp_path / "model.xml")
     lines = done.stderr.splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
-    assert lines[0].startswith(f"error: {tmp_path / 'model.xml'}: OpenVINO cannot read it (Error parsing "), lines
+    # The parser's reason depends on where the cut falls ("Error parsing end element tag", "Start-end tags
+    # mismatch"): what holds is that it is the XML reason at an offset, not a C++ source location.
+    assert re.fullmatch(rf"error: {re.escape(str(tmp_path / 'model.xml'))}: OpenVINO cannot read it "
+                        r"\([A-Z][^()]* at offset \d+\)", lines[0]), lines
     assert ".cpp:" not in done.stderr and not (tmp_path / "out").exists()
 
 

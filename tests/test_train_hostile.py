@@ -4,7 +4,7 @@ that would be cast silently, corrupt safetensors, and a real full disk (a 2 MiB 
 import-checkpoint, fit, fit --resume and evaluate -o.
 
 Each case runs the command for real (a subprocess, or the click entry point as
-test_hardening_train does) and asserts the exit code, the single stderr line, that nothing was
+test_train_export_refusals does) and asserts the exit code, the single stderr line, that nothing was
 left or lost, and that what was written is right. Models are the tiny variants.
 """
 from __future__ import annotations
@@ -28,8 +28,8 @@ from safetensors.torch import save_file
 
 from runtime.errors import UserError
 from test_authors import authors_state_dict
-from test_hardening_train import TINY_RUN, one_line_error, toml_file
 from test_runtime_fixtures import REPO, fill_disk
+from test_train_export_refusals import TINY_RUN, one_line_error, toml_file
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.cli import main as train_main
 from train.config import config_from
@@ -94,15 +94,26 @@ def deflate_bomb(path: Path, unpacked_mib: int) -> int:
     return sum(e[4] for e in entries)
 
 
+# The child reports its own high-water mark (VmHWM, per address space, so reset at exec): wait4's ru_maxrss
+# counts the forked copy of a large parent (a pytest worker holding torch and artifacts) before exec.
+MEASURED_TRAIN = (
+    "import atexit, runpy, sys\n"
+    "peak = sys.argv.pop(1)\n"
+    "def report():\n"
+    "    hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+    "    open(peak, 'w').write(hwm.split()[1])\n"
+    "atexit.register(report)\n"
+    "sys.argv[0] = 'train'\n"
+    "runpy.run_module('train', run_name='__main__', alter_sys=True)\n"
+)
+
+
 def run_measured(tmp_path: Path, *args: object) -> tuple[subprocess.CompletedProcess[str], int]:
-    """``python -m train ARGS`` and its peak resident memory in KiB (that process's own, from wait4)."""
-    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with out.open("w") as stdout, err.open("w") as stderr:
-        child = subprocess.Popen([sys.executable, "-m", "train", *map(str, args)], cwd=REPO, stdout=stdout,
-                                 stderr=stderr)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-    return subprocess.CompletedProcess(child.args, child.returncode, out.read_text(), err.read_text()), usage.ru_maxrss
+    """``python -m train ARGS`` and its peak resident memory in KiB (that process's own VmHWM)."""
+    peak = tmp_path / "peak_kib.txt"
+    done = subprocess.run([sys.executable, "-c", MEASURED_TRAIN, str(peak), *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    return done, int(peak.read_text())
 
 
 def test_a_deflate_bomb_is_refused_from_its_zip_directory_before_torch_reads_it(tmp_path: Path) -> None:
