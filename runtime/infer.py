@@ -103,6 +103,8 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
     for problem in problems:
         status(f"error: {problem}")
     failures = len(problems)
+    if any(is_video_path(item.path) for item in files):
+        video.check()  # a bad --preset/--crf/--codec: once, before the engine loads
     written = 0
     image_tile = tile_for(tile, video=False)
     variant = choose_variant(engine, variant, runner, verbosity)

@@ -98,7 +98,8 @@ VIDEO_OPTIONS = (
 
 
 def video_options(func: F) -> F:
-    """The options above; ``func`` receives ``video: VideoSettings`` (its ``tile`` from --tile)."""
+    """The options above; ``func`` receives ``video: VideoSettings`` (its ``tile`` from --tile) and calls its
+    ``check()`` once it knows a video is among the inputs (an image run needs no encoder)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, video_format: str, codec: str | None, crf: int, preset: str, smooth: float,
@@ -106,7 +107,6 @@ def video_options(func: F) -> F:
         settings = VideoSettings(video_format, codec, crf, preset or None, smooth, scene_cut, kwargs.get("tile"),
                                  verbose=bool(kwargs.get("verbose")))
         SmoothingConfig(smooth, scene_cut)  # refuse bad values before the engine loads
-        settings.check()
         return func(*args, video=settings, **kwargs)
 
     for option in reversed(VIDEO_OPTIONS):
