@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import catalogue
-from ..backends import BY_NAME
+from ..backends import BY_NAME, for_kind
 from ..errors import UserError
 from ..host import gpu_names
 from ..manifest import Manifest, Variant, artifact_file
@@ -154,12 +154,13 @@ def artifact_engines(
             # IR files run as written: fp32 and the INT8 file's float parts in f32 (so INT8 pairs with
             # the fp32 graph it came from), the bf16 file in the precision stored in it.
             engines += _openvino_engines(base, path, variant, threads, (openvino_hint(variant.precision),))
-        if variant.kind == "litert" and "litert" in backends:
-            info = replace(base, label=f"litert {variant.file}", backend="litert")
-            missing = BY_NAME["litert"].missing()
+        runs = for_kind(variant.kind)
+        if runs.name not in ("onnxruntime", "openvino") and runs.device == "cpu" and runs.name in backends:
+            # Any other CPU backend of the registry (LiteRT, and the next one): its files as they are.
+            info = replace(base, label=f"{runs.name} {variant.file}", backend=runs.name)
+            missing = runs.missing()
             if missing is None:
-                config = RunnerConfig(backend="litert", threads=threads)
-                engines.append(RunnerEngine(info, path, config, variant))
+                engines.append(RunnerEngine(info, path, RunnerConfig(backend=runs.name, threads=threads), variant))
             else:
                 engines.append(NotMeasured(info, f"not measured: {missing}"))
         if variant.kind == "tensorrt" and "gpu" in backends:
