@@ -33,8 +33,16 @@ class BackendUnavailable(UserError):
 
 
 class Terminated(BaseException):
-    """SIGTERM inside :func:`cli_errors`, raised like KeyboardInterrupt so that clean-ups
-    (``finally``, ``except BaseException``: temp files) run before the process exits."""
+    """SIGTERM or SIGHUP (the terminal closed) inside :func:`cli_errors`, raised like KeyboardInterrupt so that
+    clean-ups (``finally``, ``except BaseException``: temp files) run before the process exits."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+# The signals a command turns into Terminated, with the line it ends on.
+TERMINATING = {signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}
 
 
 def printable(text: str) -> str:
@@ -75,11 +83,12 @@ def quiet_libraries() -> Iterator[None]:
 def _sigterm_handler(owner: int) -> Callable[[int, object], None]:
     def handler(signum: int, frame: object) -> None:
         if os.getpid() != owner:  # a forked child (e.g. a data-loader worker) dies as it would have
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
             return
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
-        raise Terminated
+        for terminating in TERMINATING:  # a second signal must not cut the clean-up short
+            signal.signal(terminating, signal.SIG_IGN)
+        raise Terminated(signum)
 
     return handler
 
@@ -89,17 +98,19 @@ def _sigterm_as_exception() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():  # signal handlers live there only
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _sigterm_handler(os.getpid()))
+    handler = _sigterm_handler(os.getpid())
+    previous = {signum: signal.signal(signum, handler) for signum in TERMINATING}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
 
 
 def cli_errors(func: F) -> F:
     """Decorate a click command so user errors end as one stderr line and exit code 2.
 
-    Ctrl-C (SIGINT) exits 130 and SIGTERM 143, each with one line, after the clean-ups ran.
+    Ctrl-C (SIGINT) exits 130, SIGTERM 143 and SIGHUP 129, each with one line, after the clean-ups ran.
     """
 
     @functools.wraps(func)
@@ -120,9 +131,9 @@ def cli_errors(func: F) -> F:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise SystemExit(130) from None
-        except Terminated:
-            print("terminated", file=sys.stderr)
-            raise SystemExit(143) from None
+        except Terminated as stop:
+            print(TERMINATING.get(stop.signum, "terminated"), file=sys.stderr)
+            raise SystemExit(128 + stop.signum) from None
 
     return wrapper  # type: ignore[return-value]
 

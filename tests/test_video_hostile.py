@@ -3,8 +3,10 @@ child process; each case asserts the exit code, the one-line message, what was w
 from __future__ import annotations
 
 import io
+import signal
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -339,3 +341,30 @@ def test_an_ffmpeg_error_is_one_line_in_ffmpegs_words_and_not_printed(capfd) -> 
             out.mux(stream.encode(av.VideoFrame(33, 31, "yuv420p")))
     assert ffmpeg_reason(caught.value) == "libx264: width not divisible by 2 (33x31)"
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
+def test_a_frames_run_killed_or_hung_up_mid_video_leaves_nothing_after_the_next_run(dy_artifact: Path, tmp_path: Path,
+                                                                                    signum: int) -> None:
+    """A real run, stopped by a real signal while its frames folder is being written: SIGHUP (the terminal
+    closed) cleans up and exits 129 with one line; after SIGKILL the next run sweeps the temp folder. Either way
+    the rerun writes every frame and nothing else is left."""
+    clip = make_clip(tmp_path / "long.mkv", codec="ffv1", size=(160, 120), pts=range(400))
+    out = tmp_path / "out"
+    child = subprocess.Popen([sys.executable, "-m", "runtime.infer", str(dy_artifact), str(clip), "-o", str(out),
+                              "--video-format", "frames", "-q"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any((p / "frame_000002.png").exists() for p in out.glob(".long_x2.pid*.tmpdir")):
+        assert child.poll() is None and time.monotonic() < deadline, "the run ended before writing two frames"
+        time.sleep(0.01)
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=60)
+    if signum == signal.SIGHUP:
+        assert child.returncode == 129 and err.splitlines() == ["hangup"], err
+        assert list(out.iterdir()) == []
+    else:
+        assert child.returncode == -signal.SIGKILL and len(list(out.glob(".long_x2.pid*.tmpdir"))) == 1
+    code, err = infer(dy_artifact, clip, "-o", out, "--video-format", "frames", "-q")
+    assert code == 0 and err == [], err
+    assert [p.name for p in out.iterdir()] == ["long_x2"]
+    assert sorted(p.name for p in (out / "long_x2").iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 401)]
