@@ -27,8 +27,7 @@ from .runners import RunnerConfig
 from .tuning import tuned_variant
 from .upscaler import DEFAULT_TILE, VIDEO_TILE, Upscaler, tile_for
 from .video.cli import VideoSettings, video_options
-from .video.decode import is_video_path
-from .video.encode import foreign_entries
+from .video.formats import is_video_path
 
 
 class _OwnInputs:
@@ -192,6 +191,8 @@ class _Batch:
         if os.path.lexists(target) and not self.overwrite:
             raise output_exists(target)
         if is_video and not self.video.suffix and os.path.lexists(target):
+            from .video.encode import foreign_entries
+
             foreign = foreign_entries(target)
             foreign += [n for n in os.listdir(target) if target / n in self.own_inputs] if not foreign else []
             if foreign:  # --overwrite replaces a frames folder this tool wrote, never one holding anything else

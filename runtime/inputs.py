@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .files import walk_tree
 from .images import IMAGE_SUFFIXES, find_images
-from .video.decode import VIDEO_SUFFIXES
+from .video.formats import VIDEO_SUFFIXES
 
 # Folders and globs pick these images and videos; a file named explicitly is always tried (and
 # refused if it is neither: by its suffix a video, else an image).

@@ -11,16 +11,18 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ..errors import display, output_exists
 from ..progress import status
 from ..upscaler import Upscaler, tile_for
-from .encode import CONTAINERS, DEFAULT_PRESET, PRESETS, EncodeConfig
-from .pipeline import VideoOptions, VideoResult, upscale_video
+from .formats import CONTAINERS, DEFAULT_PRESET, PRESETS
 from .smoothing import SmoothingConfig
+
+if TYPE_CHECKING:  # the encoder and the pipeline load when a video is upscaled, not for an image run
+    from .pipeline import VideoOptions, VideoResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 FRAMES = "frames"
@@ -47,6 +49,9 @@ class VideoSettings:
 
     def options(self, image_suffix: str, pil_format: str, progress: bool, max_pixels: int | None = None
                 ) -> VideoOptions:
+        from .encode import EncodeConfig
+        from .pipeline import VideoOptions
+
         frames = (image_suffix, pil_format) if self.container == FRAMES else None
         encode = EncodeConfig(container="mp4" if frames else self.container, codec=self.codec, crf=self.crf,
                               preset=self.preset)
@@ -60,6 +65,8 @@ class VideoSettings:
 
     def write(self, upscaler: Upscaler, source: Path, target: Path, overwrite: bool, image_suffix: str,
               pil_format: str, progress: bool, max_pixels: int | None = None) -> VideoResult:
+        from .pipeline import upscale_video
+
         saved = upscaler.tile
         upscaler.tile = tile_for(self.tile, video=True)
         try:

@@ -31,8 +31,6 @@ from ..images import max_image_pixels
 from .ffmpeg_log import ffmpeg_reason
 
 # Names a folder or glob picks as videos; a file named explicitly is probed whatever its name.
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
-                  ".flv", ".3gp", ".ogv", ".wmv")
 PLANAR_8, PLANAR_16 = "gbrp", "gbrp16le"  # FFmpeg's planar integer RGB: planes G, B, R
 RGB_OF_PLANE = (1, 2, 0)  # plane k of a gbrp frame holds RGB channel RGB_OF_PLANE[k]
 # FFmpeg's colour-matrix and range names; unspecified streams are read as BT.601 limited range, as swscale does.
@@ -63,10 +61,6 @@ def import_av() -> Any:
     except ImportError:
         raise BackendUnavailable("video needs the optional extra: pip install 'dyconvsr-toolchain[video]'") from None
     return av
-
-
-def is_video_path(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -33,19 +33,11 @@ from ..host import usable_cpus
 from ..images import Picture, save_picture
 from .decode import RGB_OF_PLANE, VideoInfo, ffmpeg_file_url, import_av, planar_format
 from .ffmpeg_log import ffmpeg_reason
+from .formats import CONTAINERS, CRF_RANGE, DEFAULT_CODEC, DEFAULT_PRESET, PRESET_CODECS, PRESETS
 from .pixels import RGB_TAGS, UNSPECIFIED, frames_refusal, output_pixels, source_pixels
 from .tracks import TrackPlan, Transcoder, add_output_track, plan_tracks, track_name
 
 # --video-format -> (FFmpeg muxer, file suffix)
-CONTAINERS = {"mp4": ("mp4", "mp4"), "mov": ("mov", "mov"), "mkv": ("matroska", "mkv"), "webm": ("webm", "webm")}
-DEFAULT_CODEC = {"mp4": "libx264", "mov": "libx264", "mkv": "libx264", "webm": "libvpx-vp9"}
-DEFAULT_PRESET = "ultrafast"
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
-PRESET_CODECS = ("libx264", "libx265")
-# --crf range of each encoder (FFmpeg would pass an out-of-range value on, and x264 clamps it silently).
-CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libvpx": (4, 63), "libaom-av1": (0, 63),
-             "libsvtav1": (0, 63)}
-
 
 @dataclass(frozen=True)
 class EncodeConfig:
