@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +20,12 @@ import click
 from .cli_options import NamedPath, Verbosity, runner_options, verbosity_options
 from .errors import BackendUnavailable, UserError, cli_errors, display, output_exists, quiet_libraries, writing
 from .files import remove_stale_temps
-from .images import check_savable, output_format, read_picture, save_picture
-from .inputs import InputFile, expand_inputs, output_path
+from .images import check_savable, read_picture, save_picture
+from .inputs import InputFile, expand_inputs
 from .manifest import read_manifest
+from .naming import Naming, output_size, rescale
 from .progress import progress_bar, status
+from .run_summary import RunSummary
 from .runners import RunnerConfig
 from .tuning import tuned_variant
 from .upscaler import DEFAULT_TILE, VIDEO_TILE, Upscaler, tile_for
@@ -59,7 +62,17 @@ class _OwnInputs:
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option("-o", "--output", "out_dir", type=NamedPath(file_okay=False, path_type=Path), default=Path("upscaled"),
               show_default=True, help="Folder for the results (created if missing).")
-@click.option("--format", "fmt", default="png", show_default=True, help="Output format: png, jpg, webp, tiff or bmp.")
+@click.option("--format", "--ext", "fmt", default="png", show_default=True,
+              help="Output format: png, jpg, webp, tiff, bmp, or auto (the input's own format where it is one of "
+                   "these, else png).")
+@click.option("--suffix", default=None,
+              help="Output name: <name>_<suffix>.<ext> (default x<scale>, or x<outscale> with -s; '' = <name>.<ext>).")
+@click.option("-s", "--outscale", type=float, default=None,
+              help="Output size factor, any number up to 16 (default: the network's scale): the network runs, then "
+                   "a MATLAB-compatible bicubic resize gives round(factor x input) pixels a side. Images only.")
+@click.option("--json", "json_path", type=NamedPath(dir_okay=False, path_type=Path), default=None,
+              help="Also write a JSON summary (engine, and per input: output, status, seconds, error) to this file; "
+                   "'-' = stdout.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (refused by default).")
 @click.option("--variant", default=None,
               help="Engine file inside the artifact folder (default: the fastest one `dyconvsr-check ARTIFACT "
@@ -78,9 +91,10 @@ class _OwnInputs:
 @runner_options
 @video_options
 @verbosity_options
-def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwrite: bool, variant: str | None,
-         tile: int | None, batch: int, min_size: int, max_pixels: int | None, verify: bool, runner: RunnerConfig,
-         video: VideoSettings, verbosity: Verbosity) -> None:
+def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, suffix: str | None, outscale: float | None,
+         json_path: Path | None, overwrite: bool, variant: str | None, tile: int | None, batch: int, min_size: int,
+         max_pixels: int | None, verify: bool, runner: RunnerConfig, video: VideoSettings,
+         verbosity: Verbosity) -> None:
     """Upscale every INPUT (image files, folders searched recursively, or glob patterns) with the
     engine in ARTIFACT_OR_ENGINE (an artifact folder written by `python -m export`, or one engine
     file) and write OUT_DIR/<name>_x<scale>.<format>.
@@ -95,12 +109,14 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
     OUT_DIR/<name>_x<scale>.<video-format>: every frame upscaled, timestamps, audio and subtitles
     kept, or with --video-format frames a folder of images.
 
-    Example: python -m runtime.infer artifacts/dyconvsr photos/ clip.mp4 -o upscaled/
+    Example: python -m runtime.infer artifacts/dyconvsr photos/ clip.mp4 -o upscaled/ -s 3.5 --ext auto
     """
-    suffix, pil_format = output_format(fmt)
+    naming = Naming(fmt, suffix, outscale)
     files, problems = expand_inputs(list(inputs))
+    summary = RunSummary(str(engine))
     for problem in problems:
         status(f"error: {problem}")
+        summary.add(problem.split(": ", 1)[0], None, "failed", 0.0, problem.split(": ", 1)[-1])
     failures = len(problems)
     if any(is_video_path(item.path) for item in files):
         video.check()  # a bad --preset/--crf/--codec: once, before the engine loads
@@ -109,26 +125,33 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, overwri
     variant = choose_variant(engine, variant, runner, verbosity)
     with quiet_libraries(), open_upscaler(engine, variant, runner, tile=image_tile, batch=batch, min_size=min_size,
                                           progress=not verbosity.quiet, verify=verify) as upscaler:
-        batch_job = _Batch(upscaler, out_dir, suffix, pil_format, overwrite, max_pixels, _OwnInputs(files), video,
+        batch_job = _Batch(upscaler, out_dir, naming, overwrite, max_pixels, _OwnInputs(files), video,
                            progress=not verbosity.quiet)
+        summary.engine = upscaler.description
         for item in progress_bar(files, quiet=verbosity.quiet or len(files) < 2, unit="image", desc="images"):
+            start, target, error = time.perf_counter(), None, None
             try:
                 target = batch_job.write(item)
                 written += 1
                 verbosity.detail(f"{display(item.path)} -> {display(target)}")
             except UserError as exc:
-                failures += 1
-                status(f"error: {display(item.path)}: {exc}")
+                error = str(exc)
             except MemoryError:
-                failures += 1
-                status(f"error: {display(item.path)}: out of memory; try a smaller --tile")
+                error = "out of memory; try a smaller --tile"
             except Exception as exc:  # one bad file must not stop the batch
+                error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+            if error is not None:
                 failures += 1
-                status(f"error: {display(item.path)}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+                status(f"error: {display(item.path)}: {error}")
+            summary.add(str(item.path), None if target is None else str(target), "failed" if error else "ok",
+                        time.perf_counter() - start, error)
         videos = sum(is_video_path(item.path) for item in files)
         kind = "image(s)" if not videos else "video(s)" if videos == len(files) else "file(s)"
-        verbosity.say(f"upscaled {written} of {written + failures} {kind} x{upscaler.scale} into "
+        factor = f"{outscale:g}" if outscale is not None else upscaler.scale
+        verbosity.say(f"upscaled {written} of {written + failures} {kind} x{factor} into "
                       f"{display(out_dir)}/ ({upscaler.description})")
+    if json_path is not None:
+        summary.write(json_path)
     if failures:
         sys.exit(1)
 
@@ -166,8 +189,7 @@ class _Batch:
 
     upscaler: Upscaler
     out_dir: Path
-    suffix: str
-    pil_format: str
+    naming: Naming
     overwrite: bool
     max_pixels: int | None
     own_inputs: _OwnInputs
@@ -178,8 +200,12 @@ class _Batch:
 
     def write(self, item: InputFile) -> Path:
         is_video = is_video_path(item.path)
-        suffix = (self.video.suffix or "frames") if is_video else self.suffix
-        target = output_path(self.out_dir, item, self.upscaler.scale, suffix)
+        if is_video and self.naming.outscale is not None:
+            raise UserError("-s/--outscale applies to images; a video is written at the network's scale "
+                            f"x{self.upscaler.scale}")
+        image_suffix, pil_format = self.naming.format_for(item.path)
+        suffix = (self.video.suffix or "frames") if is_video else image_suffix
+        target = self.naming.output_path(self.out_dir, item, self.upscaler.scale, suffix)
         target = target.with_suffix("") if is_video and not self.video.suffix else target  # a frames folder
         if target in self.claimed:
             raise UserError(f"output {display(target)} would also be written from "
@@ -203,15 +229,17 @@ class _Batch:
             remove_stale_temps(target.parent)
             self.swept.add(target.parent)
         if is_video:
-            self.video.write(self.upscaler, item.path, target, self.overwrite, self.suffix, self.pil_format,
+            self.video.write(self.upscaler, item.path, target, self.overwrite, image_suffix, pil_format,
                              self.progress, self.max_pixels)
             return target
         picture = read_picture(item.path, self.max_pixels)
-        check_savable(picture, self.pil_format)
+        check_savable(picture, pil_format)
         upscaled = self.upscaler.upscale_picture(picture)
+        if self.naming.outscale is not None:
+            upscaled = rescale(upscaled, *output_size(*picture.rgb.shape[:2], self.naming.outscale))
         try:
             with writing(display(target), "output"):
-                save_picture(upscaled, target, self.pil_format, replace=self.overwrite)
+                save_picture(upscaled, target, pil_format, replace=self.overwrite)
         except FileExistsError:
             raise output_exists(target, meanwhile=True) from None
         return target

@@ -83,8 +83,3 @@ def _names(folder: Path) -> list[str]:
         return os.listdir(folder)
     except OSError:
         return []
-
-
-def output_path(out_dir: Path, item: InputFile, scale: int, suffix: str) -> Path:
-    """``photo.jpg`` -> ``OUT_DIR/photo_x2.png`` (sub-folders of a folder input kept)."""
-    return out_dir / item.relative.parent / f"{item.relative.stem}_x{scale}.{suffix}"

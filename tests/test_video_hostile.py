@@ -368,3 +368,14 @@ def test_a_frames_run_killed_or_hung_up_mid_video_leaves_nothing_after_the_next_
     assert code == 0 and err == [], err
     assert [p.name for p in out.iterdir()] == ["long_x2"]
     assert sorted(p.name for p in (out / "long_x2").iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 401)]
+
+
+def test_outscale_is_refused_for_a_video_and_the_images_of_the_run_still_written(dy_artifact: Path,
+                                                                                 tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "a.mp4")
+    Image.fromarray(gradient(20, 16, 0)).save(tmp_path / "b.png")
+    code, err = infer(dy_artifact, clip, tmp_path / "b.png", "-o", tmp_path / "out", "-s", "3", "-q")
+    assert code == 1 and err == [f"error: {clip}: -s/--outscale applies to images; a video is written at the "
+                                 "network's scale x2"], err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["b_x3.png"]
+    assert Image.open(tmp_path / "out" / "b_x3.png").size == (60, 48)
