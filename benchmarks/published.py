@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from train.tables import PUBLISHED_DYCONVSR_X2
+from train.published import PUBLISHED_DYCONVSR_X2
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ several get one latency figure per machine.
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -48,6 +49,9 @@ def _slug(text: str) -> str:
 def combine(paths: list[Path], out: Path, figures: bool = True) -> Path:
     if not paths:
         raise UserError("give at least one benchmark JSON file")
+    if figures and importlib.util.find_spec("matplotlib") is None:  # a device install has no train extra
+        raise UserError("the figures need matplotlib, which is not installed: pip install "
+                        "'dyconvsr-toolchain[train]', or pass --no-figures for the tables alone")
     reports = [read_report(p) for p in paths]
     fill_macs(reports)
     out.mkdir(parents=True, exist_ok=True)

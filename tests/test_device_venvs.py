@@ -59,3 +59,21 @@ def test_a_device_install_proves_the_artifact_and_names_what_it_skips(
     else:
         assert infer.returncode == 2 and infer.stderr.count("\n") == 1
         assert "without --variant this machine runs model.onnx" in infer.stderr
+
+
+@pytest.mark.slow
+def test_a_device_install_merges_benchmark_reports_and_says_what_figures_need(
+        wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """benchmarks.report on a torch-free [cpu] install: the tables from a real report, and for the figures
+    one line naming what to install (was a 34-line traceback)."""
+    venv = device_venv(tmp_path_factory.getbasetemp(), wheel, "cpu")
+    work = tmp_path_factory.mktemp("reports_elsewhere")
+    report = Path(__file__).resolve().parents[1] / "reports" / "benchmark.json"
+    tables = run(venv, "python", "-m", "benchmarks.report", str(report), "--no-figures", "-o", "merged", cwd=work)
+    assert tables.returncode == 0, tables.stderr
+    assert (work / "merged" / "benchmark.md").read_text().startswith("#")
+    figures = run(venv, "python", "-m", "benchmarks.report", str(report), "-o", "figs", cwd=work)
+    assert figures.returncode == 2 and figures.stderr.splitlines() == [
+        "error: the figures need matplotlib, which is not installed: pip install 'dyconvsr-toolchain[train]', "
+        "or pass --no-figures for the tables alone"], figures.stderr
+    assert not (work / "figs").exists()
