@@ -19,6 +19,7 @@ from runtime.bench.schema import Report, derive_figures, read_report
 from runtime.cli_options import NamedPath
 from runtime.errors import UserError, cli_errors
 from runtime.files import atomic_write_bytes
+from runtime.host import install_command
 
 from .markdown import render_markdown
 
@@ -50,8 +51,8 @@ def combine(paths: list[Path], out: Path, figures: bool = True) -> Path:
     if not paths:
         raise UserError("give at least one benchmark JSON file")
     if figures and importlib.util.find_spec("matplotlib") is None:  # a device install has no train extra
-        raise UserError("the figures need matplotlib, which is not installed: pip install "
-                        "'dyconvsr-toolchain[train]', or pass --no-figures for the tables alone")
+        raise UserError(f"the figures need matplotlib, which is not installed: {install_command('train')}; "
+                        "or pass --no-figures for the tables alone")
     reports = [read_report(p) for p in paths]
     fill_macs(reports)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from runtime.files import atomic_write_bytes
+from runtime.host import install_command
 from runtime.native_output import library_output_hidden
 
 CONVERTER_PACKAGES = {"litert_torch": "litert-torch", "ai_edge_quantizer": "ai-edge-quantizer",
@@ -29,8 +30,7 @@ def litert_unavailable(precision: str = "fp32") -> str | None:
     needed = ["litert_torch", "ai_edge_litert"] + ([] if precision == "fp32" else ["ai_edge_quantizer"])
     missing = [CONVERTER_PACKAGES[name] for name in needed if importlib.util.find_spec(name) is None]
     if missing:
-        return (f"{', '.join(missing)} not installed (pip install 'dyconvsr-toolchain[litert]' for the LiteRT "
-                "converters)")
+        return f"{', '.join(missing)} not installed ({install_command('litert')} for the LiteRT converters)"
     return None
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import UserError, quiet_libraries
+from runtime.host import install_command
 
 from .precision import calibration_batches
 
@@ -69,7 +70,7 @@ def openvino_unavailable(precision: str) -> str | None:
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         extra = "openvino-int8" if precision == "int8" else "openvino"
-        return f"{' and '.join(missing)} not installed (pip install 'dyconvsr-toolchain[{extra}]')"
+        return f"{' and '.join(missing)} not installed ({install_command(extra)})"
     return None
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from runtime.catalogue import TENSORRT_PRECISIONS
 from runtime.files import atomic_write_bytes
+from runtime.host import install_command
 from runtime.runners.gpu import nvidia_gpus
 from runtime.runners.tensorrt import first_gpu
 
@@ -39,7 +40,7 @@ def tensorrt_unavailable() -> str | None:
     try:
         import tensorrt  # noqa: F401 - imported only to probe that it is installed and loads
     except ImportError:
-        return "tensorrt is not installed (pip install 'dyconvsr-toolchain[gpu]' on a machine with an NVIDIA GPU)"
+        return f"tensorrt is not installed ({install_command('gpu')} on a machine with an NVIDIA GPU)"
     if not nvidia_gpus():
         return "no NVIDIA GPU found (the NVIDIA driver library, libcuda, lists none)"
     return None

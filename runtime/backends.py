@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+from .host import install_command
 
 if TYPE_CHECKING:
     from .runners.base import Runner, RunnerConfig
@@ -56,7 +57,7 @@ class Backend:
 
     def install_hint(self) -> str:
         """What a runner says when importing its packages fails."""
-        return f"the {self.title} backend needs the optional extra: pip install 'dyconvsr-toolchain[{self.extra}]'"
+        return f"the {self.title} backend needs the optional extra: {install_command(self.extra)}"
 
     def make_runner(self, path: str, config: RunnerConfig, **options: Any) -> Runner:
         """A not-yet-opened runner of this backend for ``path`` (its module imported now, not before)."""

@@ -28,6 +28,7 @@ import click
 
 from .backends import auto_help
 from .errors import UserError, printable
+from .host import install_command
 from .progress import status
 from .runners import BACKENDS, RunnerConfig
 from .runners.base import MAX_THREADS
@@ -171,6 +172,6 @@ def run_command(module: str, extra: str, prog_name: str | None = None) -> None:
             raise
         command = prog_name or os.path.basename(sys.argv[0])
         print(printable(f"error: {command} needs the '{extra}' extra, and {missing} is not installed: "
-                        f"pip install 'dyconvsr-toolchain[{extra}]'"), file=sys.stderr)
+                        f"{install_command(extra)}"), file=sys.stderr)
         raise SystemExit(2) from None
     main(prog_name=prog_name)

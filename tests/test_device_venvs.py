@@ -49,7 +49,7 @@ def test_a_device_install_proves_the_artifact_and_names_what_it_skips(
             wanted = "pass" if "litert" in extras else "skip: the LiteRT backend needs the optional extra"
             assert wanted in row, row
         if name.endswith(".xml"):  # neither install has OpenVINO
-            assert "skip: the OpenVINO backend needs the optional extra" in row, row
+            assert f"skip: the OpenVINO backend needs the optional extra: pip install '{wheel}[openvino]'" in row, row
     tflite = next(name for name in rows if name.endswith(".int8.tflite"))
     infer = run(venv, "dyconvsr-upscale", str(litert_artifact), str(SAMPLE), "-o", str(work / "out"),
                 "--variant", tflite, cwd=work)
@@ -74,6 +74,7 @@ def test_a_device_install_merges_benchmark_reports_and_says_what_figures_need(
     assert (work / "merged" / "benchmark.md").read_text().startswith("#")
     figures = run(venv, "python", "-m", "benchmarks.report", str(report), "-o", "figs", cwd=work)
     assert figures.returncode == 2 and figures.stderr.splitlines() == [
-        "error: the figures need matplotlib, which is not installed: pip install 'dyconvsr-toolchain[train]', "
-        "or pass --no-figures for the tables alone"], figures.stderr
+        "error: the figures need matplotlib, which is not installed: pip install torch --index-url "
+        f"https://download.pytorch.org/whl/cpu, then pip install '{wheel}[train]'; or pass --no-figures for the "
+        "tables alone"], figures.stderr  # the hint installs from the wheel this venv came from
     assert not (work / "figs").exists()

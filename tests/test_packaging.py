@@ -92,6 +92,7 @@ def test_console_export_outside_the_repository_exports_the_trained_checkpoint(tm
         result.stderr
 
 
+
 def _importable(name: str) -> bool:
     import importlib.util
 
@@ -109,9 +110,9 @@ def test_without_torch_export_and_train_name_the_extra_in_one_line(tmp_path: Pat
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"error: python -m {argv[1]} needs the 'train' extra, and torch is not installed: "
-        "pip install 'dyconvsr-toolchain[train]'"
-    ]
+        f"error: python -m {argv[1]} needs the 'train' extra, and torch is not installed: pip install torch "
+        f"--index-url https://download.pytorch.org/whl/cpu, then pip install -e '{REPO}[train]'"
+    ]  # a source checkout: the command that installs its own extra, torch first from PyTorch's CPU index
     # The runtime commands need no torch and still answer.
     runtime = subprocess.run([sys.executable, "-m", "runtime.check", "--help"], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=120)

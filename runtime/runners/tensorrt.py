@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable, UserError
+from ..host import install_command
 from .base import Runner, RunnerConfig, TensorInfo
 from .gpu import Gpu, nvidia_gpus
 from .plan_origin import PlanOrigin, check_plan_origin
@@ -82,7 +83,7 @@ def import_tensorrt():
         import tensorrt
     except ImportError:
         raise BackendUnavailable(
-            "a .plan engine needs TensorRT and an NVIDIA GPU: pip install 'dyconvsr-toolchain[gpu]', "
+            f"a .plan engine needs TensorRT and an NVIDIA GPU: {install_command('gpu')}, "
             "or run the artifact's model.onnx instead"
         ) from None
     return tensorrt

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable, UserError, display
+from ..host import install_command
 from ..images import max_image_pixels
 from .ffmpeg_log import ffmpeg_reason
 
@@ -59,7 +60,7 @@ def import_av() -> Any:
     try:
         import av
     except ImportError:
-        raise BackendUnavailable("video needs the optional extra: pip install 'dyconvsr-toolchain[video]'") from None
+        raise BackendUnavailable(f"video needs the optional extra: {install_command('video')}") from None
     return av
 
 
