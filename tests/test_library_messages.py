@@ -59,4 +59,6 @@ def test_first_line_skips_cpp_source_locations() -> None:
     assert first_line(RuntimeError(message)) == "Error parsing end element tag at offset 299"
     assert first_line(RuntimeError("Exception from a.cpp:3: the reason\nmore")) == "the reason"
     assert first_line(RuntimeError("a plain reason\nsecond")) == "a plain reason"
+    assert first_line(RuntimeError("\n  parser failed: bad node  \nstack:\n  frame 1")) == "parser failed: bad node"
     assert first_line(ValueError("")) == "ValueError"
+    assert first_line(KeyError("weights")) == "'weights'"

@@ -15,7 +15,6 @@ from benchmarks.artifacts import export_options
 from export.artifact import ExportOptions
 from export.recipe import FOCUS_HW
 from export.tensorrt_build import Profile
-from runtime.errors import first_line
 from runtime.host import library_versions
 from train.checkpoint import save_checkpoint
 from train.models import create_model
@@ -69,12 +68,6 @@ def test_the_benchmark_cli_runs_the_run_config_defaults(monkeypatch) -> None:
     result = CliRunner().invoke(bench_run.main, [])
     assert isinstance(result.exception, _Captured), result.output
     assert seen == [RunConfig()]
-
-
-def test_first_line_keeps_one_line_of_a_message() -> None:
-    assert first_line(RuntimeError("\n  parser failed: bad node  \nstack:\n  frame 1")) == "parser failed: bad node"
-    assert first_line(ValueError("")) == "ValueError"
-    assert first_line(KeyError("weights")) == "'weights'"
 
 
 def test_library_versions_reads_metadata_and_skips_what_is_missing() -> None:
