@@ -25,5 +25,6 @@ TENSORRT_MAX_BATCH = 4
 EXPORT_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxsim", "numpy", "openvino", "nncf")
 
 # Raised whenever what the same options write changes (2: INT8 recipes tried per file and proven at every ISA
-# level below the exporting CPU's), so an artifact of an older revision is never reused as today's.
-RECIPE_REVISION = 2
+# level below the exporting CPU's; 3: the INT8 ONNX is model.int8.onnx whichever lowering it came from), so an
+# artifact of an older revision is never reused as today's.
+RECIPE_REVISION = 3

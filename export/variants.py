@@ -104,7 +104,7 @@ def reduced_precision_variant(base: Variant, folder: Path, precision: str, refs:
     """fp16 or int8 from the fp32 variant ``base``; returns (variant, why it was left out or None). INT8 tries
     :data:`CPU_INT8_RECIPES` in order and keeps the first that passes its floor here and at every lower ISA level
     reached; a variant that none makes pass is deleted and returned with the reason."""
-    path = folder / catalogue.reduced_onnx_file(base.file, precision)
+    path = folder / catalogue.reduced_onnx_file(precision)
     inputs, outputs = refs.usable(base.batch, base.fixed_input_shape)
     rejected: dict[str, str] = {}
     for recipe in ("fp16",) if precision == "fp16" else CPU_INT8_RECIPES:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
-REDUCED_ONNX_PRECISIONS = ("fp16", "int8")  # model[.<stem>].<precision>.onnx
+REDUCED_ONNX_PRECISIONS = ("fp16", "int8")  # model.<precision>.onnx
 TENSORRT_PRECISIONS = ("fp32", "fp16", "int8")  # model.<precision>.plan
 OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")  # model.openvino[.bf16|.int8].xml
 LITERT_PRECISIONS = ("fp32", "fp16", "int8")  # model.mobile.<H>x<W>[.fp16|.int8].tflite
@@ -60,8 +60,10 @@ CATALOGUE = (
                 "none: exported from PyTorch"),
     VariantKind("fixed_shape", "model.<strategy>.<N>x<H>x<W>.onnx", "onnx", ("fp32",), "<strategy>", "onnxruntime",
                 "none: exported from PyTorch"),
-    VariantKind("reduced_onnx", "model[.<stem>].<fp16|int8>.onnx", "onnx", REDUCED_ONNX_PRECISIONS,
-                "its source's", "onnxruntime", "an fp32 ONNX variant (model[.<stem>].onnx)"),
+    VariantKind("reduced_onnx", "model.<fp16|int8>.onnx", "onnx", REDUCED_ONNX_PRECISIONS,
+                "its source's", "onnxruntime",
+                "fp16: model.onnx; int8: model.onnx, or the fastest constant-weight lowering when model.onnx computes "
+                "its kernel (aggregate)"),
     VariantKind("ort", "model[.<stem>].ort", "ort", ("fp32",), "its source's", "onnxruntime",
                 "an fp32 ONNX variant (model[.<stem>].onnx)"),
     VariantKind("tensorrt", "model.<fp32|fp16|int8>.plan", "tensorrt", TENSORRT_PRECISIONS, "its source's",
@@ -132,9 +134,10 @@ def _stem(source: str) -> str:
     return PurePosixPath(source).stem
 
 
-def reduced_onnx_file(source: str, precision: str) -> str:
-    """fp16/int8 ONNX of the fp32 ONNX ``source``: model.<p>.onnx for model.onnx, else <stem>.<p>.onnx."""
-    return f"{_stem(source)}.{precision}.onnx"
+def reduced_onnx_file(precision: str) -> str:
+    """The artifact's fp16 or int8 ONNX: model.<precision>.onnx, whichever fp32 lowering it was made from (that is
+    its manifest ``source``), so the name never moves with a timing."""
+    return f"{STEM}.{precision}.onnx"
 
 
 def ort_file(source: str) -> str:

@@ -195,12 +195,12 @@ def test_targets_pair_reduced_precision_with_its_recorded_source() -> None:
         # Same lowering, listed first, but not the file the INT8 graph was quantised from.
         _row("onnxruntime model.stacked.1x360x640.onnx", "model.stacked.1x360x640.onnx", "fp32", 60.0),
         _row("onnxruntime model.stacked.onnx", "model.stacked.onnx", "fp32", 30.0),
-        _row("onnxruntime model.stacked.int8.onnx", "model.stacked.int8.onnx", "int8", 10.0, "model.stacked.onnx"),
+        _row("onnxruntime model.int8.onnx", "model.int8.onnx", "int8", 10.0, "model.stacked.onnx"),
     ]
     report = Report("benchmarks.run", None, {}, {}, "rss", None, rows=rows)
     target = reduced_precision_target(report)
     assert target.value == "3.00x, quality not measured"
-    assert target.detail.startswith("onnxruntime model.stacked.int8.onnx vs onnxruntime model.stacked.onnx ")
+    assert target.detail.startswith("onnxruntime model.int8.onnx vs onnxruntime model.stacked.onnx ")
     # A report from before rows carried the source: the fp32 row of the same lowering.
     rows[-1].notes = {}
     assert reduced_precision_target(report).value == "6.00x, quality not measured"

@@ -138,7 +138,7 @@ def test_int8_comes_from_constant_weights_when_model_onnx_computes_its_kernel(tm
     assert by_file["model.fp16.onnx"].strategy == "aggregate"
     int8 = [v for v in manifest.variants if v.precision == "int8"]
     assert len(int8) == 1 and int8[0].strategy in ("branches", "stacked") and int8[0].dynamic_batch
-    assert int8[0].file == f"model.{int8[0].strategy}.int8.onnx"
+    assert int8[0].file == "model.int8.onnx" and int8[0].source == f"model.{int8[0].strategy}.onnx"
     graph = onnx.load(str(tmp_path / "a" / int8[0].file)).graph
     constants = {i.name for i in graph.initializer}
     producers = {o: n for n in graph.node for o in n.output}
@@ -156,7 +156,7 @@ def test_every_variant_records_the_file_it_was_converted_from(tmp_path) -> None:
     expected = {
         "model.onnx": None, "model.stacked.onnx": None,  # exported from PyTorch
         "model.fp16.onnx": "model.onnx",
-        "model.stacked.int8.onnx": "model.stacked.onnx",  # INT8 needs constant conv weights
+        "model.int8.onnx": "model.stacked.onnx",  # INT8 needs constant conv weights
         "model.ort": "model.onnx",
         "model.openvino.xml": "model.onnx", "model.openvino.int8.xml": "model.onnx",
     }
@@ -166,13 +166,17 @@ def test_every_variant_records_the_file_it_was_converted_from(tmp_path) -> None:
     assert {v.file: v.source for v in read_manifest(folder).variants} == sources
 
     # A manifest written before `source` was a field: ORT and OpenVINO variants noted it, reduced
-    # ONNX variants carried it only in their name; both are read back as the field.
+    # ONNX variants carried it only in their name (then model.<lowering>.int8.onnx); both are read back as the field.
     data = json.loads((folder / "manifest.json").read_text())
+    legacy = {"model.int8.onnx": "model.stacked.int8.onnx"}
     for variant in data["variants"]:
         if variant.pop("source") is not None and variant["kind"] in ("ort", "openvino"):
             variant["notes"]["source"] = "model.onnx"
+        variant["file"] = legacy.get(variant["file"], variant["file"])
+    data["files"] = {legacy.get(rel, rel): digest for rel, digest in data["files"].items()}
     (folder / "manifest.json").write_text(json.dumps(data))
-    assert {v.file: v.source for v in read_manifest(folder).variants} == sources
+    assert {v.file: v.source for v in read_manifest(folder).variants} == {
+        legacy.get(file, file): source for file, source in sources.items()}
 
     data["variants"][0]["source"] = "model.missing.onnx"
     (folder / "manifest.json").write_text(json.dumps(data))
