@@ -24,6 +24,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -190,13 +191,23 @@ class Scores:
 METRIC_NAMES = tuple(Scores.__dataclass_fields__)
 
 
-def score_pair(sr: np.ndarray, hr: np.ndarray, border: int) -> Scores:
-    """Every metric for RGB images in 0-255 (uint8 or float), ``border`` pixels cropped first."""
+def authors_y(rgb: np.ndarray) -> np.ndarray:
+    """The Y the DyConvSR authors measure with (SwinIR's ``bgr2ycbcr(..., y_only=True)`` given an RGB array, so
+    the R and B weights are swapped: 16 + (24.966 R + 128.553 G + 65.481 B) / 255), in their float32 steps."""
+    scaled = np.asarray(rgb).astype(np.float32) / np.float32(255.0)
+    y = np.dot(scaled, [24.966, 128.553, 65.481]) + 16.0
+    return (y / 255.0).astype(np.float32) * np.float32(255.0)
+
+
+def score_pair(sr: np.ndarray, hr: np.ndarray, border: int,
+               luma: Callable[[np.ndarray], np.ndarray] = y_channel) -> Scores:
+    """Every metric for RGB images in 0-255 (uint8 or float), ``border`` pixels cropped first; ``luma`` gives
+    the Y channel (BT.601 by default, :func:`authors_y` for the authors' protocol)."""
     x, y = _pair(sr, hr)
     if x.ndim != 3 or x.shape[2] != 3:
         raise UserError(f"expected HxWx3 RGB images; got shape {x.shape}")
     x, y = crop_border(x, border), crop_border(y, border)
-    sr_y, hr_y = y_channel(x), y_channel(y)
+    sr_y, hr_y = luma(x), luma(y)
     return Scores(
         psnr_y=psnr(sr_y, hr_y),
         ssim_y=ssim(sr_y, hr_y),

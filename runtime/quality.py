@@ -11,6 +11,11 @@ Per HR image and scale s:
 4. metrics (:func:`runtime.metrics.score_pair`) with a border of s: PSNR and SSIM on the Y
    channel of BT.601 (what the papers report), RGB PSNR, Y-WPSNR and Y-MS-SSIM; a set's figure
    is the mean over its images.
+
+That is the ``standard`` :class:`Protocol`. ``authors`` is what the DyConvSR authors' eval.py measures: HR cropped
+to a multiple of 12 whatever the scale (their GTmod12 sets, the same MATLAB bicubic LR), no border crop, and Y by
+:func:`runtime.metrics.authors_y` (SwinIR's bgr2ycbcr fed RGB: R and B weights swapped), kept because their
+published figures were measured that way.
 """
 from __future__ import annotations
 
@@ -23,12 +28,33 @@ import numpy as np
 
 from .errors import UserError
 from .images import find_images, read_picture, to_uint8
-from .metrics import METRIC_NAMES, Scores, score_pair
+from .metrics import METRIC_NAMES, Scores, authors_y, score_pair, y_channel
 from .resize import imresize
 
 # The label of the protocol's bicubic row, wherever quality rows are written.
 MATLAB_BICUBIC = "bicubic (MATLAB imresize)"
 SIXTEEN_BIT_PEAK = 65535.0
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How an SR figure is measured: HR cropped to a multiple of ``hr_multiple`` (None: the scale), ``border``
+    pixels left out of the metrics (None: the scale), Y by ``luma``."""
+
+    name: str
+    hr_multiple: int | None
+    border: int | None
+    luma: Callable[[np.ndarray], np.ndarray]
+
+    def hr(self, image: np.ndarray, scale: int) -> np.ndarray:
+        return modcrop(image, self.hr_multiple or scale)
+
+    def border_for(self, scale: int) -> int:
+        return scale if self.border is None else self.border
+
+
+PROTOCOLS = {"standard": Protocol("standard", None, None, y_channel), "authors": Protocol("authors", 12, 0, authors_y)}
+STANDARD = PROTOCOLS["standard"]
 
 
 def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
@@ -54,10 +80,11 @@ def network_input(lr: np.ndarray) -> np.ndarray:
     return np.asarray(lr).astype(np.float32) / np.float32(255.0)
 
 
-def score(sr: np.ndarray, hr: np.ndarray, scale: int, image: str = "") -> Scores:
-    """Every metric of a uint8 SR image against its HR, border = ``scale``; errors name ``image``."""
+def score(sr: np.ndarray, hr: np.ndarray, scale: int, image: str = "", protocol: Protocol = STANDARD) -> Scores:
+    """Every metric of a uint8 SR image against its HR by ``protocol`` (border = ``scale`` in the standard one);
+    errors name ``image``."""
     try:
-        return score_pair(sr, hr, border=scale)
+        return score_pair(sr, hr, border=protocol.border_for(scale), luma=protocol.luma)
     except UserError as exc:
         raise UserError(f"{image} at x{scale}: {exc}" if image else f"x{scale}: {exc}") from None
 

@@ -37,7 +37,8 @@ def artifact(tmp_path_factory: pytest.TempPathFactory):  # returns (folder, mani
 
 def _y_psnr(compiled, scale: int = 2) -> float:  # compiled: an openvino.CompiledModel
     from runtime.metrics import score_pair
-    from train.evaluate import embedded_benchmark, make_lr, modcrop
+    from runtime.quality import make_lr, modcrop
+    from train.evaluate import embedded_benchmark
 
     scores = []
     for _, hr in embedded_benchmark("val").images:

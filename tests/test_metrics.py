@@ -249,3 +249,32 @@ def test_read_hr_folder_rounds_sixteen_bit_gray_and_drops_alpha(tmp_path, butter
     images = dict(read_hr_folder(tmp_path))
     assert np.array_equal(images["deep.png"], np.repeat(levels.astype(np.uint8)[..., None], 3, axis=2))
     assert np.array_equal(images["alpha.png"], butterfly[:20, :20])
+
+
+def test_the_authors_protocol_is_their_metric_functions_re_derived(real_pairs) -> None:
+    """The authors' eval.py: calculate_psnr/ssim(crop_border=0, test_y_channel=True) of SwinIR, whose Y is
+    bgr2ycbcr of an RGB array (R and B weights swapped), SSIM with an 11x11 Gaussian (sigma 1.5) over the valid
+    region. Re-derived independently: scikit-image's rgb2ycbcr on the channel-reversed image, and skimage's SSIM."""
+    from skimage.color import rgb2ycbcr
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from runtime.quality import PROTOCOLS, score
+
+    authors = PROTOCOLS["authors"]
+    for sr, hr in real_pairs:
+        got = score(sr, hr, 3, protocol=authors)
+        y_sr, y_hr = (rgb2ycbcr(image[..., ::-1])[..., 0] for image in (sr, hr))
+        assert abs(got.psnr_y - peak_signal_noise_ratio(y_hr, y_sr, data_range=255)) < 1e-4
+        assert abs(got.ssim_y - structural_similarity(y_hr, y_sr, gaussian_weights=True, sigma=1.5,
+                                                      use_sample_covariance=False, data_range=255)) < 1e-6
+        # Not the standard figure: border 0 and the swapped weights both move it.
+        assert abs(got.psnr_y - score(sr, hr, 3).psnr_y) > 1e-3
+
+
+def test_the_authors_protocol_crops_hr_to_a_multiple_of_twelve(butterfly) -> None:
+    from runtime.quality import PROTOCOLS, STANDARD
+
+    crop = butterfly[:251, :247]
+    assert [PROTOCOLS["authors"].hr(crop, s).shape[:2] for s in (2, 3, 4)] == [(240, 240)] * 3
+    assert [STANDARD.hr(crop, s).shape[:2] for s in (2, 3, 4)] == [(250, 246), (249, 246), (248, 244)]
+    assert (PROTOCOLS["authors"].border_for(4), STANDARD.border_for(4)) == (0, 4)

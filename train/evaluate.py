@@ -28,7 +28,16 @@ from runtime.errors import UserError
 from runtime.images import to_uint8
 from runtime.metrics import Scores
 from runtime.progress import progress_bar
-from runtime.quality import bicubic_sr, make_lr, mean_scores, modcrop, network_input, read_hr_folder, score
+from runtime.quality import (
+    STANDARD,
+    Protocol,
+    bicubic_sr,
+    make_lr,
+    mean_scores,
+    network_input,
+    read_hr_folder,
+    score,
+)
 
 from .checkpoint import checkpoint_label, load_checkpoint
 from .data import as_rgb_uint8, embedded_images
@@ -216,7 +225,7 @@ def default_scales(candidates: Sequence[Candidate]) -> list[int]:
 
 
 def _pairs(
-    benchmarks: Sequence[Benchmark], scales: Sequence[int], progress: bool, desc: str
+    benchmarks: Sequence[Benchmark], scales: Sequence[int], progress: bool, desc: str, protocol: Protocol = STANDARD
 ) -> Iterator[tuple[str, int, str, np.ndarray, np.ndarray]]:
     """(benchmark, scale, image name, HR, LR) for every image at every scale, with a progress bar."""
     total = sum(len(b.images) for b in benchmarks) * len(scales)
@@ -225,7 +234,7 @@ def _pairs(
             for scale in scales:
                 for name, image in bench.images:
                     bar.set_postfix_str(f"{bench.name} x{scale} {name}")
-                    hr = modcrop(as_rgb_uint8(image), scale)
+                    hr = protocol.hr(as_rgb_uint8(image), scale)
                     yield bench.name, scale, name, hr, make_lr(hr, scale)
                     bar.update(1)
 
@@ -236,8 +245,10 @@ def evaluate(
     scales: Sequence[int] | None = None,
     bicubic: bool = True,
     progress: bool = True,
+    protocol: Protocol = STANDARD,
 ) -> list[SetResult]:
-    """Score every candidate that can run at each scale, plus the bicubic row, on every benchmark.
+    """Score every candidate that can run at each scale, plus the bicubic row, on every benchmark, by ``protocol``
+    (runtime.quality: standard, or the authors').
 
     ``scales`` defaults to the candidates' own scales. A fixed-scale model (DyConvSR) is skipped
     at other scales; Y-channel networks run at every scale asked for.
@@ -248,13 +259,13 @@ def evaluate(
     def row(method: str, params: int | None, bench: str, scale: int) -> SetResult:
         return rows.setdefault((method, bench, scale), SetResult(method, bench, scale, params))
 
-    for bench, scale, name, hr, lr in _pairs(benchmarks, scales, progress, "evaluate"):
+    for bench, scale, name, hr, lr in _pairs(benchmarks, scales, progress, "evaluate", protocol):
         if bicubic:
-            result = ImageResult(name, score(bicubic_sr(lr, scale), hr, scale, name))
+            result = ImageResult(name, score(bicubic_sr(lr, scale), hr, scale, name, protocol))
             row(BICUBIC, None, bench, scale).images.append(result)
         for cand in candidates:
             if cand.supports(scale):
-                result = ImageResult(name, score(super_resolve(cand, lr, scale), hr, scale, name))
+                result = ImageResult(name, score(super_resolve(cand, lr, scale), hr, scale, name, protocol))
                 row(cand.label, cand.params, bench, scale).images.append(result)
     return list(rows.values())
 

@@ -7,6 +7,7 @@ import click
 
 from runtime.cli_options import NamedPath, Verbosity, verbosity_options
 from runtime.errors import UserError, cli_errors
+from runtime.quality import PROTOCOLS
 
 from .evaluate import embedded_benchmark, evaluate, evaluate_colour_spaces, load_benchmark, load_candidates
 from .models.common import SUPPORTED_SCALES
@@ -28,13 +29,17 @@ from .tables import TABLES, build_report
 @click.option("--embedded/--no-embedded", default=None,
               help="Also score the held-out scikit-image photos (default: only when no --data is given).")
 @click.option("--bicubic/--no-bicubic", default=True, show_default=True, help="Include the bicubic baseline row.")
+@click.option("--protocol", type=click.Choice(sorted(PROTOCOLS)), default="standard", show_default=True,
+              help="standard: Y (BT.601) with a border crop of the scale, HR cropped to a multiple of the scale; "
+                   "authors: what the DyConvSR authors' eval.py measures (HR to a multiple of 12, no border crop, "
+                   "their Y with R and B weights swapped), the protocol of their published figures.")
 @click.option("-o", "--out", "out_dir", type=NamedPath(file_okay=False), default="reports/eval", show_default=True,
               help="Folder for <table>.md and <table>.json.")
 @cli_errors
 @verbosity_options
 def evaluate_command(
     checkpoints: tuple[str, ...], folders: tuple[str, ...], scales: tuple[str, ...], table: str,
-    embedded: bool | None, bicubic: bool, out_dir: str, verbosity: Verbosity,
+    embedded: bool | None, bicubic: bool, protocol: str, out_dir: str, verbosity: Verbosity,
 ) -> None:
     """Score CHECKPOINT... (stems, .json or .safetensors) on folders of HR images.
 
@@ -63,12 +68,15 @@ def evaluate_command(
         raise UserError("nothing to evaluate on: give --data FOLDER or drop --no-embedded")
     chosen = [int(s) for s in scales] or (list(SUPPORTED_SCALES) if table == "cross-scale" else None)
     if table == "colour":
+        if protocol != "standard":
+            raise UserError("--table colour is measured by the standard protocol only; got --protocol " + protocol)
         results = evaluate_colour_spaces(candidates, benchmarks, chosen, progress=not verbosity.quiet)
     else:
         if not candidates and not bicubic:
             raise UserError("nothing to evaluate: give at least one CHECKPOINT or drop --no-bicubic")
-        results = evaluate(candidates, benchmarks, chosen, bicubic=bicubic, progress=not verbosity.quiet)
-    report = build_report(table, results)
+        results = evaluate(candidates, benchmarks, chosen, bicubic=bicubic, progress=not verbosity.quiet,
+                           protocol=PROTOCOLS[protocol])
+    report = build_report(table, results, protocol)
     md_path, json_path = report.write(out_dir)
     verbosity.echo(report.markdown)
     verbosity.say(f"wrote {md_path} and {json_path}")

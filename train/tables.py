@@ -38,6 +38,14 @@ PROTOCOL = (
     "visibility function (see runtime/metrics.py); the dynamic-CNN paper does not define its WPSNR, so "
     "compare it only within our tables."
 )
+# What --protocol authors measures (runtime.quality.PROTOCOLS["authors"]): their eval.py and utils/metrics.py.
+AUTHORS_PROTOCOL = (
+    "Protocol: the DyConvSR authors' (their eval.py and utils/metrics.py, SwinIR's): HR cropped to a multiple of "
+    "12 at every scale (their GTmod12), LR = MATLAB-compatible antialiased bicubic imresize, uint8; SR rounded to "
+    "uint8; Y = SwinIR's bgr2ycbcr applied to RGB arrays, so the R and B weights are swapped "
+    "(16 + (24.966 R + 128.553 G + 65.481 B) / 255), in float32; no border crop; a set's value is the mean over its "
+    "images. Their published figures were measured this way; the other metrics use the same Y and no border."
+)
 DYCONVSR_NOTES = (
     "The paper's bicubic row (Set5 34.01) is not the usual MATLAB bicubic (33.66): its numbers come "
     "from a different LR/bicubic pipeline, so compare models against our bicubic row too. BSD68 is 68 "
@@ -210,8 +218,14 @@ def colour_table(results: Sequence[SetResult]) -> Report:
     return Report("colour", "\n".join(parts), _document("colour", results))
 
 
-def build_report(kind: str, results: Sequence[SetResult]) -> Report:
+def build_report(kind: str, results: Sequence[SetResult], protocol: str = "standard") -> Report:
+    """Table ``kind`` of ``results``, its text naming the ``protocol`` they were measured by."""
     builders = {"dyconvsr": dyconvsr_table, "cross-scale": cross_scale_table, "colour": colour_table}
     if kind not in builders:
         raise UserError(f"unknown table {kind!r}; available: {', '.join(TABLES)}")
-    return builders[kind](results)
+    report = builders[kind](results)
+    report.data["protocol_name"] = protocol
+    if protocol == "authors":
+        report.markdown = report.markdown.replace(PROTOCOL, AUTHORS_PROTOCOL, 1)
+        report.data["protocol"] = AUTHORS_PROTOCOL
+    return report

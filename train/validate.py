@@ -9,9 +9,10 @@ import numpy as np
 from torch import nn
 
 from runtime.metrics import crop_border, psnr, y_channel
+from runtime.quality import make_lr, modcrop
 
 from .data import NamedImage
-from .evaluate import Candidate, make_lr, modcrop, super_resolve
+from .evaluate import Candidate, super_resolve
 
 
 @dataclass
