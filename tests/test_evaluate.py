@@ -15,6 +15,7 @@ from skimage import data
 from torch import nn
 
 from runtime.metrics import METRIC_NAMES, Scores, score_pair
+from runtime.quality import modcrop
 from runtime.resize import imresize
 from train.checkpoint import save_checkpoint
 from train.evaluate import (
@@ -27,7 +28,6 @@ from train.evaluate import (
     evaluate_colour_spaces,
     load_benchmark,
     load_candidates,
-    modcrop,
 )
 from train.models import create_model
 from train.tables import colour_table, cross_scale_table, dyconvsr_table
