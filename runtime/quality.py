@@ -104,16 +104,17 @@ class ProtocolImage:
     lr: np.ndarray
 
 
-def protocol_image(name: str, image: np.ndarray, scale: int) -> ProtocolImage:
+def protocol_image(name: str, image: np.ndarray, scale: int, protocol: Protocol = STANDARD) -> ProtocolImage:
     try:
-        hr = modcrop(image, scale)
+        hr = protocol.hr(image, scale)
     except UserError as exc:
         raise UserError(f"{name}: {exc}") from None
     return ProtocolImage(name, hr, make_lr(hr, scale))
 
 
-def protocol_images(images: Iterable[tuple[str, np.ndarray]], scale: int) -> list[ProtocolImage]:
-    return [protocol_image(name, image, scale) for name, image in images]
+def protocol_images(images: Iterable[tuple[str, np.ndarray]], scale: int,
+                    protocol: Protocol = STANDARD) -> list[ProtocolImage]:
+    return [protocol_image(name, image, scale, protocol) for name, image in images]
 
 
 def read_hr_folder(folder: str | os.PathLike[str]) -> list[tuple[str, np.ndarray]]:
@@ -158,15 +159,17 @@ def score_set(
     scale: int,
     upscale: Callable[[ProtocolImage], np.ndarray],
     step: Callable[[int], object] | None = None,
+    protocol: Protocol = STANDARD,
 ) -> SetQuality:
-    """Score ``upscale(image)`` (uint8, ``scale`` x the LR) on every image; ``step(1)`` after each."""
+    """Score ``upscale(image)`` (uint8, ``scale`` x the LR) on every image by ``protocol``; ``step(1)`` after each."""
     result = SetQuality(dataset, scale)
     for image in images:
-        result.per_image[image.name] = score(upscale(image), image.hr, scale, image.name)
+        result.per_image[image.name] = score(upscale(image), image.hr, scale, image.name, protocol)
         if step is not None:
             step(1)
     return result
 
 
-def bicubic_quality(dataset: str, images: Sequence[ProtocolImage], scale: int) -> SetQuality:
-    return score_set(dataset, images, scale, lambda image: bicubic_sr(image.lr, scale))
+def bicubic_quality(dataset: str, images: Sequence[ProtocolImage], scale: int,
+                    protocol: Protocol = STANDARD) -> SetQuality:
+    return score_set(dataset, images, scale, lambda image: bicubic_sr(image.lr, scale), protocol=protocol)

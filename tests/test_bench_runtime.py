@@ -172,3 +172,23 @@ def test_device_quality_refuses_bad_folders_in_one_line(artifact: Path, tmp_path
     assert line.startswith("error: ") and line.endswith(expected)
     assert not (tmp_path / "out.json").exists()  # refused before any timing or writing
     assert not (tmp_path / "out.json").exists()
+
+
+def test_device_quality_on_the_authors_protocol_equals_train_evaluate(trained_artifact: Path, hr_folder: Path,
+                                                                        tmp_path: Path) -> None:
+    from runtime.quality import PROTOCOLS
+    from train.evaluate import evaluate, load_benchmark, load_candidates
+
+    out = tmp_path / "device.json"
+    bench_without_torch([trained_artifact, "-r", "16x16", "--rounds", "1", "--warmup", "0", "--backend",
+                         "onnxruntime", "--no-check", "--quality", hr_folder, "--quality-protocol", "authors",
+                         "-o", out])
+    report = read_report(out)
+    engine = next(q for q in report.quality if q.label == "onnxruntime model.onnx")
+    assert report.settings["quality_protocol"] == "authors"
+    authors = {r.method: r for r in evaluate(load_candidates([TRAINED]), [load_benchmark(hr_folder)], progress=False,
+                                             protocol=PROTOCOLS["authors"])}
+    standard = {r.method: r for r in evaluate(load_candidates([TRAINED]), [load_benchmark(hr_folder)], progress=False)}
+    for image, theirs in zip(authors["dyconvsr_x2"].images, standard["dyconvsr_x2"].images, strict=True):
+        assert engine.per_image[image.image]["psnr_y"] == pytest.approx(image.scores.psnr_y, abs=0.01)
+        assert abs(image.scores.psnr_y - theirs.scores.psnr_y) > 0.01  # the protocols differ on this image

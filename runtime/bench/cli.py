@@ -16,6 +16,7 @@ from ..cli_options import NamedPath, Verbosity, threads_option, verbosity_option
 from ..errors import UserError, cli_errors, writing
 from ..host import library_versions
 from ..manifest import read_manifest
+from ..quality import PROTOCOLS
 from ..runners import RunnerConfig, backend_for
 from .engines import EngineInfo, artifact_engines, check_engine_labels
 from .machine import OtherCpuUse, describe_machine, load_average, torch_free_peaks
@@ -41,11 +42,13 @@ def bench_artifact(
     quiet: bool = False,
     quality: Path | None = None,
     video_frames: int = 0,
+    quality_protocol: str = "standard",
 ) -> Report:
     """Benchmark every engine variant of one artifact folder; see the module docstring. ``quality``:
     a folder of HR images each measured engine is then scored on (:mod:`runtime.bench.quality`)."""
     manifest = read_manifest(folder)
-    quality_images = quality_set(quality, manifest.scale) if quality is not None else None  # refused before timing
+    quality_images = (quality_set(quality, manifest.scale, PROTOCOLS[quality_protocol])  # refused before timing
+                      if quality is not None else None)
     machine = describe_machine(machine_name)
     machine.load_average["start"] = load_average()
     other_cpu = OtherCpuUse()
@@ -77,6 +80,7 @@ def bench_artifact(
         report.rows += build_rows(group, outcomes, reference, _no_complexity, peaks)
     if quality_images is not None:
         report.settings["quality"] = str(quality)
+        report.settings["quality_protocol"] = quality_protocol
         measured = {row.label for row in report.rows if row.measured}
         engines = [e for e in artifact_engines(folder, manifest, threads, backends) if e.info.label in measured]
         report.quality, notes = quality_rows(folder, manifest.model_name, engines, quality_images, quiet)
@@ -128,6 +132,9 @@ def _memory_method() -> str:
 @click.option("--quality", "quality_dir", type=NamedPath(file_okay=False, path_type=Path), default=None,
               help="Folder of HR images: also score every measured engine on them (LR by MATLAB bicubic at the "
                    "artifact's scale, whole images, Y-channel PSNR/SSIM with border = scale, beside bicubic).")
+@click.option("--quality-protocol", type=click.Choice(sorted(PROTOCOLS)), default="standard", show_default=True,
+              help="How --quality measures: standard (border = scale), or authors (the DyConvSR authors' eval.py: HR "
+                   "to a multiple of 12, no border, their R/B-swapped Y; the protocol of their published figures).")
 @click.option("--video", "video_frames", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also measure video throughput on a clip of this many frames (needs the video extra): fps "
                    "end to end (decode, engine and H.264 encode overlapping) and of the engine alone, every "
@@ -138,7 +145,7 @@ def _memory_method() -> str:
 @verbosity_options
 def main(artifact_dir: Path, resolutions: tuple[str, ...], backends: tuple[str, ...], threads: int, rounds: int,
          warmup: int, batch: int, no_check: bool, machine_name: str | None, quality_dir: Path | None,
-         video_frames: int, output: Path | None, verbosity: Verbosity) -> None:
+         quality_protocol: str, video_frames: int, output: Path | None, verbosity: Verbosity) -> None:
     """Time every engine variant in ARTIFACT_DIR on this device and prove each one right.
 
     Per size: each engine is loaded and run once (peak memory measured), warmed up, then timed in
@@ -153,7 +160,8 @@ def main(artifact_dir: Path, resolutions: tuple[str, ...], backends: tuple[str, 
         parse_resolution(text)
     RunnerConfig(threads=threads)
     report = bench_artifact(artifact_dir, list(resolutions), threads, Protocol(rounds, warmup), set(backends),
-                            batch, not no_check, machine_name, verbosity.quiet, quality_dir, video_frames)
+                            batch, not no_check, machine_name, verbosity.quiet, quality_dir, video_frames,
+                            quality_protocol)
     path = output or Path(f"bench-{report.machine.name}.json")
     with writing(path, "benchmark report"):
         report.write(path)

@@ -4,7 +4,8 @@ The HR images of DIR get their LR by the protocol (:mod:`runtime.quality`) at th
 scale; every engine that was timed upscales each whole LR image through :class:`runtime.Upscaler`
 (which tiles, exactly, where the engine cannot take the image whole), the float output is rounded
 once to uint8 and scored (Y-channel PSNR/SSIM, border = scale) beside the MATLAB bicubic baseline.
-Same numbers as ``python -m train evaluate`` for the same network, without torch.
+Same numbers as ``python -m train evaluate`` for the same network, without torch; ``--quality-protocol authors``
+measures as the DyConvSR authors do (runtime.quality.PROTOCOLS), as ``train evaluate --protocol authors``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from ..images import to_uint8
 from ..progress import progress_bar
 from ..quality import (
     MATLAB_BICUBIC,
+    STANDARD,
+    Protocol,
     ProtocolImage,
     SetQuality,
     bicubic_quality,
@@ -39,14 +42,15 @@ class QualitySet:
     scale: int
     images: list[ProtocolImage]
     bicubic: SetQuality
+    protocol: Protocol = STANDARD
 
 
-def quality_set(folder: Path, scale: int) -> QualitySet:
+def quality_set(folder: Path, scale: int, protocol: Protocol = STANDARD) -> QualitySet:
     """Read and prepare ``folder``; scoring the bicubic baseline here refuses images too small for
     the protocol (below the scale, or below SSIM's window after the border) before any timing."""
-    images = protocol_images(read_hr_folder(folder), scale)
+    images = protocol_images(read_hr_folder(folder), scale, protocol)
     dataset = folder.resolve().name
-    return QualitySet(dataset, scale, images, bicubic_quality(dataset, images, scale))
+    return QualitySet(dataset, scale, images, bicubic_quality(dataset, images, scale, protocol), protocol)
 
 
 def engine_quality(
@@ -56,7 +60,7 @@ def engine_quality(
     variant = engine.variant.file if engine.variant is not None else None
     with Upscaler(artifact, variant=variant, config=engine.config) as upscaler:
         return score_set(data.dataset, data.images, data.scale,
-                         lambda image: to_uint8(upscaler.upscale_array(network_input(image.lr))), step)
+                         lambda image: to_uint8(upscaler.upscale_array(network_input(image.lr))), step, data.protocol)
 
 
 def quality_rows(
