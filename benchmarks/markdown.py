@@ -145,7 +145,7 @@ def latency_section(reports: Sequence[Report]) -> list[str]:
     multi = len(reports) > 1
     header = (["machine"] if multi else []) + [
         "engine", "runs on", "median ms", "p90 ms", "p95 ms", "min ms", "out MP/s", "peak MB added (process)",
-        "params", "GMACs", "GFLOP/s", "of own-precision peak", "speed-up", "vs reference"]
+        "params", "GMACs", "GFLOP/s", "of own-precision peak", "speed-up (median of per-round ratios)", "vs reference"]
     groups: dict[str, list[tuple[str, Row]]] = {}
     for report in reports:
         for row in report.rows:
