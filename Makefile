@@ -47,7 +47,21 @@ train: setup
 PHOTOS := cache/photos
 MATE_PHOTOS := Aqua Blinds Dune FreshFlower Garden GreenMeadow LadyBird RainDrops Storm TwoWings Wood YellowFlower
 PLASMA_PHOTOS := BytheWater ColdRipple EveningGlow FallenLeaf Kite OneStandsOut Path summer_1am
-photos: $(PHOTOS)/.done
+# And the real photographs of Ubuntu Touch's wallpapers (Debian's lomiri-wallpapers-16.04 and -20.04, CC-BY-4.0,
+# CC-BY-SA-3.0/4.0 or CC0-1.0 per file: each package's copyright file), exactly these files, into cache/photos/lomiri/.
+LOMIRI16_PHOTOS := Bridge_by_Sander_Klootwijk Dragonfly_by_Bolly Picture_0B_by_freespace Picture_1A_by_freespace \
+	Wine_by_Jakkub_Mede aitzgorri_by_Aitzol_Berasategi free_by_Peter_Nerlich friends_by_Aitzol_Berasategi \
+	greentock_by_Peter_Nerlich life_by_Aitzol_Berasategi picosdeeuropa_by_Aitzol_Berasategi \
+	seeding_by_Clements_Engelhardt sunset_by_Aitzol_Berasategi
+LOMIRI20_PHOTOS := Kleiber_by_Lukas_Baubkus
+photos: $(PHOTOS)/.done $(PHOTOS)/.lomiri.done
+$(PHOTOS)/.lomiri.done:
+	rm -rf $(PHOTOS)/.tmp-lomiri && mkdir -p $(PHOTOS)/.tmp-lomiri $(PHOTOS)/lomiri
+	cd $(PHOTOS)/.tmp-lomiri && apt-get download lomiri-wallpapers-16.04=20.04.0-2 lomiri-wallpapers-20.04=20.04.0-2
+	for deb in $(PHOTOS)/.tmp-lomiri/*.deb; do dpkg -x $$deb $(PHOTOS)/.tmp-lomiri/x || exit 1; done
+	for n in $(LOMIRI16_PHOTOS) $(LOMIRI20_PHOTOS); do \
+	  cp $(PHOTOS)/.tmp-lomiri/x/usr/share/backgrounds/$$n.jpg $(PHOTOS)/lomiri/$$n.jpg || exit 1; done
+	rm -rf $(PHOTOS)/.tmp-lomiri && touch $@
 $(PHOTOS)/.done:
 	rm -rf $(PHOTOS)/.tmp && mkdir -p $(PHOTOS)/.tmp $(PHOTOS)/debian
 	cd $(PHOTOS)/.tmp && apt-get download mate-backgrounds=1.26.0-1 plasma-workspace-wallpapers=4:5.27.5-2
