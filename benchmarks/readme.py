@@ -63,7 +63,8 @@ def main_table(report: Report, size: str) -> list[str]:
               fmt(r.peak_fraction * 100 if r.peak_fraction is not None else None, 0, "%"), _psnr(report, r),
               parity_text(r)) for r in measured]
     lines = [f"#### {model} x{scale}, {size}: {w}x{h} -> {ow}x{oh}, batch {first.batch}, {first.threads} threads", "",
-             *md_table(("engine", "precision", "median ms", "p90 ms", f"speed-up vs {first.reference or 'reference'} (median of per-round ratios)",
+             *md_table(("engine", "precision", "median ms", "p90 ms",
+                        f"speed-up vs {first.reference or 'reference'} (median of per-round ratios)",
                         "of own-precision peak", f"Y-PSNR ({dataset or 'not measured'})", "vs reference output"),
                        cells)]
     missing = sorted({f"{r.label} ({r.status})" for r in rows if not r.measured})
