@@ -5,7 +5,6 @@ the manifest is written, so an interrupted export never leaves a folder that loo
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import json
@@ -25,7 +24,7 @@ from runtime.catalogue import LITERT_PRECISIONS, OPENVINO_PRECISIONS, REDUCED_ON
 from runtime.errors import STORAGE_ERRNOS, UserError, writing
 from runtime.host import library_versions
 from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, Variant, hash_files
-from runtime.safefiles import missing_folders
+from runtime.safefiles import missing_folders, remove_empty
 from train.checkpoint import Checkpoint, checkpoint_label, load_checkpoint
 from train.models import dynamic_convs, model_config, model_traits
 
@@ -149,9 +148,7 @@ def export_artifact(
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         full = isinstance(exc, Exception) and _storage_full(target.parent)
-        for folder in made:  # the output folders this export created, if nothing else went in
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        remove_empty(made)  # the output folders this export created, if nothing else went in
         if full or (isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS):
             # Libraries report a full disk in their own words (torch, OpenVINO, converters): said once, plainly.
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "No space left on device"

@@ -99,13 +99,6 @@ def auto_help() -> str:
     return f"auto: by file suffix ({picks}). Named: " + "; ".join(f"{b.name}: {b.help}" for b in RUNNABLE) + "."
 
 
-def backend(name: str) -> Backend:
-    """The record named ``name``; UserError listing the names otherwise."""
-    if name not in BY_NAME:
-        raise UserError(f"backend must be one of {', '.join(BY_NAME)}; got {name!r}")
-    return BY_NAME[name]
-
-
 def for_suffix(suffix: str) -> Backend | None:
     """The backend that runs ``suffix`` under --backend auto, or None."""
     return next((b for b in RUNNABLE if suffix in b.suffixes), None)

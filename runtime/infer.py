@@ -114,9 +114,9 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, suffix:
     naming = Naming(fmt, suffix, outscale)
     files, problems = expand_inputs(list(inputs))
     summary = RunSummary(str(engine))
-    for problem in problems:
-        status(f"error: {problem}")
-        summary.add(problem.split(": ", 1)[0], None, "failed", 0.0, problem.split(": ", 1)[-1])
+    for argument, reason in problems:
+        status(f"error: {argument}: {reason}")
+        summary.add(argument, None, "failed", 0.0, reason)
     failures = len(problems)
     if any(is_video_path(item.path) for item in files):
         video.check()  # a bad --preset/--crf/--codec: once, before the engine loads

@@ -23,19 +23,19 @@ class InputFile:
     relative: Path
 
 
-def expand_inputs(arguments: list[str]) -> tuple[list[InputFile], list[str]]:
-    """(files in command-line order without duplicates, one problem line per argument matching nothing)."""
+def expand_inputs(arguments: list[str]) -> tuple[list[InputFile], list[tuple[str, str]]]:
+    """(files in command-line order without duplicates, (argument as shown, why) per argument matching nothing)."""
     found: list[InputFile] = []
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     for argument in arguments:
         path = Path(argument)
         if not argument.strip():  # Path("") is the current folder: never what an empty argument meant
-            problems.append(f"{argument!r}: an empty argument is not a file, folder or pattern")
+            problems.append((repr(argument), "an empty argument is not a file, folder or pattern"))
         elif path.is_dir():
             images = find_images(path, INPUT_SUFFIXES)
             found += [InputFile(p, p.relative_to(path)) for p in images]
             if not images:
-                problems.append(f"{argument}: folder holds no image or video files ({', '.join(INPUT_SUFFIXES)})")
+                problems.append((argument, f"folder holds no image or video files ({', '.join(INPUT_SUFFIXES)})"))
         elif path.exists():
             found.append(InputFile(path, Path(path.name)))
         elif glob.has_magic(argument):
@@ -45,9 +45,9 @@ def expand_inputs(arguments: list[str]) -> tuple[list[InputFile], list[str]]:
                 files += find_images(folder, INPUT_SUFFIXES)
             found += [InputFile(p, Path(p.name)) for p in files]
             if not files:
-                problems.append(f"{argument}: pattern matches no files")
+                problems.append((argument, "pattern matches no files"))
         else:
-            problems.append(f"{argument}: no such file or folder")
+            problems.append((argument, "no such file or folder"))
     unique: dict[str, InputFile] = {}
     for item in found:
         unique.setdefault(os.path.realpath(item.path), item)

@@ -7,7 +7,8 @@ read unbounded, and a failed write (a full disk) is one line that leaves nothing
   symbolic link too (``O_NOFOLLOW``).
 - :func:`read_regular` reads a whole regular file through that descriptor, refused before a
   byte is read when it is larger than its limit.
-- :func:`missing_folders` lists the folders a write would create (removed again when it fails).
+- :func:`missing_folders` lists the folders a write would create; :func:`remove_empty` removes them again when
+  it fails.
 - :func:`writing_output` is :func:`runtime.errors.writing` ("cannot write the checkpoint X: No
   space left on device") that also removes the folders it created when the write fails.
 """
@@ -107,9 +108,15 @@ def writing_output(path: str | os.PathLike[str], what: str) -> Iterator[None]:
         with writing(path, what):
             yield
     except BaseException:
-        for folder in created:
-            try:
-                folder.rmdir()
-            except OSError:
-                break  # not empty (another writer's files) or gone: left as it is
+        remove_empty(created)
         raise
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first, as :func:`missing_folders` lists them) while they are empty; the first
+    that is not (another writer's files) or is gone stops it, and it and those above are left as they are."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
