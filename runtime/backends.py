@@ -40,6 +40,7 @@ class Backend:
     also_runs: tuple[str, ...] = ()  # further suffixes it runs when named with --backend
     device: str = "cpu"  # where it runs here: "cpu", or "gpu" (benchmarks group those under --backend gpu)
     kinds: tuple[str, ...] = ()  # manifest Variant.kind values it runs by default
+    timed: bool = True  # benchmarks time it (False: an arbiter, not an engine a device runs)
     # File beside an engine that running it reads: engine file name -> companion file name.
     companion: Callable[[str], str] | None = field(default=None, compare=False)
 
@@ -84,18 +85,21 @@ REGISTRY: tuple[Backend, ...] = (
             ".tflite (fixed shapes) on the CPU with XNNPACK, as Android phones run them", kinds=("litert",)),
     Backend("coreml", "Core ML", (".mlpackage",), "", ("coremltools",), "coreml",
             ".mlpackage for iOS/macOS: written and spec-checked by export, run only on macOS", kinds=("coreml",)),
+    Backend("onnx-reference", "ONNX reference", (), "onnx_reference:OnnxReferenceRunner", ("onnx",), "reference",
+            ".onnx by the ONNX specification in numpy (onnx.reference): the arbiter when engines disagree; slow",
+            also_runs=(".onnx",), timed=False),
 )
 BY_NAME = {backend.name: backend for backend in REGISTRY}
 RUNNABLE = tuple(backend for backend in REGISTRY if backend.runner)
 # runtime.bench / benchmarks --backend: each CPU backend by name, the GPU ones (and ONNX Runtime's GPU providers)
 # together as "gpu".
-BENCH_BACKENDS = (*(b.name for b in RUNNABLE if b.device == "cpu"), "gpu")
+BENCH_BACKENDS = (*(b.name for b in RUNNABLE if b.device == "cpu" and b.timed), "gpu")
 TITLES = {backend.name: backend.title for backend in REGISTRY}
 
 
 def auto_help() -> str:
     """The --backend help: what auto picks per suffix, then what each named backend runs."""
-    picks = "; ".join(f"{'/'.join(b.suffixes)} -> {b.name}" for b in RUNNABLE)
+    picks = "; ".join(f"{'/'.join(b.suffixes)} -> {b.name}" for b in RUNNABLE if b.suffixes)
     return f"auto: by file suffix ({picks}). Named: " + "; ".join(f"{b.name}: {b.help}" for b in RUNNABLE) + "."
 
 

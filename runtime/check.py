@@ -312,10 +312,11 @@ def main(artifact_dir: Path, variants: tuple[str, ...], tile: int, json_path: Pa
     """Check ARTIFACT_DIR on this device: sha256 of every file, then every engine variant (and the
     seamless-tiling graphs) on the stored reference inputs against the stored PyTorch outputs.
 
-    fp32 engines must match within max |diff| <= 1e-4 on [0, 1] images; fp16/int8 engines must
-    reach the PSNR floor recorded in the manifest; NaN/Inf always fail. Exits 0 when every engine
-    that could run here passed, 1 otherwise. The default fp32 variant must run; every other one is skipped,
-    with the reason, where this machine or install cannot run it (no GPU, no OpenVINO or LiteRT, no bf16).
+    Each engine is judged against the tolerance the manifest records for its precision (a max |diff| on
+    [0, 1] images for fp32, a PSNR floor for fp16, bf16 and int8: runtime/catalogue.py); NaN/Inf always fail.
+    Exits 0 when every engine that could run here passed, 1 otherwise. The default fp32 variant must run;
+    every other one is skipped, with the reason, where this machine or install cannot run it (no GPU, no
+    OpenVINO or LiteRT, no bf16).
     With -q the table is printed only when the verdict is FAIL.
     """
     report = check_artifact(artifact_dir, runner, tile, list(variants) or None)

@@ -1,5 +1,5 @@
 """The device side in the installs devices have: a fresh torch-free venv with only the wheel's ``cpu`` extra, and
-one with ``cpu,litert-runtime``, each built here from the wheel (pip, the package registries). An artifact holding
+one with ``cpu,litert-runtime,reference``, each built here from the wheel (pip, the package registries). An artifact holding
 OpenVINO and LiteRT files is proven PASS in both: what an install lacks is a named skip, never a failure."""
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def run(venv: Path, script: str, *args: str, cwd: Path) -> subprocess.CompletedP
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extras", ["cpu", "cpu,litert-runtime"])
+@pytest.mark.parametrize("extras", ["cpu", "cpu,litert-runtime,reference"])
 def test_a_device_install_proves_the_artifact_and_names_what_it_skips(
         extras: str, wheel: Path, litert_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     venv = device_venv(tmp_path_factory.getbasetemp(), wheel, extras)
@@ -50,6 +50,13 @@ def test_a_device_install_proves_the_artifact_and_names_what_it_skips(
             assert wanted in row, row
         if name.endswith(".xml"):  # neither install has OpenVINO
             assert f"skip: the OpenVINO backend needs the optional extra: pip install '{wheel}[openvino]'" in row, row
+    arbiter = run(venv, "dyconvsr-check", str(litert_artifact), "--backend", "onnx-reference", cwd=work)
+    if "reference" in extras:  # the ONNX specification's own evaluator, torch-free
+        assert arbiter.returncode == 0 and "verdict: PASS" in arbiter.stdout, arbiter.stdout + arbiter.stderr
+        assert any(line.startswith("model.onnx ") and "onnx reference evaluator" in line
+                   for line in arbiter.stdout.splitlines()), arbiter.stdout
+    else:  # the required model.onnx cannot run on a backend that is not installed: a failure naming the extra
+        assert arbiter.returncode == 1 and f"pip install '{wheel}[reference]'" in arbiter.stdout, arbiter.stdout
     tflite = next(name for name in rows if name.endswith(".int8.tflite"))
     infer = run(venv, "dyconvsr-upscale", str(litert_artifact), str(SAMPLE), "-o", str(work / "out"),
                 "--variant", tflite, cwd=work)

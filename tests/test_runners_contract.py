@@ -18,7 +18,9 @@ from runtime.runners.gpu import nvidia_gpus
 def engine_of(artifact: Path, backend: Backend) -> Path:
     """The artifact's fp32 file this backend runs by default (an fp32 variant of one of its kinds)."""
     manifest = read_manifest(artifact)
-    files = [v.file for v in manifest.variants if v.kind in backend.kinds and v.precision == "fp32"]
+    fp32 = [v.file for v in manifest.variants if v.precision == "fp32"]
+    files = [f for f in fp32 if manifest.variant(f).kind in backend.kinds] or [
+        f for f in fp32 if backend.runs(Path(f).suffix) and not backend.kinds]  # a backend named, never auto
     if backend.device == "gpu" and not nvidia_gpus():
         pytest.skip(f"{backend.title} needs an NVIDIA GPU; none here")
     if backend.missing():

@@ -114,6 +114,38 @@ def test_openvino_judges_fp32_variants_in_f32(dy_artifact) -> None:
         assert row.parity["tolerance"] == {"min_psnr_db": 40.0}
 
 
+def test_the_onnx_reference_evaluator_judges_every_onnx_file_and_catches_a_tampered_one(dy_artifact, tmp_path) -> None:
+    """--backend onnx-reference runs each .onnx variant and tiling graph by the ONNX specification (numpy), the
+    other files on their own backends; a graph whose weights were changed (hashes updated) fails there too."""
+    pytest.importorskip("onnx")
+    import json
+
+    import onnx
+
+    from runtime.files import sha256_file
+    from runtime.runners import RunnerConfig
+
+    report = check_artifact(dy_artifact, RunnerConfig(backend="onnx-reference"))
+    judged = [row for row in report.rows if row.engine.startswith("onnx reference")]
+    assert report, report.table()
+    assert {"model.onnx"} <= {row.name for row in judged} and any(row.name.startswith("tiled") for row in judged)
+    assert all(row.parity["max_abs_diff"] <= 1e-4 for row in judged if row.name == "model.onnx")
+
+    folder = tmp_path / "art"
+    shutil.copytree(dy_artifact, folder)
+    model = onnx.load(folder / "model.onnx")
+    weight = next(t for t in model.graph.initializer if len(t.dims) == 4)
+    values = onnx.numpy_helper.to_array(weight).copy()
+    values.flat[0] += 0.5
+    weight.CopyFrom(onnx.numpy_helper.from_array(values, weight.name))
+    onnx.save(model, folder / "model.onnx")
+    data = json.loads((folder / "manifest.json").read_text())
+    data["files"]["model.onnx"] = sha256_file(folder / "model.onnx")
+    (folder / "manifest.json").write_text(json.dumps(data))
+    (row,) = check_artifact(folder, RunnerConfig(backend="onnx-reference"), variants=["model.onnx"]).rows
+    assert row.status == "FAIL" and row.engine.startswith("onnx reference"), row
+
+
 def test_infinite_psnr_is_null_in_json_and_infinite_again_when_read() -> None:
     import json
     from dataclasses import asdict
