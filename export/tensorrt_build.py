@@ -15,8 +15,7 @@ from pathlib import Path
 from runtime.catalogue import TENSORRT_PRECISIONS
 from runtime.files import atomic_write_bytes
 from runtime.host import install_command
-from runtime.runners.gpu import nvidia_gpus
-from runtime.runners.tensorrt import first_gpu
+from runtime.runners.gpu import gpu_at, nvidia_gpus
 
 from .recipe import FOCUS_HW, PROFILE_MAX_HW, PROFILE_MIN_HW
 
@@ -58,7 +57,7 @@ def build_plan(
     (TensorRT version, GPU, compute capability, profile) for the manifest."""
     import tensorrt as trt
 
-    gpu = first_gpu()  # the device TensorRT builds for, recorded for the runner's origin check
+    gpu = gpu_at(0, "building a TensorRT plan")  # the device it builds for, recorded for the origin check
     if precision not in TENSORRT_PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(TENSORRT_PRECISIONS)}; got {precision!r}")
     logger = trt.Logger(trt.Logger.WARNING)

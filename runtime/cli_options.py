@@ -144,6 +144,10 @@ RUNNER_OPTIONS = (
                  help="Fail if the named provider is not the one running (default: on whenever --provider is given)."),
     threads_option(),
     click.option("--precision", default=None, help="OpenVINO inference precision hint: f32, bf16 or f16."),
+    click.option("--gpu", type=int, default=None, metavar="INDEX",
+                 help="Run on this GPU only (0, 1, ... in CUDA's order; OpenVINO's GPU.<INDEX>): ONNX Runtime's "
+                      "CUDA/TensorRT providers, TensorRT plans or OpenVINO on that device, failing rather than "
+                      "falling back. Default: no GPU unless --provider names one."),
 )
 
 
@@ -152,8 +156,9 @@ def runner_options(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, backend: str, provider: str, strict: bool | None, threads: int,
-                precision: str | None, **kwargs: Any) -> Any:
-        runner = RunnerConfig(backend=backend, provider=provider, strict=strict, threads=threads, precision=precision)
+                precision: str | None, gpu: int | None, **kwargs: Any) -> Any:
+        runner = RunnerConfig(backend=backend, provider=provider, strict=strict, threads=threads, precision=precision,
+                              gpu=gpu)
         return func(*args, runner=runner, **kwargs)
 
     for option in reversed(RUNNER_OPTIONS):  # click lists the last-applied option first

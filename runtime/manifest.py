@@ -33,7 +33,7 @@ from .manifest_rules import (
     MAX_SCALE,
     artifact_file,
     build_typed,
-    check_relative,
+    check_listing,
     check_sha256,
     check_shape,
     check_tiling,
@@ -200,7 +200,7 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
         """Build and validate a manifest: every field's type and range, every path confined to the
-        folder (see :func:`check_relative`); raises :class:`UserError` naming the first bad field."""
+        folder (runtime.manifest_rules.check_listing); raises :class:`UserError` naming the first bad field."""
         manifest = build_typed(cls, data, "")
         for variant, raw in zip(manifest.variants, data["variants"], strict=True):
             if "source" not in raw:  # written before the field existed
@@ -254,14 +254,7 @@ class Manifest:
                                f"{expected} (scale {self.scale} x input_shape {ref.input_shape})", ref.output_shape)
         for _, tiling in self.tilings():
             check_tiling(tiling)
-        for where, rel in self.paths():
-            check_relative(where, rel)
-        for rel, digest in self.files.items():
-            check_relative("files key", rel)
-            check_sha256(f"files[{rel!r}]", digest)
-        for where, rel in self.paths():
-            if rel not in self.files:
-                raise invalid(where, "a file listed in files (its sha256 is what check and verify compare)", rel)
+        check_listing(list(self.paths()), self.files)
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> Manifest:

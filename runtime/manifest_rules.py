@@ -153,6 +153,19 @@ def check_relative(where: str, rel: str) -> None:
         raise invalid(where, "a relative POSIX path inside the artifact folder (no '..', no leading '/')", rel)
 
 
+def check_listing(paths: list[tuple[str, str]], files: dict[str, str]) -> None:
+    """Every path the manifest names (``(field, path)`` pairs) and every ``files`` key is confined
+    (:func:`check_relative`), every digest is a sha256, and every named path is listed in ``files``."""
+    for where, rel in paths:
+        check_relative(where, rel)
+    for rel, digest in files.items():
+        check_relative("files key", rel)
+        check_sha256(f"files[{rel!r}]", digest)
+    for where, rel in paths:
+        if rel not in files:
+            raise invalid(where, "a file listed in files (its sha256 is what check and verify compare)", rel)
+
+
 # ---- the folder -------------------------------------------------------------------------------
 def artifact_file(folder: str | os.PathLike[str], rel: str, limit: int = MAX_FILE_BYTES) -> Path:
     """``folder/rel`` once it is a regular file of at most ``limit`` bytes that stays inside

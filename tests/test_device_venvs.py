@@ -1,6 +1,7 @@
 """The device side in the installs devices have: a fresh torch-free venv with only the wheel's ``cpu`` extra, and
-one with ``cpu,litert-runtime,reference``, each built here from the wheel (pip, the package registries). An artifact holding
-OpenVINO and LiteRT files is proven PASS in both: what an install lacks is a named skip, never a failure."""
+one with ``cpu,litert-runtime,reference``, each built here from the wheel (pip, the package registries). An
+artifact holding OpenVINO and LiteRT files is proven PASS in both: what an install lacks is a named skip, never
+a failure."""
 from __future__ import annotations
 
 import os

@@ -83,3 +83,36 @@ def test_json_summary_records_every_input_and_its_fate(dy_artifact, photos, tmp_
     assert rows["broken.png"]["error"] and rows["missing.png"]["error"] == "no such file or folder"
     code, out, _ = run(dy_artifact, photos["png"], "-o", tmp_path / "again", "--json", "-", "-q")
     assert code == 0 and json.loads(out)["ok"] == 1
+
+
+def test_a_gpu_index_runs_there_or_refuses_naming_what_this_machine_has(dy_artifact, photos, tmp_path) -> None:
+    """--gpu N (realesrgan-ncnn-vulkan's -g): CUDA's device N for ONNX Runtime and TensorRT, OpenVINO's GPU.N;
+    never a silent fall back to the CPU. Here the refusals; on a GPU machine the run (test below)."""
+    from runtime.runners.gpu import nvidia_gpus
+
+    refusals = [(["--gpu", "-1"], "error: --gpu must be a GPU index from 0 to 63; got -1"),
+                (["--gpu", "0", "--provider", "cpu"], "error: --gpu 0 runs on ONNX Runtime's CUDA or TensorRT "
+                                                      "provider; --provider cpu names neither")]
+    if not nvidia_gpus():
+        refusals.append((["--gpu", "0"], "error: --gpu 0: "))
+    if pytest.importorskip("openvino") and not nvidia_gpus():
+        refusals.append((["--backend", "openvino", "--gpu", "1"], "error: OpenVINO device 'GPU.1' not available"))
+    for args, message in refusals:
+        code, out, err = run(dy_artifact, photos["png"], "-o", tmp_path / "never", *args)
+        assert code == 2 and len(err.splitlines()) == 1 and err.startswith(message), (args, err)
+        assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.gpu
+def test_a_gpu_index_runs_on_that_gpu(dy_artifact, photos, tmp_path) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("no CUDA execution provider in this onnxruntime build")
+    code, out, err = run(dy_artifact, photos["png"], "-o", tmp_path / "gpu", "--gpu", "0", "--json", "-")
+    assert code == 0, err
+    assert "GPU 0" in json.loads(out)["engine"], out
+    on_cpu = run(dy_artifact, photos["png"], "-o", tmp_path / "cpu", "--provider", "cpu", "-q")
+    assert on_cpu[0] == 0
+    gpu, cpu = (np.asarray(Image.open(tmp_path / d / "still_x2.png"), dtype=int) for d in ("gpu", "cpu"))
+    assert np.abs(gpu - cpu).max() <= 1

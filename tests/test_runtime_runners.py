@@ -9,10 +9,9 @@ import pytest
 
 from runtime.errors import BackendUnavailable, UserError
 from runtime.runners import RunnerConfig, make_runner
-from runtime.runners.gpu import nvidia_gpus
+from runtime.runners.gpu import gpu_at, nvidia_gpus
 from runtime.runners.ort import resolve_providers
 from runtime.runners.plan_origin import PlanOrigin, check_plan_origin
-from runtime.runners.tensorrt import first_gpu
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 
@@ -138,9 +137,11 @@ def test_the_gpu_probe_names_each_gpu_or_refuses_by_type() -> None:
     gpus = nvidia_gpus()
     if not gpus:  # what a plan meets on this machine: the typed error, naming what is missing
         with pytest.raises(BackendUnavailable, match="needs an NVIDIA GPU; the NVIDIA driver .* lists none"):
-            first_gpu()
-        return
-    assert first_gpu() == gpus[0]
+            gpu_at(0, "a .plan engine")
+    else:
+        assert gpu_at(0, "a .plan engine") == gpus[0]
+    with pytest.raises(BackendUnavailable, match=f"--gpu {len(gpus)}: this machine has|lists none"):
+        gpu_at(len(gpus), "--gpu")  # one past the last
     for gpu in gpus:
         major, minor = gpu.compute_capability.split(".")
         assert gpu.name and int(major) >= 3 and int(minor) >= 0

@@ -18,12 +18,13 @@ from types import TracebackType
 import numpy as np
 
 from ..backends import RUNNABLE
-from ..errors import UserError
+from ..errors import BackendUnavailable, UserError
 
 BACKENDS = ("auto", *(backend.name for backend in RUNNABLE))  # the --backend choices
 # More intra-op threads than this only slow a run down, and a typo (30000) would spawn threads
 # until the machine stalls; every CLI's --threads goes through RunnerConfig, so this is the bound.
 MAX_THREADS = 4 * (os.cpu_count() or 1)
+MAX_GPU = 63
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class RunnerConfig:
     ignored by TensorRT. ``strict`` (default: on whenever a provider is named) fails when the
     engine does not run where asked instead of falling back silently. ``precision`` is an
     OpenVINO inference precision hint (``f32``, ``bf16``, ``f16``). ``threads`` 0 = library default.
+    ``gpu``: a GPU index (CUDA's device order; OpenVINO's ``GPU.<n>``): the engine runs on that GPU or
+    not at all (strict); None = no GPU asked for (the CPU, or device 0 of a GPU provider named).
     ``spin=False`` lets idle ONNX Runtime worker threads sleep instead of spinning, which matters
     when several runtimes share one process (benchmarks): a spinning pool steals the cores.
     """
@@ -46,6 +49,7 @@ class RunnerConfig:
     strict: bool | None = None
     precision: str | None = None
     spin: bool = True
+    gpu: int | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -53,10 +57,17 @@ class RunnerConfig:
         if type(self.threads) is not int or not 0 <= self.threads <= MAX_THREADS:
             raise UserError(f"--threads must be 0 (library default) to {MAX_THREADS} "
                             f"(4 x {os.cpu_count() or 1} CPUs); got {self.threads!r}")
+        if self.gpu is not None and (type(self.gpu) is not int or not 0 <= self.gpu <= MAX_GPU):
+            raise UserError(f"--gpu must be a GPU index from 0 to {MAX_GPU}; got {self.gpu!r}")
 
     @property
     def is_strict(self) -> bool:
-        return self.provider != "auto" if self.strict is None else self.strict
+        return (self.provider != "auto" or self.gpu is not None) if self.strict is None else self.strict
+
+    def cpu_only(self, title: str, how: str) -> None:
+        """For a backend that runs on the CPU only: :class:`BackendUnavailable` when a GPU index was asked for."""
+        if self.gpu is not None:
+            raise BackendUnavailable(f"{title} runs on the CPU ({how}); --gpu {self.gpu} does not apply")
 
 
 @dataclass(frozen=True)

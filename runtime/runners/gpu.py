@@ -51,3 +51,19 @@ def nvidia_gpus() -> tuple[Gpu, ...]:
             continue
         gpus.append(Gpu(name.value.decode(errors="replace"), f"{major.value}.{minor.value}"))
     return tuple(gpus)
+
+
+def gpu_at(index: int, needs: str) -> Gpu:
+    """CUDA device ``index`` (``--gpu``, CUDA's order), or :class:`BackendUnavailable` naming the GPUs there are;
+    ``needs`` says what asked for it (e.g. ``"a .plan engine"``)."""
+    from ..errors import BackendUnavailable
+
+    gpus = nvidia_gpus()
+    if index < len(gpus):
+        return gpus[index]
+    if not gpus:
+        raise BackendUnavailable(f"{needs} needs an NVIDIA GPU; the NVIDIA driver (libcuda) lists none here, "
+                                 "run the artifact's model.onnx on the CPU instead (no --gpu)")
+    listed = ", ".join(f"{i}: {gpu.name}" for i, gpu in enumerate(gpus))
+    raise BackendUnavailable(f"--gpu {index}: this machine has {len(gpus)} NVIDIA GPU(s) ({listed})")
+

@@ -65,6 +65,7 @@ class LiteRTRunner(Runner):
         self.integer = False
 
     def _load(self) -> None:
+        self.config.cpu_only("LiteRT", "XNNPACK, as on Android")
         litert = import_litert()
         if self.config.provider not in ("auto", "cpu", "xnnpack"):
             raise BackendUnavailable(f"LiteRT runs here on the CPU with XNNPACK; "

@@ -37,6 +37,7 @@ class OnnxReferenceRunner(Runner):
         self.evaluator = None
 
     def _load(self) -> None:
+        self.config.cpu_only("the ONNX reference evaluator", "numpy")
         onnx = import_onnx()
         if self.config.provider not in ("auto", "cpu"):
             raise BackendUnavailable(f"the ONNX reference evaluator runs in numpy on the CPU; "

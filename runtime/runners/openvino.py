@@ -46,18 +46,32 @@ def hinted_precision(config: RunnerConfig) -> str | None:
     return canonical_precision(config.precision) if config.backend == "openvino" and config.precision else None
 
 
+def openvino_device(config: RunnerConfig) -> str:
+    """The OpenVINO device ``config`` names: --provider (CPU by default), or ``GPU.<n>`` for --gpu n."""
+    device = "CPU" if config.provider == "auto" else config.provider.upper()
+    if config.gpu is None:
+        return device
+    if device not in ("CPU", "GPU", f"GPU.{config.gpu}") or (device == "CPU" and config.provider != "auto"):
+        raise UserError(f"--gpu {config.gpu} names OpenVINO device GPU.{config.gpu}; --provider {config.provider} "
+                        "names another: pass one of them")
+    return f"GPU.{config.gpu}"
+
+
 class OpenVinoRunner(Runner):
     def __init__(self, path: str, config: RunnerConfig = RunnerConfig()) -> None:
         super().__init__(path, config)
         self.compiled = None
         self.request = None
-        self.device = "CPU" if config.provider == "auto" else config.provider.upper()
+        self.device = openvino_device(config)
         self.precision: str | None = None
 
     def _load(self) -> None:
         ov = import_openvino()
         core = ov.Core()
-        if self.device not in core.available_devices and self.device.split(".")[0] not in ("AUTO", "MULTI", "HETERO"):
+        listed = core.available_devices  # "GPU" alone where there is one GPU, "GPU.0", "GPU.1", ... where several
+        if self.device == "GPU.0" and "GPU" in listed:
+            self.device = "GPU"
+        if self.device not in listed and self.device.split(".")[0] not in ("AUTO", "MULTI", "HETERO"):
             raise BackendUnavailable(
                 f"OpenVINO device {self.device!r} not available; this machine has {', '.join(core.available_devices)}"
             )

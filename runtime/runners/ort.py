@@ -13,7 +13,9 @@ import warnings
 import numpy as np
 
 from ..errors import BackendUnavailable, UserError, first_line
+from ..host import install_command
 from .base import Runner, RunnerConfig, TensorInfo
+from .gpu import gpu_at
 
 SHORT_NAMES = {
     "tensorrt": "TensorrtExecutionProvider",
@@ -26,6 +28,7 @@ SHORT_NAMES = {
 }
 # "auto" tries these in order, keeping only the ones this onnxruntime build has.
 AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")  # the ones --gpu N selects a device of
 
 _ORT_DTYPES = {
     "tensor(float)": np.dtype(np.float32),
@@ -84,6 +87,18 @@ class OrtRunner(Runner):
 
         available = ort.get_available_providers()
         self.requested = resolve_providers(self.config.provider, available)
+        providers: list = list(self.requested)
+        if self.config.gpu is not None:
+            self.requested = [p for p in self.requested if p in GPU_PROVIDERS]
+            if not self.requested and self.config.provider != "auto":
+                raise UserError(f"--gpu {self.config.gpu} runs on ONNX Runtime's CUDA or TensorRT provider; "
+                                f"--provider {self.config.provider} names neither")
+            if not self.requested:
+                raise BackendUnavailable(
+                    f"--gpu {self.config.gpu}: this onnxruntime build has no CUDA or TensorRT execution provider "
+                    f"({', '.join(available)}); {install_command('gpu')}, or drop --gpu")
+            gpu_at(self.config.gpu, "--gpu")
+            providers = [(p, {"device_id": str(self.config.gpu)}) for p in self.requested]
         options = session_options(self.config.threads, self.config.spin)
         ort.set_default_logger_severity(3)
         try:
@@ -92,7 +107,7 @@ class OrtRunner(Runner):
             # by ``description`` (the providers that actually run).
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore", UserWarning)
-                session = ort.InferenceSession(self.path, sess_options=options, providers=self.requested)
+                session = ort.InferenceSession(self.path, sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types, not importable by name
             raise UserError(f"{self.path}: ONNX Runtime cannot load it ({first_line(exc)})") from None
         self.active_providers = session.get_providers()
@@ -123,4 +138,5 @@ class OrtRunner(Runner):
     @property
     def description(self) -> str:
         threads = f", {self.config.threads} threads" if self.config.threads else ""
-        return f"onnxruntime {self.active_providers[0] if self.active_providers else '?'}{threads}"
+        gpu = f" GPU {self.config.gpu}" if self.config.gpu is not None else ""
+        return f"onnxruntime {self.active_providers[0] if self.active_providers else '?'}{gpu}{threads}"

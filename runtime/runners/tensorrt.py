@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import BackendUnavailable, UserError
 from ..host import install_command
 from .base import Runner, RunnerConfig, TensorInfo
-from .gpu import Gpu, nvidia_gpus
+from .gpu import gpu_at
 from .plan_origin import PlanOrigin, check_plan_origin
 
 
@@ -45,6 +45,9 @@ class _Cuda:
         if status != 0:
             raise UserError(f"CUDA {what} failed with error {status} (is an NVIDIA GPU present and free?)")
 
+    def set_device(self, index: int) -> None:
+        self._check(self.lib.cudaSetDevice(ctypes.c_int(index)), f"cudaSetDevice({index})")
+
     def malloc(self, size: int) -> int:
         pointer = ctypes.c_void_p()
         self._check(self.lib.cudaMalloc(ctypes.byref(pointer), ctypes.c_size_t(max(size, 1))), "cudaMalloc")
@@ -67,15 +70,6 @@ class _Cuda:
 
     def synchronize(self, stream: int) -> None:
         self._check(self.lib.cudaStreamSynchronize(ctypes.c_void_p(stream)), "cudaStreamSynchronize")
-
-
-def first_gpu() -> Gpu:
-    """CUDA device 0, the one a plan runs on; :class:`BackendUnavailable` where there is none."""
-    gpus = nvidia_gpus()
-    if not gpus:
-        raise BackendUnavailable("a .plan engine needs an NVIDIA GPU; the NVIDIA driver (libcuda) lists none here, "
-                                 "run the artifact's model.onnx instead")
-    return gpus[0]
 
 
 def import_tensorrt():
@@ -103,9 +97,11 @@ class TensorRTRunner(Runner):
 
     def _load(self) -> None:
         trt = import_tensorrt()
-        gpu = first_gpu()
+        index = self.config.gpu or 0
+        gpu = gpu_at(index, "a .plan engine")
         check_plan_origin(self.origin, trt.__version__, gpu.name, gpu.compute_capability)
         self._cuda = _Cuda()
+        self._cuda.set_device(index)  # before the plan is deserialised: TensorRT builds on the current device
         runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
         engine = runtime.deserialize_cuda_engine(Path(self.path).read_bytes())
         if engine is None:
