@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= cpu,openvino-int8,train,litert,video,dev
 
-.PHONY: setup demo test models train weights photos export bench clean
+.PHONY: setup demo test models train weights photos export engines bench clean
 
 setup: $(VENV)/.installed
 
@@ -81,6 +81,14 @@ weights: setup photos
 # Export every shipped checkpoint in weights/ to artifacts/<name>/.
 export: setup
 	$(PY) -m export
+
+# The engines the wheel ships (engines/<model>.artifact, package dyconvsr_engines): DyConvSR x2/x3/x4 exported from
+# the shipped checkpoints, then cut to their device files and small references (export/packaged.py). Rerun it
+# whenever a shipped checkpoint changes (tests/test_packaging.py fails on a stale engine).
+PACKAGED_MODELS := dyconvsr_x2 dyconvsr_x3 dyconvsr_x4
+engines: setup
+	$(PY) -m export $(PACKAGED_MODELS)
+	$(PY) -m export.packaged $(addprefix artifacts/,$(PACKAGED_MODELS)) -o engines
 
 # The benchmarks (reports/), then the README's generated block rewritten from reports/benchmark.json.
 bench: setup

@@ -22,6 +22,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -44,6 +45,25 @@ class NamedPath(click.Path):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and not value.strip():
             self.fail(f"{value!r} is empty; name a file or folder (for the current folder, '.')", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class ArtifactPath(NamedPath):
+    """An existing artifact folder or engine file, or the name of a packaged model (runtime/packaged.py): a path
+    that exists wins, so a folder called ``dyconvsr_x2`` here is that folder."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(exists=True, path_type=Path, **kwargs)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from .packaged import is_model_name, packaged_models
+
+        if isinstance(value, str) and not Path(value).exists() and is_model_name(value):
+            models = packaged_models()
+            if value in models:
+                return models[value]
+            self.fail(f"{value!r} is neither a file or folder here nor a packaged model "
+                      f"({', '.join(models) or 'none installed'})", param, ctx)
         return super().convert(value, param, ctx)
 
 

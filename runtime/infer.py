@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from .cli_options import NamedPath, Verbosity, runner_options, verbosity_options
+from .cli_options import ArtifactPath, NamedPath, Verbosity, runner_options, verbosity_options
 from .errors import BackendUnavailable, UserError, cli_errors, display, output_exists, quiet_libraries, writing
 from .files import remove_stale_temps
 from .images import check_savable, read_picture, save_picture
@@ -58,7 +58,7 @@ class _OwnInputs:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("engine", metavar="ARTIFACT_OR_ENGINE", type=NamedPath(exists=True, path_type=Path))
+@click.argument("engine", metavar="ARTIFACT_OR_ENGINE", type=ArtifactPath())
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option("-o", "--output", "out_dir", type=NamedPath(file_okay=False, path_type=Path), default=Path("upscaled"),
               show_default=True, help="Folder for the results (created if missing).")

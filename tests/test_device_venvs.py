@@ -70,6 +70,29 @@ def test_a_device_install_proves_the_artifact_and_names_what_it_skips(
 
 
 @pytest.mark.slow
+def test_a_device_install_upscales_and_proves_a_packaged_model_by_name(
+        wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 25's done-when: a torch-free [cpu] install, an unrelated folder, the model by name: a JPEG upscaled
+    x2 by the network then resized to x3 and kept a JPEG, and the packaged engines proven PASS."""
+    from PIL import Image
+
+    venv = device_venv(tmp_path_factory.getbasetemp(), wheel, "cpu")
+    work = tmp_path_factory.mktemp("photos_elsewhere")
+    Image.open(SAMPLE).convert("RGB").save(work / "photo.jpg", quality=92)
+    width, height = Image.open(work / "photo.jpg").size
+    up = run(venv, "dyconvsr-upscale", "dyconvsr_x2", "photo.jpg", "-s", "3", "--ext", "auto", cwd=work)
+    assert up.returncode == 0, up.stderr
+    out = Image.open(work / "upscaled" / "photo_x3.jpg")
+    assert out.format == "JPEG" and out.size == (3 * width, 3 * height)
+    check = run(venv, "dyconvsr-check", "dyconvsr_x2", cwd=work)
+    assert check.returncode == 0 and "verdict: PASS" in check.stdout, check.stdout + check.stderr
+    assert "site-packages/dyconvsr_engines/dyconvsr_x2.artifact" in check.stdout.splitlines()[0]
+    unknown = run(venv, "dyconvsr-check", "dyconvsr_x9", cwd=work)
+    assert unknown.returncode == 2 and "'dyconvsr_x9' is neither a file or folder here nor a packaged model " \
+        "(dyconvsr_x2, dyconvsr_x3, dyconvsr_x4)" in unknown.stderr, unknown.stderr
+
+
+@pytest.mark.slow
 def test_a_device_install_merges_benchmark_reports_and_says_what_figures_need(
         wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """benchmarks.report on a torch-free [cpu] install: the tables from a real report, and for the figures

@@ -69,6 +69,35 @@ def test_the_wheel_finds_its_shipped_weights_from_any_folder(wheel: Path, tmp_pa
     assert Path(folder) == site / "dyconvsr_weights"
 
 
+def packaged_folders() -> list[Path]:
+    return sorted((REPO / "engines").glob("*.artifact"))
+
+
+def test_the_wheel_carries_every_packaged_engine_file_and_nothing_else_there(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    packaged = sorted(n.removeprefix("dyconvsr_engines/") for n in names if n.startswith("dyconvsr_engines/"))
+    expected = []
+    for folder in packaged_folders():
+        manifest = json.loads((folder / "manifest.json").read_text())
+        expected += [f"{folder.name}/{rel}" for rel in [*manifest["files"], "manifest.json"]]
+    assert len(packaged_folders()) >= 3 and packaged == sorted(expected)
+
+
+@pytest.mark.parametrize("folder", packaged_folders(), ids=lambda p: p.name)
+def test_each_packaged_engine_was_made_from_the_shipped_checkpoint_of_its_name(folder: Path) -> None:
+    """`make engines` is rerun whenever a shipped checkpoint changes: a stale engine in the wheel fails here."""
+    from runtime.manifest import read_manifest, verify_files
+
+    manifest = read_manifest(folder)
+    assert not verify_files(folder, manifest)
+    name = folder.name.removesuffix(".artifact")
+    shipped = json.loads((REPO / "weights" / f"{name}.json").read_text())
+    assert manifest.checkpoint == f"{name}.json" and manifest.checkpoint_sha256 == shipped["weights_sha256"]
+    files = {v.file for v in manifest.variants}
+    assert {"model.onnx", "model.int8.onnx"} <= files and any(f.endswith(".int8.tflite") for f in files)
+    assert manifest.default_variant == "model.onnx" and manifest.tiling is not None
+
+
 def test_console_export_outside_the_repository_exports_the_trained_checkpoint(tmp_path: Path) -> None:
     command = Path(sys.executable).parent / "dyconvsr-export"
     assert command.is_file(), "console scripts not registered: pip install -e . (make setup does)"

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..backends import BENCH_BACKENDS
-from ..cli_options import NamedPath, Verbosity, threads_option, verbosity_options
+from ..cli_options import ArtifactPath, NamedPath, Verbosity, threads_option, verbosity_options
 from ..errors import UserError, cli_errors, writing
 from ..host import library_versions
 from ..manifest import read_manifest
@@ -113,7 +113,7 @@ def _memory_method() -> str:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("artifact_dir", type=NamedPath(file_okay=False, path_type=Path))
+@click.argument("artifact_dir", metavar="ARTIFACT", type=ArtifactPath(file_okay=False))
 @click.option("-r", "--resolution", "resolutions", multiple=True, default=("lr256", "720p"), show_default=True,
               help=f"Sizes to time (repeatable): {', '.join(NAMED)} (per the artifact's scale) or WxH (LR input).")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(DEVICE_BACKENDS),
