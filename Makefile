@@ -84,11 +84,13 @@ export: setup
 
 # The engines the wheel ships (engines/<model>.artifact, package dyconvsr_engines): DyConvSR x2/x3/x4 exported from
 # the shipped checkpoints, then cut to their device files and small references (export/packaged.py). Rerun it
-# whenever a shipped checkpoint changes (tests/test_packaging.py fails on a stale engine).
+# whenever a shipped checkpoint changes (tests/test_packaging.py fails on a stale engine); the README's opening
+# picture (reports/front.png) is made by the packaged dyconvsr_x2.
 PACKAGED_MODELS := dyconvsr_x2 dyconvsr_x3 dyconvsr_x4
 engines: setup
 	$(PY) -m export $(PACKAGED_MODELS)
 	$(PY) -m export.packaged $(addprefix artifacts/,$(PACKAGED_MODELS)) -o engines
+	$(PY) -m benchmarks.front -o reports/front.png
 
 # The benchmarks (reports/), then the README's generated block rewritten from reports/benchmark.json.
 bench: setup

@@ -126,6 +126,7 @@ class Point:
     median_ms: float
     psnr_y: float
     dataset: str
+    protocol: str = "standard"
 
 
 def scatter_points(report: Report) -> list[Point]:
@@ -139,7 +140,7 @@ def scatter_points(report: Report) -> list[Point]:
         row = timed.get((q.model, q.scale, q.label))
         if row is None or q.scale != scale:
             continue
-        point = Point(q.model, family(row), q.label, row.timing.median_ms, q.psnr_y, q.dataset)
+        point = Point(q.model, family(row), q.label, row.timing.median_ms, q.psnr_y, q.dataset, q.protocol)
         key = ("", point.family) if row.backend == BASELINE else (q.model, point.family)
         if key not in best or point.median_ms < best[key].median_ms:
             best[key] = point
@@ -164,6 +165,17 @@ def _numbered(ax, marks: list[tuple[float, float, str, dict]], title: str) -> No
               title_fontsize=7)
 
 
+def like_the_paper(dataset: str, protocol: str) -> bool:
+    """Whether quality measured on ``dataset`` by ``protocol`` stands on the paper's axis: its Set5 figures were
+    measured by the authors' protocol (runtime.quality), so only such points share an axis with them."""
+    return dataset.lower() == PUBLISHED_SET.lower() and protocol == "authors"
+
+
+def _unlike_note(dataset: str, protocol: str) -> str:
+    return (f"The paper's {PUBLISHED_SET} figures are not drawn: these points are {dataset} on the {protocol} "
+            f"protocol (benchmarks.run --quality-folder <{PUBLISHED_SET}> --quality-protocol authors draws them).")
+
+
 def quality_vs_latency(report: Report, path: Path) -> bool:
     points = scatter_points(report)
     if not points:
@@ -183,18 +195,21 @@ def quality_vs_latency(report: Report, path: Path) -> bool:
                       f"{p.median_ms:.1f} ms, {p.psnr_y:.2f} dB",
                       {"marker": FAMILY_MARKERS.get(p.family, "X"), "color": "grey" if baseline else colours[p.model]}))
     _numbered(ax, marks, "fastest engine per model and backend")
-    if scale == 2:
+    dataset, protocol = points[0].dataset, points[0].protocol
+    comparable = scale == 2 and like_the_paper(dataset, protocol)
+    if comparable:
         for entry in (e for e in TABLE1_X2 if e.method in ("DyConvSR", "Bicubic")):
             value = entry.psnr[PUBLISHED_SET]
             ax.axhline(value, ls="--", lw=0.8, color="grey")
             ax.text(0.01, value, f"published {entry.method} ({PUBLISHED_SET}; no latency published)",
                     transform=ax.get_yaxis_transform(), fontsize=6.5, va="bottom", color="grey")
-    note = "Every engine's latency and quality are in benchmark.md." + (f" Dashed: {SOURCE}." if scale == 2 else "")
+    note = "Every engine's latency and quality are in benchmark.md. " + (
+        f"Dashed: {SOURCE}." if comparable else _unlike_note(dataset, protocol) if scale == 2 else "")
     if left_out:
         note += " Not drawn (> 3 dB below bicubic, e.g. untrained): " + ", ".join(sorted(left_out)) + "."
     _finish_log_x(plt, fig, ax, path, report, f"median latency at {headline_size(report)} (ms, log), measured",
-                  f"Y-PSNR (dB) on {points[0].dataset}", f"Quality vs latency, x{scale} at {headline_size(report)}",
-                  note)
+                  f"Y-PSNR (dB) on {dataset}, {protocol} protocol",
+                  f"Quality vs latency, x{scale} at {headline_size(report)}", note)
     return True
 
 
@@ -209,11 +224,15 @@ def quality_vs_params(report: Report, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(9.5, 4.4))
     marks = [(q.params / 1e3, q.psnr_y, f"{q.model} x2, measured on {q.dataset}: {q.params / 1e3:.1f}K, "
               f"{q.psnr_y:.2f} dB", {"color": "tab:blue"}) for q in measured]
-    marks += [(e.params_k, e.psnr[PUBLISHED_SET], f"{e.method}, published on {PUBLISHED_SET}: {e.params_k}K, "
-               f"{e.psnr[PUBLISHED_SET]:.2f} dB", {"facecolors": "none", "edgecolors": "tab:red"})
-              for e in TABLE1_X2 if e.params_k is not None]
-    _numbered(ax, sorted(marks, key=lambda m: m[0]), "filled: measured here; hollow: published")
-    note = f"Hollow red: {SOURCE}; other images than the measured points."
+    dataset, protocol = measured[0].dataset if measured else "", measured[0].protocol if measured else ""
+    comparable = not measured or like_the_paper(dataset, protocol)
+    if comparable:
+        marks += [(e.params_k, e.psnr[PUBLISHED_SET], f"{e.method}, published on {PUBLISHED_SET}: {e.params_k}K, "
+                   f"{e.psnr[PUBLISHED_SET]:.2f} dB", {"facecolors": "none", "edgecolors": "tab:red"})
+                  for e in TABLE1_X2 if e.params_k is not None]
+    _numbered(ax, sorted(marks, key=lambda m: m[0]), "filled: measured here; hollow: published" if comparable
+              else f"measured here on {dataset}, {protocol} protocol")
+    note = f"Hollow red: {SOURCE}." if comparable else _unlike_note(dataset, protocol)
     if left_out:
         note += " Not drawn (> 3 dB below bicubic, e.g. untrained): " + ", ".join(sorted(left_out)) + "."
     _finish_log_x(plt, fig, ax, path, report, "parameters (K, log)", "Y-PSNR (dB)", "Quality vs parameters (x2)",

@@ -147,6 +147,7 @@ class SetQuality:
     dataset: str
     scale: int
     per_image: dict[str, Scores] = field(default_factory=dict)
+    protocol: str = "standard"  # the Protocol's name the scores were measured by
 
     @property
     def mean(self) -> Scores:
@@ -162,7 +163,7 @@ def score_set(
     protocol: Protocol = STANDARD,
 ) -> SetQuality:
     """Score ``upscale(image)`` (uint8, ``scale`` x the LR) on every image by ``protocol``; ``step(1)`` after each."""
-    result = SetQuality(dataset, scale)
+    result = SetQuality(dataset, scale, protocol=protocol.name)
     for image in images:
         result.per_image[image.name] = score(upscale(image), image.hr, scale, image.name, protocol)
         if step is not None:

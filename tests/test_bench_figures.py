@@ -163,3 +163,31 @@ def test_video_rows_make_a_table_in_the_markdown_and_the_readme(tmp_path: Path) 
     assert "v3.xml" in block and "v1.xml" in block and "v0.xml" not in block  # the 3 fastest, fastest first
     table = block.split("#### Video, dyconvsr x2")[1].split("\n\n")[1]
     assert table.index("v3.xml") < table.index("v1.xml") and "tflite" not in table  # not-measured rows left out
+
+
+@pytest.mark.parametrize(("dataset", "protocol", "drawn"), [("embedded-val", "standard", False),
+                                                            ("set5", "standard", False), ("set5", "authors", True)])
+def test_the_papers_figures_share_an_axis_only_with_set5_on_the_authors_protocol(
+        dataset: str, protocol: str, drawn: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The published Set5 lines and points were measured by the authors' protocol: drawn over another set or
+    protocol they make every model look short (issue 25), so there the note says why they are absent."""
+    import dataclasses
+
+    import benchmarks.plots as plots
+
+    report = read_report(REPORT)
+    report.quality = [dataclasses.replace(q, dataset=dataset, protocol=protocol) for q in report.quality]
+    seen: dict[str, tuple[list[str], str]] = {}
+
+    def capture(plt, fig, ax, path, report, xlabel, ylabel, title, note=""):
+        seen[path.name] = ([t.get_text() for t in ax.texts] + [ylabel], note)
+        plt.close(fig)
+
+    monkeypatch.setattr(plots, "_finish_log_x", capture)
+    assert plots.quality_vs_latency(report, tmp_path / "latency.png")
+    assert plots.quality_vs_params(report, tmp_path / "params.png")
+    texts, note = seen["latency.png"]
+    assert any(t.startswith("published DyConvSR") for t in texts) == drawn
+    assert f"on {dataset}, {protocol} protocol" in texts[-1]
+    legend = seen["params.png"][1]
+    assert ("are not drawn" in note and "are not drawn" in legend) != drawn, (note, legend)

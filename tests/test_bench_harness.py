@@ -29,7 +29,7 @@ ROW_KEYS = {"group", "model", "scale", "resolution", "input_hw", "output_hw", "b
             "speedup_of_medians", "parity_psnr_db", "parity_max_abs_diff", "tolerance", "notes"}
 TIMING_KEYS = {"samples_ms", "warmup", "first_run_ms", "median_ms", "p90_ms", "p95_ms", "min_ms", "mean_ms", "runs"}
 QUALITY_KEYS = {"model", "scale", "label", "backend", "variant", "precision", "dataset", "images", "psnr_y", "ssim_y",
-                "psnr_rgb", "params", "psnr_vs_reference_db", "per_image"}
+                "psnr_rgb", "params", "psnr_vs_reference_db", "per_image", "protocol"}
 ROUNDS = 3
 
 

@@ -98,6 +98,15 @@ def test_each_packaged_engine_was_made_from_the_shipped_checkpoint_of_its_name(f
     assert manifest.default_variant == "model.onnx" and manifest.tiling is not None
 
 
+def test_the_readme_opens_on_the_picture_the_packaged_engine_made() -> None:
+    from benchmarks.front import COMMAND, engine_of_picture
+
+    manifest = json.loads((REPO / "engines" / "dyconvsr_x2.artifact" / "manifest.json").read_text())
+    assert engine_of_picture(REPO / "reports" / "front.png") == manifest["files"][manifest["default_variant"]]
+    first_screen = "\n".join((REPO / "README.md").read_text().splitlines()[:25])
+    assert "(reports/front.png)" in first_screen and COMMAND in first_screen
+
+
 def test_console_export_outside_the_repository_exports_the_trained_checkpoint(tmp_path: Path) -> None:
     command = Path(sys.executable).parent / "dyconvsr-export"
     assert command.is_file(), "console scripts not registered: pip install -e . (make setup does)"

@@ -104,4 +104,5 @@ def quality_row(
         psnr_y=mean.psnr_y, ssim_y=mean.ssim_y, psnr_rgb=mean.psnr_rgb, params=params,
         psnr_vs_reference_db=finite,
         per_image={name: {"psnr_y": s.psnr_y, "ssim_y": s.ssim_y} for name, s in quality.per_image.items()},
+        protocol=quality.protocol,
     )

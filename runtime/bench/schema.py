@@ -99,6 +99,7 @@ class QualityRow:
     params: int | None = None
     psnr_vs_reference_db: float | None = None  # float output vs the PyTorch output, [0, 1] range
     per_image: dict[str, dict[str, float]] = field(default_factory=dict)
+    protocol: str = "standard"  # runtime.quality PROTOCOLS: "standard", or "authors" (the DyConvSR paper's)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QualityRow:
