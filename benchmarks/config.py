@@ -40,6 +40,7 @@ class RunConfig:
     rebuild_artifacts: bool = False
     quality: bool = True
     quality_folder: Path | None = None  # None: the held-out embedded images (no download)
+    quality_protocol: str = "standard"  # a key of runtime.quality.PROTOCOLS ("authors": the DyConvSR paper's)
     figures: bool = True
     machine_name: str | None = None
     quiet: bool = False

@@ -17,7 +17,15 @@ from runtime.bench.schema import QualityRow
 from runtime.images import to_uint8
 from runtime.metrics import psnr
 from runtime.progress import progress_bar
-from runtime.quality import MATLAB_BICUBIC, bicubic_sr, network_input, protocol_images, score_set
+from runtime.quality import (
+    MATLAB_BICUBIC,
+    STANDARD,
+    Protocol,
+    bicubic_sr,
+    network_input,
+    protocol_images,
+    score_set,
+)
 from runtime.upscaler import Upscaler
 from train.evaluate import Benchmark
 
@@ -49,11 +57,12 @@ def evaluate_engines(
     bench: Benchmark,
     keep_images: int = 3,
     quiet: bool = False,
+    protocol: Protocol = STANDARD,
 ) -> QualityResult:
-    """Score each engine (the reference among them) and the two bicubic baselines on ``bench``."""
+    """Score each engine (the reference among them) and the two bicubic baselines on ``bench`` by ``protocol``."""
     scale = model.scale
     result = QualityResult(trained=model.trained)
-    images = protocol_images(bench.images, scale)
+    images = protocol_images(bench.images, scale, protocol)
     result.hr = {image.name: image.hr for image in images[:keep_images]}
     outputs: dict[str, dict[str, np.ndarray]] = {}
     everything = [*engines, PillowBicubic(scale)]
@@ -83,11 +92,11 @@ def evaluate_engines(
         vs_ref = None
         if reference is not None and network:
             vs_ref = min(psnr(outputs[label][image.name], reference[image.name], data_range=1.0) for image in images)
-        scores = score_set(bench.name, images, scale, lambda image, sr=sr: sr[image.name])
+        scores = score_set(bench.name, images, scale, lambda image, sr=sr: sr[image.name], protocol=protocol)
         result.rows.append(quality_row(model.name, engine.info, scores, params if network else 0, vs_ref))
         result.images[label] = {name: sr[name] for name in result.hr}
     matlab = {image.name: bicubic_sr(image.lr, scale) for image in images}
-    scores = score_set(bench.name, images, scale, lambda image: matlab[image.name])
+    scores = score_set(bench.name, images, scale, lambda image: matlab[image.name], protocol=protocol)
     result.rows.append(quality_row(model.name, bicubic_info(), scores, 0))
     result.images[MATLAB_BICUBIC] = {name: matlab[name] for name in result.hr}
     return result

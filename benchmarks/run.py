@@ -16,6 +16,7 @@ from runtime.bench.schema import Report
 from runtime.cli_options import NamedPath, Verbosity, verbosity_options
 from runtime.errors import cli_errors
 from runtime.host import library_versions
+from runtime.quality import PROTOCOLS
 from train.models import SUPPORTED_SCALES, model_traits
 
 from .complexity import ComplexityCounter
@@ -147,7 +148,8 @@ def _quality(model: BenchModel, config: RunConfig, artifact: tuple[Path, object]
     reference = reference_label(model)
     engines = [e for e in engines
                if e.info.backend not in ("pytorch", "torch.compile", "pillow") or e.info.label == reference]
-    return evaluate_engines(model, engines, reference, bench, quiet=config.quiet)
+    return evaluate_engines(model, engines, reference, bench, quiet=config.quiet,
+                            protocol=PROTOCOLS[config.quality_protocol])
 
 
 def write_reports(report: Report, qualities: dict[str, QualityResult], config: RunConfig) -> list[Path]:
@@ -214,6 +216,10 @@ DEFAULTS = RunConfig()
 @click.option("--rebuild-artifacts", is_flag=True, help="Re-export even when an up-to-date artifact exists.")
 @click.option("--quality-folder", type=NamedPath(exists=True, file_okay=False, path_type=Path), default=None,
               help="HR images for the quality table (default: the held-out embedded images).")
+@click.option("--quality-protocol", type=click.Choice(sorted(PROTOCOLS)), default="standard", show_default=True,
+              help="How quality is measured: 'standard' (HR mod scale, border = scale, BT.601 Y) or 'authors' (the "
+                   "DyConvSR paper's: HR mod 12, no border, their Y); the paper's figures are drawn only beside Set5 "
+                   "on 'authors'.")
 @click.option("--no-quality", is_flag=True, help="Skip the quality table.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 @click.option("--machine-name", default=None, help="Name of this machine in merged reports (default: host name).")
@@ -225,7 +231,8 @@ DEFAULTS = RunConfig()
 def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[str, ...], backends: tuple[str, ...],
          compile_models: tuple[str, ...], full_models: tuple[str, ...], openvino_all: bool, threads: int, rounds: int,
          warmup: int, batch: int, out: Path,
-         artifacts: Path, rebuild_artifacts: bool, quality_folder: Path | None, no_quality: bool, no_figures: bool,
+         artifacts: Path, rebuild_artifacts: bool, quality_folder: Path | None, quality_protocol: str,
+         no_quality: bool, no_figures: bool,
          machine_name: str | None, video_frames: int, verbosity: Verbosity) -> None:
     """Benchmark every backend side by side and write OUT/benchmark.{json,md} and PNG figures.
 
@@ -242,7 +249,8 @@ def main(models: tuple[str, ...], scales: tuple[str, ...], resolutions: tuple[st
                        compile_models=compile_models, full_models=full_models, openvino_all=openvino_all,
                        threads=threads, rounds=rounds, warmup=warmup, batch=batch,
                        out=out, artifacts=artifacts, rebuild_artifacts=rebuild_artifacts, quality=not no_quality,
-                       quality_folder=quality_folder, figures=not no_figures, machine_name=machine_name,
+                       quality_folder=quality_folder, quality_protocol=quality_protocol, figures=not no_figures,
+                       machine_name=machine_name,
                        quiet=verbosity.quiet, video_frames=video_frames)
     for text in resolutions:
         parse_resolution(text)  # fail on a bad size before minutes of work

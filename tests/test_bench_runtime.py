@@ -186,6 +186,7 @@ def test_device_quality_on_the_authors_protocol_equals_train_evaluate(trained_ar
     report = read_report(out)
     engine = next(q for q in report.quality if q.label == "onnxruntime model.onnx")
     assert report.settings["quality_protocol"] == "authors"
+    assert {q.protocol for q in report.quality} == {"authors"}  # each row says it: figures draw the paper beside it
     authors = {r.method: r for r in evaluate(load_candidates([TRAINED]), [load_benchmark(hr_folder)], progress=False,
                                              protocol=PROTOCOLS["authors"])}
     standard = {r.method: r for r in evaluate(load_candidates([TRAINED]), [load_benchmark(hr_folder)], progress=False)}
