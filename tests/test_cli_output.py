@@ -126,12 +126,15 @@ def test_quiet_and_verbose_together_are_one_line_error(dy_artifact: Path) -> Non
 
 
 def every_command() -> dict[str, click.Command]:
+    from benchmarks.front import main as front_main
     from benchmarks.isa_table import main as isa_table_main
     from benchmarks.readme import main as readme_main
     from benchmarks.report import main as report_main
     from export.mobile_usability import main as usability_main
+    from export.packaged import main as packaged_main
 
-    return {"runtime.infer": infer_main, "runtime.check": check_main, "runtime.bench": bench_main,
+    return {"export.packaged": packaged_main, "benchmarks.front": front_main,
+            "runtime.infer": infer_main, "runtime.check": check_main, "runtime.bench": bench_main,
             "export": export_main, "export.mobile_usability": usability_main, "benchmarks.run": benchmarks_main,
             "benchmarks.report": report_main, "benchmarks.readme": readme_main, "benchmarks.isa_table": isa_table_main,
             **{f"train {name}": command for name, command in train_main.commands.items()}}
@@ -141,9 +144,9 @@ def test_every_path_parameter_refuses_an_empty_value() -> None:
     """Path("") is the current folder: every path option and argument of every command is a NamedPath."""
     from runtime.cli_options import NamedPath
 
-    paths = {f"{name} {param.name}": type(param.type).__name__ for name, command in every_command().items()
+    paths = {f"{name} {param.name}": param.type for name, command in every_command().items()
              for param in command.params if isinstance(param.type, click.Path)}
-    assert len(paths) >= 20 and all(kind == NamedPath.__name__ for kind in paths.values()), paths
+    assert len(paths) >= 20 and all(isinstance(kind, NamedPath) for kind in paths.values()), paths
 
 
 @pytest.mark.parametrize("command, args, option", [

@@ -72,7 +72,7 @@ def test_wrong_reference_output_fails_the_variant(dy_artifact, tmp_path) -> None
 
 def test_missing_artifact_is_a_usage_error(tmp_path) -> None:
     result = CliRunner().invoke(main, [str(tmp_path / "nothing")])
-    assert result.exit_code == 2 and "not found" in result.stderr
+    assert result.exit_code == 2 and f"'{tmp_path / 'nothing'}' does not exist" in result.stderr, result.stderr
 
 
 def test_plan_variant_is_skipped_without_tensorrt(dy_artifact, tmp_path) -> None:
