@@ -6,6 +6,7 @@ says which). Each panel is labelled with the image's full Y-PSNR.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,10 @@ from runtime.metrics import y_channel
 
 from .quality import MATLAB_BICUBIC, QualityResult
 
-CROP = 96
-DPI = 80
+CROP = 48  # HR pixels a side: shown at ZOOM x (PANEL_INCHES * DPI / CROP), so the pixels themselves are visible
+ZOOM = 4
+DPI = 100
+PANEL_INCHES = 1.2 * CROP * ZOOM / DPI  # a fifth more than the crop at ZOOM x: titles and margins take it
 COLUMNS = (("srcnn", "SRCNN"), ("dcnn", "DCNN"), ("dyconvsr", "DyConvSR"))
 
 
@@ -70,12 +73,12 @@ def write_visual(qualities: dict[str, QualityResult], folder: Path, scale: int =
     import matplotlib.pyplot as plt
 
     names = list(main.hr)
-    fig, axes = plt.subplots(len(names), len(columns) + 1, figsize=(1.45 * (len(columns) + 1), 1.6 * len(names)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(names), len(columns) + 1, squeeze=False,
+                             figsize=(PANEL_INCHES * (len(columns) + 1), (PANEL_INCHES + 0.4) * len(names) + 0.8))
     for i, name in enumerate(names):
         hr = main.hr[name]
         top, left = textured_crop(hr)
-        window = (slice(top, top + CROP), slice(left, left + CROP))
+        window = (slice(top, top + CROP), slice(left, left + CROP))  # shown at ZOOM x: nearest, the pixels' own
         panels = [("HR", hr, None)]
         for title, result, label in columns:
             image = result.images.get(label, {}).get(name)
@@ -87,15 +90,14 @@ def write_visual(qualities: dict[str, QualityResult], folder: Path, scale: int =
             if image is None:
                 continue
             ax.imshow(image[window], interpolation="nearest")
-            caption = title if score is None else f"{title}\n{score:.2f} dB"
-            ax.set_title(caption if i == 0 or score is not None else "", fontsize=5.5)
-        axes[i][0].set_title(f"{name}\nHR", fontsize=5.5)
-    fig.suptitle(f"x{scale}, {CROP}x{CROP} HR crops; PSNR = whole-image Y-PSNR" + (
-        "" if low and "int8" in low else " (no INT8 variant: lowest precision shown)"), fontsize=6)
+            named = "\n".join(textwrap.wrap(title, 26)[:2]) if i == 0 else ""  # the method once, atop its column
+            ax.set_title("\n".join(part for part in (named, score is not None and f"{score:.2f} dB" or "") if part),
+                         fontsize=8)
+        axes[i][0].set_title(f"{textwrap.shorten(name, 26)}\nHR", fontsize=8)
+    fig.suptitle(f"x{scale}: {CROP}x{CROP} HR crops at {ZOOM}x (nearest); dB = whole-image Y-PSNR" + (
+        "" if low and "int8" in low else " (no INT8 variant: lowest precision shown)"), fontsize=9)
     if footer:
-        import textwrap
-
-        fig.text(0.005, 0.003, "\n".join(textwrap.wrap(footer, 18 * (len(columns) + 1))), fontsize=5,
+        fig.text(0.005, 0.003, "\n".join(textwrap.wrap(footer, 30 * (len(columns) + 1))), fontsize=7,
                  color="dimgrey", va="bottom")
     fig.tight_layout(rect=(0, 0.06 if footer else 0, 1, 1))
     out = folder / "visual_comparison.png"

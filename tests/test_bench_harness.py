@@ -58,6 +58,12 @@ def test_report_files_written(bench: tuple[Path, dict]) -> None:
     for name in ("benchmark.json", "benchmark.md", "latency_by_resolution.png", "quality_vs_latency.png",
                  "quality_vs_params.png", "visual_comparison.png"):
         assert (out / name).stat().st_size > 0, name
+    from PIL import Image
+
+    from benchmarks.visual import CROP, ZOOM
+
+    with Image.open(out / "visual_comparison.png") as visual:  # HR + bicubic + SRCNN + DyConvSR at least
+        assert visual.width >= 4 * CROP * ZOOM, visual.size  # crops shown at ZOOM x or more
     markdown = (out / "benchmark.md").read_text()
     assert "dyconvsr_tiny + srcnn_tiny x2, 16x12" in markdown and "not measured: no GPU" in markdown
     assert "srcnn_tiny: onnxruntime model.onnx" in markdown
