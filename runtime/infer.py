@@ -175,8 +175,8 @@ def open_upscaler(engine: Path, variant: str | None, runner: RunnerConfig, **opt
         return upscaler.__enter__()
     except BackendUnavailable as exc:
         upscaler.close()
-        if variant is None or not engine.is_dir():
-            raise
+        if variant is None or not engine.is_dir() or runner.gpu is not None:
+            raise  # with --gpu, what runs instead is no CPU file: the reason alone
         fallback, _ = tuned_variant(engine, runner.threads)
         instead = fallback if fallback and fallback != variant else read_manifest(engine).default_variant
         raise UserError(f"--variant {variant} cannot run here: {exc}; without --variant this machine runs "

@@ -182,3 +182,20 @@ def test_every_variant_records_the_file_it_was_converted_from(tmp_path) -> None:
     (folder / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(UserError, match=r"variants\[0\].source must be null or the file of another variant"):
         read_manifest(folder)
+
+
+def test_the_int8_file_keeps_its_name_whichever_lowering_it_is_quantised_from(tmp_path) -> None:
+    """Issue 25: the INT8 ONNX source is the fastest constant-weight lowering, which timing picks; two exports of the
+    same weights where a different lowering is the source still write the same file names."""
+    torch.manual_seed(0)
+    model = create_model("dyconvsr_tiny")
+    names, sources = [], []
+    for extra in (("stacked",), ("branches",)):
+        manifest = export_artifact(model, tmp_path / extra[0], ExportOptions(
+            strategy="aggregate", extra_strategies=extra, precisions=("int8",), ort_format=False, openvino=(),
+            tensorrt=(), tiling=False, mobile_shape=None))
+        int8 = next(v for v in manifest.variants if v.precision == "int8")
+        names.append(sorted(f.replace(extra[0], "<lowering>") for f in (v.file for v in manifest.variants)))
+        sources.append(int8.source)
+        assert int8.file == "model.int8.onnx"
+    assert sources == ["model.stacked.onnx", "model.branches.onnx"] and names[0] == names[1]
