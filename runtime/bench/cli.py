@@ -139,13 +139,18 @@ def _memory_method() -> str:
               help="Also measure video throughput on a clip of this many frames (needs the video extra): fps "
                    "end to end (decode, engine and H.264 encode overlapping) and of the engine alone, every "
                    "variant, at 720p and 1080p output; 0 = no video rows.")
+@click.option("--profile", is_flag=True,
+              help="Instead of timing: where the time goes, at the first --resolution. ONNX Runtime's profiler on "
+                   "model.onnx and OpenVINO's performance counters on its IR (if installed), kernels grouped by what "
+                   "the network does (head, dynamic conv + attention, GELU, high-frequency branch, spatial attention, "
+                   "pixel shuffles, layout), each group against its roofline; -o writes the profile as JSON.")
 @click.option("-o", "--output", type=NamedPath(dir_okay=False, path_type=Path), default=None,
               help="JSON report path (default: bench-<machine>.json in the current folder).")
 @cli_errors
 @verbosity_options
 def main(artifact_dir: Path, resolutions: tuple[str, ...], backends: tuple[str, ...], threads: int, rounds: int,
          warmup: int, batch: int, no_check: bool, machine_name: str | None, quality_dir: Path | None,
-         quality_protocol: str, video_frames: int, output: Path | None, verbosity: Verbosity) -> None:
+         quality_protocol: str, video_frames: int, profile: bool, output: Path | None, verbosity: Verbosity) -> None:
     """Time every engine variant in ARTIFACT_DIR on this device and prove each one right.
 
     Per size: each engine is loaded and run once (peak memory measured), warmed up, then timed in
@@ -159,6 +164,9 @@ def main(artifact_dir: Path, resolutions: tuple[str, ...], backends: tuple[str, 
     for text in resolutions:  # refuse bad sizes and thread counts before seconds of machine probing
         parse_resolution(text)
     RunnerConfig(threads=threads)
+    if profile:
+        _profile(artifact_dir, resolutions[0], threads, max(rounds, 5), set(backends), output, verbosity)
+        return
     report = bench_artifact(artifact_dir, list(resolutions), threads, Protocol(rounds, warmup), set(backends),
                             batch, not no_check, machine_name, verbosity.quiet, quality_dir, video_frames,
                             quality_protocol)
@@ -194,3 +202,18 @@ def summary(report: Report) -> str:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def _profile(folder: Path, resolution: str, threads: int, runs: int, backends: set[str], output: Path | None,
+             verbosity: Verbosity) -> None:
+    from ..files import atomic_write_bytes, json_bytes
+    from .profile import profile_artifact, profiles_json
+
+    height, width = parse_resolution(resolution).lr_size(read_manifest(folder).scale)
+    profiles = profile_artifact(folder, height, width, runs, threads, tuple(backends))
+    for profile in profiles:
+        verbosity.echo(profile.table() + "\n")
+    if output is not None:
+        with writing(output, "profile"):
+            atomic_write_bytes(output, json_bytes({"profiles": profiles_json(profiles)}))
+        verbosity.echo(f"wrote {output}")
