@@ -196,3 +196,28 @@ def test_warm_start_copies_every_matching_tensor_and_keeps_the_rest_fresh(tmp_pa
     with pytest.raises(UserError, match="no tensor matches"):
         fit(tiny_config(tmp_path / "srcnn", model="srcnn_tiny", iterations=2, init_from=str(tmp_path / "x2" / "last")),
             progress=False)
+
+
+def test_bf16_autocast_trains_like_fp32_where_the_cpu_has_bf16(tmp_path: Path) -> None:
+    """precision 'bf16' autocasts the forward only: the same run reaches the same loss as fp32 within bf16's
+    rounding, its weights stay fp32; a CPU without AMX/AVX512-BF16 refuses it in one line."""
+    from runtime.cpu import cpu_info
+
+    settings = {"iterations": 40, "lr_step": 1000, "val_every": 40}
+    if not {"amx_bf16", "avx512_bf16"} & cpu_info()[1]:
+        with pytest.raises(UserError, match="precision 'bf16' needs a CPU with AMX or AVX512-BF16"):
+            fit(tiny_config(tmp_path / "bf16", precision="bf16", **settings), progress=False)
+        return
+    fp32 = fit(tiny_config(tmp_path / "fp32", **settings), progress=False)
+    bf16 = fit(tiny_config(tmp_path / "bf16", precision="bf16", **settings), progress=False)
+    losses = [[json.loads(line)["loss"] for line in (r.out / "metrics.jsonl").read_text().splitlines()][-10:]
+              for r in (fp32, bf16)]
+    assert abs(sum(losses[1]) / 10 - sum(losses[0]) / 10) < 0.05 * sum(losses[0]) / 10, losses
+    assert abs(bf16.best_psnr - fp32.best_psnr) < 0.1
+    assert all(t.dtype == torch.float32 for t in load_file(str(bf16.out / "last.safetensors")).values())
+
+
+def test_compile_with_bf16_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="compile and precision 'bf16' together diverge"):
+        tiny_config(tmp_path / "x", precision="bf16", compile=True)
+    assert not (tmp_path / "x").exists()

@@ -59,6 +59,11 @@ def models_command(size: int, scales: tuple[str, ...], include_tiny: bool, verbo
 @click.option("--lr", type=float, default=None, help="Learning rate (> 0).")
 @click.option("--seed", type=int, default=None, help="Seed of the batches and the init (>= 0).")
 @click.option("--threads", type=int, default=None, help="torch threads, 0..256 (0 = default).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help="Forward pass precision: bf16 autocasts it (weights, loss, optimizer stay fp32), on CPUs with "
+                   "AMX or AVX512-BF16 only. Default: fp32.")
+@click.option("--compile/--no-compile", "compile", default=None,
+              help="torch.compile the training forward (a minute of compiling first).")
 @click.option("--val-every", type=int, default=None, help="Validate every N steps (>= 1).")
 @click.option("--out", default=None, help="Run folder (last/best checkpoints, metrics.jsonl).")
 @click.option("--init-from", default=None, type=NamedPath(dir_okay=False),

@@ -52,6 +52,10 @@ class TrainConfig:
     anneal_fraction: float = 0.1
     seed: int = 0
     threads: int = 0  # 0 = torch's default
+    # The forward pass in bf16 (torch.autocast; weights, loss and optimizer stay fp32): on CPUs with AMX or
+    # AVX512-BF16 (docs/results.md: samples/s per machine kind). "fp32" everywhere else.
+    precision: str = "fp32"
+    compile: bool = False  # torch.compile the training forward (the saved and validated model is the plain one)
     val_every: int = 1000
     save_every: int = 500
     log_every: int = 10
@@ -63,6 +67,9 @@ class TrainConfig:
             problem = setting_problem(f.name, value)
             if problem:
                 raise UserError(problem)
+        if self.compile and self.precision == "bf16":  # measured: loss NaN at step 2 (torch 2.13 inductor, CPU)
+            raise UserError("compile and precision 'bf16' together diverge here (NaN at step 2 with torch 2.13's "
+                            "inductor); use one of them")
             if f.name in FLOAT_SETTINGS and is_number(value):
                 setattr(self, f.name, float(value))  # TOML's ``lr = 1`` is the float 1.0
 
@@ -126,6 +133,8 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "anneal_fraction": _number("in [0, 1]", lambda v: 0 <= v <= 1),
     "seed": _integer(0, 2**63 - 1),
     "threads": _integer(0, 256),
+    "precision": _choice("fp32", "bf16"),
+    "compile": _BOOL,
     "val_every": _integer(1),
     "save_every": _integer(1),
     "log_every": _integer(1),

@@ -13,11 +13,12 @@ Under ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel on th
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,19 @@ def _sampler(config: TrainConfig, images: list[NamedImage], rank: int) -> PatchS
     return PatchSampler(images, config.scale, config.hr_patch, config.batch_size, seed=config.seed, rank=rank)
 
 
+def _autocast(precision: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """The context the forward pass runs in: bf16 autocast where asked and the CPU computes bf16 natively."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    from runtime.cpu import cpu_info
+
+    flags = cpu_info()[1]
+    if not ({"amx_bf16", "avx512_bf16"} & flags):
+        raise UserError("precision 'bf16' needs a CPU with AMX or AVX512-BF16 (emulated bf16 is slower than fp32); "
+                        "this one has neither: use precision 'fp32'")
+    return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+
+
 def _trained_network(model: nn.Module) -> nn.Module:
     """What the training batches are fed to: ``forward_y`` for the sub-image recipe, else the model."""
     return _YOnly(model) if model_traits(model).recipe == "subimage" else model
@@ -209,6 +223,9 @@ def fit(
     network = _trained_network(model)
     if world > 1:
         network = nn.parallel.DistributedDataParallel(network)
+    if config.compile:
+        network = torch.compile(network)
+    autocast = _autocast(config.precision)
     metadata = {"train_config": asdict(config), "world_size": world}
     # Created only now: a run refused while setting up (model, resume state, data) leaves nothing; one
     # that fails later (no space left) takes back what it wrote past its last saved state.
@@ -237,7 +254,9 @@ def fit(
                     ),
                 )
             inputs, targets = sampler.batch(state.step)
-            loss = loss_fn(network(inputs), targets)
+            with autocast():
+                output = network(inputs)
+            loss = loss_fn(output.float(), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
