@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, PngImagePlugin
 
 from runtime.cli_options import NamedPath
 from runtime.cpu import cpu_info
-from runtime.errors import cli_errors, writing
+from runtime.errors import UserError, cli_errors, writing
 from runtime.manifest import read_manifest
 from runtime.packaged import packaged_models
 from runtime.resize import imresize
@@ -39,7 +39,7 @@ def front_picture(sample: Path = SAMPLE, model: str = MODEL) -> tuple[Image.Imag
     """The picture and the sha256 of the engine file that made it."""
     artifact = packaged_models().get(model)
     if artifact is None:
-        raise click.UsageError(f"no packaged {model} (make engines writes engines/{model}.artifact)")
+        raise UserError(f"no packaged {model} (make engines writes engines/{model}.artifact)")
     manifest = read_manifest(artifact)
     engine_sha = manifest.files[manifest.default_variant]
     image = np.asarray(Image.open(sample).convert("RGB"))
@@ -71,7 +71,7 @@ def front_picture(sample: Path = SAMPLE, model: str = MODEL) -> tuple[Image.Imag
 def engine_of_picture(path: Path) -> str | None:
     """The ``engine_sha256`` a front picture records, or None."""
     with Image.open(path) as image:
-        return image.text.get("engine_sha256") if hasattr(image, "text") else None
+        return image.info.get("engine_sha256")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -208,13 +208,9 @@ def openvino_profile(path: Path, height: int, width: int, runs: int, threads: in
                      precision: str = "f32") -> tuple[list[NodeTime], float]:
     """Every executed node of one OpenVINO CPU compile (performance counters), mean ms per run; and the median wall
     time of a run. FLOPs and bytes are left for the caller to take from ONNX Runtime's profile of the same graph."""
-    try:
-        import openvino as ov
-    except ImportError:
-        from ..backends import BY_NAME
+    from ..runners.openvino import import_openvino
 
-        raise BackendUnavailable(BY_NAME["openvino"].install_hint()) from None
-    core = ov.Core()
+    core = import_openvino().Core()
     model = core.read_model(str(path))
     model.reshape([1, 3, height, width])
     properties = {"PERF_COUNT": "YES", "INFERENCE_PRECISION_HINT": precision}
