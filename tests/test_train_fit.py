@@ -154,6 +154,19 @@ def test_resume_refuses_changed_settings(tmp_path: Path) -> None:
     assert fit(tiny_config(tmp_path / "r", iterations=14), resume=True, progress=False).steps == 14
 
 
+def test_a_run_saved_before_a_setting_existed_resumes_with_that_settings_default(tmp_path: Path) -> None:
+    fit(tiny_config(tmp_path / "old"), progress=False, stop_at=2)
+    settings = tmp_path / "old" / "config.json"
+    saved = json.loads(settings.read_text())
+    # A run started before `precision` and `compile` were TrainConfig fields records neither.
+    settings.write_text(json.dumps({k: v for k, v in saved.items() if k not in ("precision", "compile")}))
+    assert fit(tiny_config(tmp_path / "old"), resume=True, progress=False).steps == tiny_config(tmp_path).iterations
+    # A non-default value is still a different run from the one saved without it.
+    settings.write_text(json.dumps({k: v for k, v in saved.items() if k != "compile"}))
+    with pytest.raises(UserError, match=r"compile: False -> True"):
+        fit(tiny_config(tmp_path / "old", compile=True), resume=True, progress=False)
+
+
 def test_promote_copies_a_run_checkpoint_bit_exact(tmp_path: Path) -> None:
     result = fit(tiny_config(tmp_path / "p", iterations=3, val_every=3), progress=False)
     done = subprocess.run([sys.executable, "-m", "train", "promote", str(result.out / "best"), str(tmp_path / "ship")],

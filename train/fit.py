@@ -304,6 +304,9 @@ def _check_same_run(saved_path: Path, config: TrainConfig) -> None:
     if not isinstance(saved, dict):
         raise UserError(f"run settings {saved_path} must be a JSON object; got {type(saved).__name__}")
     current = json.loads(json.dumps(asdict(config)))
+    # A setting the saved run does not record was added to TrainConfig after the run started: it ran with its default.
+    defaults = json.loads(json.dumps(asdict(TrainConfig())))
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
