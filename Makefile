@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU wheel of torch lies on this machine's disk; pinning it keeps pip from pulling a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= cpu,openvino-int8,train,litert,video,dev
+EXTRAS ?= cpu,openvino-int8,train,litert,video,ray,dev
 
 .PHONY: setup demo test models train weights photos export engines bench clean
 

@@ -179,7 +179,8 @@ def _process_start(pid: int) -> float | None:
         return None
 
 
-def _writer_gone(pid: int, written: float) -> bool:
+def writer_gone(pid: int, written: float) -> bool:
+    """True when the process that wrote a file at ``written`` (epoch seconds) as ``pid`` is no longer running."""
     if pid <= 0 or os.name == "nt":  # os.kill(pid, 0) would signal on Windows
         return False
     try:
@@ -208,10 +209,10 @@ def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
         folder_match = _TEMP_FOLDER_NAME.match(entry.name)
         try:
             if match and entry.is_file(follow_symlinks=False):
-                if _writer_gone(int(match[1]), entry.stat(follow_symlinks=False).st_mtime):
+                if writer_gone(int(match[1]), entry.stat(follow_symlinks=False).st_mtime):
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
-            elif folder_match and entry.is_dir(follow_symlinks=False) and _writer_gone(
+            elif folder_match and entry.is_dir(follow_symlinks=False) and writer_gone(
                     int(folder_match[1]), entry.stat(follow_symlinks=False).st_mtime):
                 inside = list(os.scandir(entry.path))
                 # Only what a writer of ours leaves: regular files, no folder or link (anything else stays).

@@ -9,21 +9,18 @@ and temp files of killed runs are removed from a folder before it is written int
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from .cli_options import ArtifactPath, NamedPath, Verbosity, runner_options, verbosity_options
-from .errors import BackendUnavailable, UserError, cli_errors, display, output_exists, quiet_libraries, writing
-from .files import remove_stale_temps
-from .images import check_savable, read_picture, save_picture
-from .inputs import InputFile, expand_inputs
+from .cli_options import ArtifactPath, F, NamedPath, Verbosity, runner_options, verbosity_options
+from .errors import BackendUnavailable, UserError, cli_errors, display, quiet_libraries
+from .inputs import expand_inputs
 from .manifest import read_manifest
-from .naming import Naming, output_size, rescale
+from .naming import Naming
+from .outputs import OutputPlan, OwnInputs, failure_reason, write_output
 from .progress import progress_bar, status
 from .run_summary import RunSummary
 from .runners import RunnerConfig
@@ -32,65 +29,56 @@ from .upscaler import DEFAULT_TILE, VIDEO_TILE, Upscaler, tile_for
 from .video.cli import VideoSettings, video_options
 from .video.formats import is_video_path
 
+# Where and how outputs are written, and how the engine runs over an image: runtime.batch takes these as they are.
+OUTPUT_OPTIONS = [
+    click.option("-o", "--output", "out_dir", type=NamedPath(file_okay=False, path_type=Path), default=Path("upscaled"),
+                 show_default=True, help="Folder for the results (created if missing)."),
+    click.option("--format", "--ext", "fmt", default="png", show_default=True,
+                 help="Output format: png, jpg, webp, tiff, bmp, or auto (the input's own format where it is one of "
+                      "these, else png)."),
+    click.option("--suffix", default=None,
+                 help="Output name: <name>_<suffix>.<ext> (default x<scale>, or x<outscale> with -s; "
+                      "'' = <name>.<ext>)."),
+    click.option("-s", "--outscale", type=float, default=None,
+                 help="Output size factor, any number up to 16 (default: the network's scale): the network runs, then "
+                      "a MATLAB-compatible bicubic resize gives round(factor x input) pixels a side. Images only."),
+    click.option("--overwrite", is_flag=True, help="Replace existing output files (refused by default)."),
+    click.option("--variant", default=None,
+                 help="Engine file inside the artifact folder (default: the fastest one `dyconvsr-check ARTIFACT "
+                      "--tune` proved on this machine, else the manifest's default; -v says which and why)."),
+    click.option("--tile", type=click.IntRange(min=0), default=None,
+                 help=f"Largest input tile side in pixels; bigger images are tiled seamlessly (0 = never tile). "
+                      f"Default {DEFAULT_TILE}, for video frames {VIDEO_TILE}."),
+    click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per engine call."),
+    click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Refuse images with a side smaller than this."),
+    click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+                 help="Decompression-bomb limit in pixels (default: Pillow's, about 89 million)."),
+]
 
-class _OwnInputs:
-    """This run's input files, to refuse writing an output onto one of them (which would also
-    make a later input read the clobbered file)."""
 
-    def __init__(self, files: list[InputFile]) -> None:
-        self.paths = {os.path.realpath(f.path) for f in files} | {os.path.abspath(f.path) for f in files}
-        self.ids: set[tuple[int, int]] = set()
-        for f in files:
-            try:
-                stat = os.stat(f.path)
-            except OSError:
-                continue
-            self.ids.add((stat.st_dev, stat.st_ino))
+def output_options(func: F) -> F:
+    """Decorate a command with :data:`OUTPUT_OPTIONS` (in their order in --help)."""
+    for option in reversed(OUTPUT_OPTIONS):
+        func = option(func)
+    return func
 
-    def __contains__(self, target: Path) -> bool:
-        if os.path.realpath(target) in self.paths or os.path.abspath(target) in self.paths:
-            return True
-        try:
-            stat = os.stat(target)
-        except OSError:
-            return False
-        return (stat.st_dev, stat.st_ino) in self.ids
+
+def run_options(func: F) -> F:
+    """One-line errors, then the engine, video and verbosity options (runner, video, verbosity arguments)."""
+    return cli_errors(runner_options(video_options(verbosity_options(func))))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("engine", metavar="ARTIFACT_OR_ENGINE", type=ArtifactPath())
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
-@click.option("-o", "--output", "out_dir", type=NamedPath(file_okay=False, path_type=Path), default=Path("upscaled"),
-              show_default=True, help="Folder for the results (created if missing).")
-@click.option("--format", "--ext", "fmt", default="png", show_default=True,
-              help="Output format: png, jpg, webp, tiff, bmp, or auto (the input's own format where it is one of "
-                   "these, else png).")
-@click.option("--suffix", default=None,
-              help="Output name: <name>_<suffix>.<ext> (default x<scale>, or x<outscale> with -s; '' = <name>.<ext>).")
-@click.option("-s", "--outscale", type=float, default=None,
-              help="Output size factor, any number up to 16 (default: the network's scale): the network runs, then "
-                   "a MATLAB-compatible bicubic resize gives round(factor x input) pixels a side. Images only.")
+@output_options
 @click.option("--json", "json_path", type=NamedPath(dir_okay=False, path_type=Path), default=None,
               help="Also write a JSON summary (engine, and per input: output, status, seconds, error) to this file; "
                    "'-' = stdout.")
-@click.option("--overwrite", is_flag=True, help="Replace existing output files (refused by default).")
-@click.option("--variant", default=None,
-              help="Engine file inside the artifact folder (default: the fastest one `dyconvsr-check ARTIFACT "
-                   "--tune` proved on this machine, else the manifest's default; -v says which and why).")
-@click.option("--tile", type=click.IntRange(min=0), default=None,
-              help=f"Largest input tile side in pixels; bigger images are tiled seamlessly (0 = never tile). "
-                   f"Default {DEFAULT_TILE}, for video frames {VIDEO_TILE}.")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per engine call.")
-@click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Refuse images with a side smaller than this.")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=None,
-              help="Decompression-bomb limit in pixels (default: Pillow's, about 89 million).")
 @click.option("--verify", is_flag=True,
               help="First check the sha256 of every file the run uses against the manifest (exit 2 on a mismatch).")
-@cli_errors
-@runner_options
-@video_options
-@verbosity_options
+@run_options
 def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, suffix: str | None, outscale: float | None,
          json_path: Path | None, overwrite: bool, variant: str | None, tile: int | None, batch: int, min_size: int,
          max_pixels: int | None, verify: bool, runner: RunnerConfig, video: VideoSettings,
@@ -125,21 +113,19 @@ def main(engine: Path, inputs: tuple[str, ...], out_dir: Path, fmt: str, suffix:
     variant = choose_variant(engine, variant, runner, verbosity)
     with quiet_libraries(), open_upscaler(engine, variant, runner, tile=image_tile, batch=batch, min_size=min_size,
                                           progress=not verbosity.quiet, verify=verify) as upscaler:
-        batch_job = _Batch(upscaler, out_dir, naming, overwrite, max_pixels, _OwnInputs(files), video,
-                           progress=not verbosity.quiet)
+        plan = OutputPlan(out_dir, naming, OwnInputs(files), video)
         summary.engine = upscaler.description
         for item in progress_bar(files, quiet=verbosity.quiet or len(files) < 2, unit="image", desc="images"):
             start, target, error = time.perf_counter(), None, None
             try:
-                target = batch_job.write(item)
+                target = plan.target(item, upscaler.scale)
+                plan.check_replaceable(item, target, overwrite)
+                plan.sweep(target)
+                write_output(upscaler, item, target, naming, video, overwrite, max_pixels, not verbosity.quiet)
                 written += 1
                 verbosity.detail(f"{display(item.path)} -> {display(target)}")
-            except UserError as exc:
-                error = str(exc)
-            except MemoryError:
-                error = "out of memory; try a smaller --tile"
             except Exception as exc:  # one bad file must not stop the batch
-                error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+                target, error = None, failure_reason(exc)
             if error is not None:
                 failures += 1
                 status(f"error: {display(item.path)}: {error}")
@@ -181,68 +167,6 @@ def open_upscaler(engine: Path, variant: str | None, runner: RunnerConfig, **opt
         instead = fallback if fallback and fallback != variant else read_manifest(engine).default_variant
         raise UserError(f"--variant {variant} cannot run here: {exc}; without --variant this machine runs "
                         f"{instead}") from None
-
-
-@dataclass
-class _Batch:
-    """Writes one output per input; raises UserError (naming the reason) for a file it refuses."""
-
-    upscaler: Upscaler
-    out_dir: Path
-    naming: Naming
-    overwrite: bool
-    max_pixels: int | None
-    own_inputs: _OwnInputs
-    video: VideoSettings = field(default_factory=VideoSettings)
-    progress: bool = False
-    claimed: dict[Path, Path] = field(default_factory=dict)
-    swept: set[Path] = field(default_factory=set)
-
-    def write(self, item: InputFile) -> Path:
-        is_video = is_video_path(item.path)
-        if is_video and self.naming.outscale is not None:
-            raise UserError("-s/--outscale applies to images; a video is written at the network's scale "
-                            f"x{self.upscaler.scale}")
-        image_suffix, pil_format = self.naming.format_for(item.path)
-        suffix = (self.video.suffix or "frames") if is_video else image_suffix
-        target = self.naming.output_path(self.out_dir, item, self.upscaler.scale, suffix)
-        target = target.with_suffix("") if is_video and not self.video.suffix else target  # a frames folder
-        if target in self.claimed:
-            raise UserError(f"output {display(target)} would also be written from "
-                            f"{display(self.claimed[target])}; rename one input")
-        self.claimed[target] = item.path
-        if target in self.own_inputs:
-            raise UserError(f"output {display(target)} is one of this run's inputs, and inputs are never "
-                            "written over; choose another -o folder")
-        if os.path.lexists(target) and not self.overwrite:
-            raise output_exists(target)
-        if is_video and not self.video.suffix and os.path.lexists(target):
-            from .video.encode import foreign_entries
-
-            foreign = foreign_entries(target)
-            foreign += [n for n in os.listdir(target) if target / n in self.own_inputs] if not foreign else []
-            if foreign:  # --overwrite replaces a frames folder this tool wrote, never one holding anything else
-                raise UserError(f"{display(target)} holds {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} "
-                                f"that are not frames this tool wrote, or are inputs (e.g. {display(foreign[0])}); "
-                                "it is not replaced: move them away or choose another -o folder")
-        if target.parent not in self.swept:  # temp files of runs that were killed mid-write
-            remove_stale_temps(target.parent)
-            self.swept.add(target.parent)
-        if is_video:
-            self.video.write(self.upscaler, item.path, target, self.overwrite, image_suffix, pil_format,
-                             self.progress, self.max_pixels)
-            return target
-        picture = read_picture(item.path, self.max_pixels)
-        check_savable(picture, pil_format)
-        upscaled = self.upscaler.upscale_picture(picture)
-        if self.naming.outscale is not None:
-            upscaled = rescale(upscaled, *output_size(*picture.rgb.shape[:2], self.naming.outscale))
-        try:
-            with writing(display(target), "output"):
-                save_picture(upscaled, target, pil_format, replace=self.overwrite)
-        except FileExistsError:
-            raise output_exists(target, meanwhile=True) from None
-        return target
 
 
 if __name__ == "__main__":

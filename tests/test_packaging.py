@@ -18,6 +18,7 @@ CONSOLE_SCRIPTS = {
     "dyconvsr-upscale": "runtime.infer:main",
     "dyconvsr-check": "runtime.check:main",
     "dyconvsr-bench": "runtime.bench.cli:main",
+    "dyconvsr-batch": "runtime.batch.cli:main",
     "dyconvsr-export": "export.__main__:run",
     "dyconvsr-train": "train.__main__:run",
 }
