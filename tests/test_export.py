@@ -257,7 +257,7 @@ def test_cli_without_shipped_weights_exports_untrained(tmp_path, monkeypatch) ->
     assert "UNTRAINED" in result.output
     assert "auto chose" in result.output  # the default model.onnx is the fastest lowering, timed here
     notes = read_manifest(tmp_path / "artifacts" / "dyconvsr_x2_untrained").notes
-    assert notes.pop("untrained") is True and set(notes) == {"pixel_shuffle_fusion", "auto", "recipe"}
+    assert notes.pop("untrained") is True and set(notes) == {"pixel_shuffle_fusion", "auto", "recipe", "web"}
 
 
 def test_cli_litert_and_mobile_options(monkeypatch) -> None:

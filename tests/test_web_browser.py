@@ -83,7 +83,7 @@ def choose(driver, path: Path) -> str:
     return settle(driver, ("done", "refused"))
 
 
-def test_check_page_passes_the_shipped_x2(served, browser) -> None:
+def test_check_page_passes_the_shipped_x2(browser, served) -> None:
     browser.get(served + "check.html")
     settle(browser, ("done",))
     report = text(browser, "report")
@@ -91,11 +91,11 @@ def test_check_page_passes_the_shipped_x2(served, browser) -> None:
     assert report.rstrip().endswith("verdict: PASS")
     rows = {line.split()[0]: line for line in report.splitlines() if line.startswith(("model.", "tiled"))}
     assert " pass" in rows["model.onnx"] and " pass" in rows["model.int8.onnx"] and " pass" in rows["tiled"], report
-    assert "skip: a litert file" in rows["model.mobile.360x640.tflite"]
+    assert "skip: litert file" in rows["model.mobile.360x640.tflite"]
     assert "crossOriginIsolated true" in report
 
 
-def test_page_upscale_equals_runtime_infer_when_tiled(served, browser, tmp_path) -> None:
+def test_page_upscale_equals_runtime_infer_when_tiled(browser, served, tmp_path) -> None:
     # 601x259: above the 512 px tile budget (two tile columns, whole-image statistics), odd sizes (align padding).
     picture = Image.open(SAMPLE).convert("RGB").resize((601, 259), Image.Resampling.BICUBIC)
     path = tmp_path / "wide.png"
@@ -116,7 +116,7 @@ def test_page_upscale_equals_runtime_infer_when_tiled(served, browser, tmp_path)
     assert int(np.abs(page - native).max()) <= 1
 
 
-def test_page_refuses_bad_files_with_a_message(served, browser, tmp_path) -> None:
+def test_page_refuses_bad_files_with_a_message(browser, served, tmp_path) -> None:
     not_image = tmp_path / "notes.png"
     not_image.write_text("these are not pixels\n")
     huge = tmp_path / "huge.png"
@@ -136,9 +136,21 @@ def test_page_refuses_bad_files_with_a_message(served, browser, tmp_path) -> Non
     assert choose(browser, SAMPLE) == "done", text(browser, "message")  # the tab still works
 
 
-def test_bench_page_prints_median_ms(served, browser) -> None:
+def test_bench_page_prints_median_ms(browser, served) -> None:
     browser.get(served + "bench.html?rounds=3&warmup=1&threads=2")
     settle(browser, ("done",))
     report = text(browser, "report")
     assert "wasm, 2 threads, crossOriginIsolated true" in report, report
     assert float(report.rsplit("median ms: ", 1)[1]) > 0
+
+
+def test_webgpu_is_used_where_present_else_wasm_with_a_message(browser, served) -> None:
+    browser.get(served + "bench.html?rounds=1&warmup=0&ep=webgpu&variant=model.int8.onnx")
+    settle(browser, ("done",))
+    report = text(browser, "report")
+    assert "model.int8.onnx, 640x360 -> 1280x720" in report and "median ms: " in report, report
+    has_gpu = browser.execute_async_script(  # an adapter, not just the API: headless Chromium has navigator.gpu
+        "const done = arguments[arguments.length - 1];"
+        "if (!navigator.gpu) done(false);"
+        "else navigator.gpu.requestAdapter().then((a) => done(Boolean(a)), () => done(false));")
+    assert ("onnxruntime-web 1.30.0, webgpu" in report) if has_gpu else ("note: WebGPU is not available" in report)

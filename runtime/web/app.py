@@ -1,6 +1,7 @@
 """``python -m runtime.web ARTIFACT [--port P]``: serve the artifact's browser pages on 127.0.0.1."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -8,6 +9,7 @@ import click
 from ..cli_options import ArtifactPath, Verbosity, verbosity_options
 from ..errors import UserError, cli_errors, display
 from ..manifest import read_manifest
+from ..packaged import SUFFIX
 from .plan import page_plan
 from .server import Site, WebServer, make_server, plan_bytes, url
 from .vendor import read_lock, vendored_files
@@ -24,12 +26,12 @@ def make_site(artifact: Path) -> Site:
     manifest = read_manifest(artifact)
     lock = read_lock()
     vendor = vendored_files(lock=lock)
-    label = artifact.name.removesuffix(".artifact")
+    label = artifact.name.removesuffix(SUFFIX)  # a packaged engine by its model name
     plan = page_plan(manifest, label, lock.version)
     return Site(artifact, manifest, vendor, plan_bytes(plan))
 
 
-def open_server(artifact: Path, port: int = DEFAULT_PORT, log=lambda line: None) -> WebServer:
+def open_server(artifact: Path, port: int = DEFAULT_PORT, log: Callable[[str], None] = lambda line: None) -> WebServer:
     """The server for ``artifact`` bound to 127.0.0.1:``port`` (not yet serving)."""
     if not 0 <= port <= 65535:
         raise UserError(f"--port must be 0..65535; got {port}")

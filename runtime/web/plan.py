@@ -43,7 +43,7 @@ def web_record(default: Variant, tiling: Tiling | None, version: str) -> dict[st
 def runs_in_browser(variant: Variant) -> str | None:
     """None when the page can run ``variant``, else why not."""
     if variant.kind not in WEB_KINDS:
-        return f"a {variant.kind} file: not an {ORT_WEB} engine"
+        return f"{variant.kind} file: not an {ORT_WEB} engine"
     return None
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..errors import UserError
@@ -151,6 +152,7 @@ def make_server(site: Site, port: int = 0, log: Callable[[str], None] = lambda l
 
 
 def url(server: WebServer, page: str = "") -> str:
+    """The address of ``page`` on ``server``."""
     host, port = server.server_address[:2]
     return f"http://{host}:{port}/{page}"
 
@@ -162,5 +164,6 @@ def serve_in_thread(server: WebServer) -> threading.Thread:
     return thread
 
 
-def plan_bytes(plan: dict) -> bytes:
+def plan_bytes(plan: dict[str, Any]) -> bytes:
+    """``web.json``'s bytes (strict JSON: no NaN/Infinity)."""
     return json.dumps(plan, allow_nan=False).encode()

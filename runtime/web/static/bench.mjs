@@ -20,7 +20,12 @@ async function main() {
   const runtime = await loadOrt(params);
   const rounds = count('rounds', 20, 1, 1000), warmup = count('warmup', 3, 0, 100);
   const [h, w] = plan.bench_shape;
-  const session = await runtime.session(await artifactBytes(plan, plan.engine.file));
+  // ?variant=FILE times another ORT Web variant of the artifact (a fixed-shape one only at its own shape).
+  const file = params.get('variant') || plan.engine.file;
+  const variant = plan.variants.find((v) => v.file === file);
+  if (!variant || variant.skip) throw new Error(`?variant=${file}: not an ONNX Runtime Web variant of this artifact`);
+  if (variant.fixed && (variant.fixed[0] !== h || variant.fixed[1] !== w)) throw new Error(`${file} takes ${variant.fixed[1]}x${variant.fixed[0]} only`);
+  const session = await runtime.session(await artifactBytes(plan, file));
   // Mid-range pseudo-random pixels, the same every run (an LCG: no Math.random).
   const data = new Float32Array(3 * h * w);
   let state = 12345;
@@ -38,7 +43,7 @@ async function main() {
   times.sort((a, b) => a - b);
   const median = times.length % 2 ? times[(times.length - 1) / 2] : (times[times.length / 2 - 1] + times[times.length / 2]) / 2;
   report.textContent = [
-    `${plan.artifact}: ${plan.engine.file}, ${w}x${h} -> ${w * plan.scale}x${h * plan.scale}, batch 1`,
+    `${plan.artifact}: ${file}, ${w}x${h} -> ${w * plan.scale}x${h * plan.scale}, batch 1`,
     `engine: ${plan.runtime}, ${runtime.describe()}, crossOriginIsolated ${crossOriginIsolated}, proxy worker ${runtime.ort.env.wasm.proxy}`,
     ...runtime.notes.map((n) => `note: ${n}`),
     `${warmup} warm-up, ${rounds} rounds; p90 ms: ${quantile(times, 0.9).toFixed(2)}`,

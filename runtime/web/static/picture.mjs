@@ -46,8 +46,8 @@ export async function readPicture(file, plan) {
   if (!file.size) throw new PictureError(`${name} is empty: not an image`);
   const kind = sniff(new Uint8Array(await file.slice(0, 16).arrayBuffer()));
   if (!kind) {
-    throw new PictureError(`${name} is not an image (${file.type || 'unknown type'}): choose a PNG, JPEG, WebP, ` +
-                           'GIF, BMP or AVIF file');
+    throw new PictureError(`${name} is not an image: its first bytes are no PNG, JPEG, WebP, GIF, BMP or AVIF ` +
+                           'signature');
   }
   const url = URL.createObjectURL(file);
   let keep = false;
