@@ -61,11 +61,15 @@ def browser() -> Iterator[object]:
     driver.quit()
 
 
-def settle(driver, states: tuple[str, ...]) -> str:
-    """Wait until the page's body says one of ``states`` (data-state), and return it."""
+def settle(driver, states: tuple[str, ...], polls: list[float] | None = None) -> str:
+    """Wait until the page's body says one of ``states`` (data-state), and return it; each poll's round trip (a
+    script on the page's main thread: slow when the tab is frozen) is appended to ``polls``."""
     deadline = time.monotonic() + PAGE_TIMEOUT
     while time.monotonic() < deadline:
+        start = time.monotonic()
         state = driver.execute_script("return document.body ? document.body.dataset.state || '' : ''")
+        if polls is not None:
+            polls.append(time.monotonic() - start)
         if state in states:
             return state
         time.sleep(0.2)
@@ -76,11 +80,11 @@ def text(driver, element_id: str) -> str:
     return driver.execute_script(f"return document.getElementById('{element_id}').textContent")
 
 
-def choose(driver, path: Path) -> str:
+def choose(driver, path: Path, polls: list[float] | None = None) -> str:
     """Pick ``path`` in the page's file input, as a user does; the end state (done or refused)."""
     driver.execute_script("document.body.dataset.state = 'waiting'")
     driver.find_element("id", "file").send_keys(str(path))
-    return settle(driver, ("done", "refused"))
+    return settle(driver, ("done", "refused"), polls)
 
 
 def test_check_page_passes_the_shipped_x2(browser, served) -> None:
@@ -102,8 +106,12 @@ def test_page_upscale_equals_runtime_infer_when_tiled(browser, served, tmp_path)
     picture.save(path)
     browser.get(served)
     settle(browser, ("ready",))
-    assert choose(browser, path) == "done", text(browser, "message")
+    polls: list[float] = []
+    assert choose(browser, path, polls) == "done", text(browser, "message")
     assert "2 tiles, whole-image statistics first" in text(browser, "status")
+    # The tab answers while the picture runs: every engine call is awaited, in ORT Web's worker.
+    assert len(polls) > 1 and max(polls) < 2.0, polls
+    assert browser.find_element("id", "download").get_attribute("download") == "wide_x2.png"
     encoded = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "fetch(document.getElementById('download').href).then((r) => r.arrayBuffer()).then((b) => {"
