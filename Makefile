@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= cpu,openvino-int8,train,litert,video,ray,dev
 
-.PHONY: setup demo test models train weights photos export engines bench clean
+.PHONY: setup demo test models train weights photos export engines bench clean web-vendor web
 
 setup: $(VENV)/.installed
 
@@ -104,6 +104,14 @@ models: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2
+
+# The browser (docs/browser.md): ONNX Runtime Web copied out of the npm package pinned in runtime/web/vendor.lock.json
+# (integrity and every file's sha256 checked; npm needed this once), then the pages served on 127.0.0.1.
+web-vendor: setup
+	$(PY) -m runtime.web.vendor
+WEB_ARTIFACT ?= dyconvsr_x2
+web: web-vendor
+	$(PY) -m runtime.web $(WEB_ARTIFACT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

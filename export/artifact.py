@@ -25,6 +25,8 @@ from runtime.errors import STORAGE_ERRNOS, UserError, writing
 from runtime.host import library_versions
 from runtime.manifest import Manifest, Reference, TensorSpec, Tiling, Variant, hash_files
 from runtime.safefiles import missing_folders, remove_empty
+from runtime.web.plan import web_record
+from runtime.web.vendor import read_lock
 from train.checkpoint import Checkpoint, checkpoint_label, load_checkpoint
 from train.models import dynamic_convs, model_config, model_traits
 
@@ -272,6 +274,8 @@ def _build(checkpoint: Checkpoint, folder: Path, options: ExportOptions, progres
         skipped.update(tflite_skips)
 
     variants = _leave_out_failed(folder, variants, default, skipped)
+    # The browser page (runtime/web) runs model.onnx and the tiling graphs as written: recorded, nothing more written.
+    notes["web"] = web_record(default, tiling, read_lock().version)
     if skipped:
         notes["skipped"] = skipped
     manifest = Manifest(

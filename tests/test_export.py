@@ -118,6 +118,9 @@ def test_manifest_describes_the_folder(exported) -> None:
     dims = [d.dim_param or d.dim_value for d in default.graph.input[0].type.tensor_type.shape.dim]
     assert isinstance(dims[0], str) and dims[1] == 3 and isinstance(dims[2], str) and isinstance(dims[3], str)
     assert all(v.parity.passed and v.parity.tolerance == {"max_abs_diff": 1e-4} for v in reread.variants)
+    web = reread.notes["web"]  # what the browser page runs: these files as written, with their parity above
+    assert web["engine"] == "model.onnx" and web["tiling"] == [*reread.tiling.stats, reread.tiling.main]
+    assert web["runtime"].startswith("onnxruntime-web ") and web["extra_files"] == []
     shapes = [tuple(r.input_shape) for r in reread.references]
     assert any(s[0] == 2 for s in shapes) and any(s[2] % 2 or s[3] % 2 for s in shapes)
     for ref in reread.references:
@@ -254,7 +257,7 @@ def test_cli_without_shipped_weights_exports_untrained(tmp_path, monkeypatch) ->
     assert "UNTRAINED" in result.output
     assert "auto chose" in result.output  # the default model.onnx is the fastest lowering, timed here
     notes = read_manifest(tmp_path / "artifacts" / "dyconvsr_x2_untrained").notes
-    assert notes.pop("untrained") is True and set(notes) == {"pixel_shuffle_fusion", "auto", "recipe"}
+    assert notes.pop("untrained") is True and set(notes) == {"pixel_shuffle_fusion", "auto", "recipe", "web"}
 
 
 def test_cli_litert_and_mobile_options(monkeypatch) -> None:

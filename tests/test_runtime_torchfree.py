@@ -1,5 +1,5 @@
 """runtime/ runs with torch (and train/export) impossible to import, as on a device: the Upscaler API,
-runtime.infer, runtime.check and runtime.bench with the evaluation protocol (--quality)."""
+runtime.infer, runtime.check and runtime.bench with the evaluation protocol (--quality), and runtime.web's server."""
 from __future__ import annotations
 
 import json
@@ -31,6 +31,15 @@ with runtime.Upscaler(sys.argv[1]) as upscaler:
 print(out.size, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'train', 'export') and sys.modules[m]))
 """
 
+# runtime.web's plan and server modules (the ORT Web files are the browser tests' business).
+WEB_SCRIPT = """
+import sys
+from runtime.manifest import read_manifest
+from runtime.web import app, server, vendor
+from runtime.web.plan import page_plan
+print(page_plan(read_manifest(sys.argv[1]), "x", vendor.read_lock().version)["engine"]["file"])
+"""
+
 
 def test_runtime_runs_without_torch(dy_artifact, tmp_path) -> None:
     (tmp_path / "shim").mkdir()
@@ -58,3 +67,6 @@ def test_runtime_runs_without_torch(dy_artifact, tmp_path) -> None:
     quality = json.loads((tmp_path / "bench.json").read_text())["quality"]
     assert quality[0]["label"] == "onnxruntime model.onnx" and quality[-1]["label"] == "bicubic (MATLAB imresize)"
     assert all(q["images"] == 1 and q["psnr_y"] > 0 for q in quality)
+    web = python("-c", WEB_SCRIPT, str(dy_artifact))
+    assert web.returncode == 0 and web.stdout.strip() == "model.onnx", web.stderr
+    assert python("-m", "runtime.web", "--help").returncode == 0
