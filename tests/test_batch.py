@@ -263,3 +263,15 @@ def test_command_problems_are_one_line(cluster: str, dy_artifact: Path, sample_r
     assert nowhere.returncode == 2 and "Traceback" not in nowhere.stderr, nowhere.stderr
     assert nowhere.stderr.strip().splitlines()[-1].startswith("error: cannot join the Ray cluster at 127.0.0.1:")
     assert not (tmp_path / "out").exists()
+
+
+def test_sigterm_ends_the_run_in_one_line_with_its_report_and_nothing_partial(
+        cluster: str, real_artifact: Path, sample_rgb: np.ndarray, tmp_path: Path) -> None:
+    src, out = photos(tmp_path / "src", sample_rgb, 16, 256), tmp_path / "out"
+    run = one_worker_run(real_artifact, tmp_path / "src", out, cluster, until_recorded=2)
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 143 and stderr.strip().splitlines()[-1] == "terminated", stderr
+    data = report(out)
+    assert data["ok"] >= 2 and data["ok"] + data["not_run"] == len(src) and data["failed"] == 0
+    assert partial_files(out) == []

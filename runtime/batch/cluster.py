@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 from dataclasses import dataclass
 from types import ModuleType
@@ -44,6 +45,9 @@ def connect(address: str | None) -> Cluster:
         _check_reachable(address)
     options: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                                    configure_logging=True)
+    # Ray's core installs a crash handler for SIGTERM that dumps a stack and exits 1: the command's own handler
+    # (one line, clean-ups, exit 143) is put back once Ray is up.
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         if address is None:
             ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
@@ -56,6 +60,10 @@ def connect(address: str | None) -> Cluster:
         raise UserError(f"cannot join the Ray cluster at {address}: {reason} (a cluster started by `ray start` uses "
                         "token authentication: set RAY_AUTH_MODE=token and its token, RAY_AUTH_TOKEN or "
                         "~/.ray/auth_token, here too)") from None
+    finally:
+        for number, handler in handlers.items():
+            if handler is not None:
+                signal.signal(number, handler)
     resources = ray.cluster_resources()
     nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
     return Cluster(address or "local", int(resources.get("CPU", 0)), nodes)

@@ -8,9 +8,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..cli_options import Verbosity
-from ..errors import UserError, display
+from ..errors import Terminated, UserError, display
 from ..files import remove_stale_temps
 from ..infer import choose_variant
 from ..inputs import InputFile, expand_inputs
@@ -122,6 +123,18 @@ def run_batch(settings: BatchSettings, verbosity: Verbosity) -> BatchReport:
     return report
 
 
+def _signalled(call: Callable[[], Any]) -> Any:
+    """``call()``; a signal handled while Ray's core waits comes out of it as a SystemError wrapping the command's
+    own exception (Ctrl-C, SIGTERM): that exception is raised instead, so the command ends as it always does."""
+    try:
+        return call()
+    except SystemError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, (KeyboardInterrupt, Terminated)):
+            raise cause from None
+        raise
+
+
 def _as_given(plan: OutputPlan, target: Path) -> Path:
     """A task's absolute target as the output folder was named on the command line."""
     return plan.out_dir / target.relative_to(os.path.abspath(plan.out_dir))
@@ -169,11 +182,11 @@ def _dispatch(workers: cluster.Workers, tasks: list[Task], on_result: Callable[[
 
     fill()
     while running:
-        (ref,), _ = ray.wait(list(running), num_returns=1)
+        (ref,), _ = _signalled(lambda: ray.wait(list(running), num_returns=1))
         task, number = running.pop(ref)
         queued[number] -= 1
         try:
-            result = ray.get(ref)
+            result = _signalled(lambda ref=ref: ray.get(ref))
         except ray.exceptions.RayActorError as exc:
             alive.pop(number, None)
             result = TaskResult(task.index, False, 0.0, "", f"its worker died {cluster.MAX_RESTARTS + 1} times "
